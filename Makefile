@@ -1,0 +1,39 @@
+# PLUG build, test and benchmark entry points. Everything a fresh machine needs is
+# fetched by these targets through the Go module proxy.
+GO ?= go
+PKGS := ./...
+# Packages that run goroutines of their own get the race detector.
+RACE_PKGS := ./chain/crypto/... ./chain/state/... ./chain/exec/...
+
+.PHONY: all build test vet race fuzz bench tools clean
+
+all: build
+
+build:
+	$(GO) mod download
+	$(GO) build -o bin/plug ./cmd/plug
+
+vet:
+	$(GO) mod download
+	$(GO) vet $(PKGS)
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+# make test: vet, every test, then the race detector on the concurrent packages.
+test: vet
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
+
+# make fuzz FUZZTIME=30s runs each fuzz target for a while (seed corpora run in make test).
+FUZZTIME ?= 20s
+fuzz:
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs grep -H '^func Fuzz' | sed -E 's#^\./([^:]*)/[^/:]*:func (Fuzz[A-Za-z0-9_]*).*#\1:\2#'); do \
+	  pkg=$${spec%%:*}; fn=$${spec##*:}; echo "== $$pkg $$fn"; \
+	  $(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) || exit 1; done
+
+BENCHTIME ?= 3x
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./chain/...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,3 @@
+// Package settlement will hold delivery-vs-payment and payment-vs-payment trades and
+// batches built on crosschain: instructions, matching, lifecycle and netting.
+package settlement
