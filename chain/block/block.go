@@ -1,0 +1,268 @@
+// Package block defines PLUG blocks and headers, and builds and checks them from the
+// execution of their transactions. A header commits to everything a light client
+// needs: the previous header, the transactions, their receipts, the resulting state
+// root and the validator sets that sign this block and the next one.
+package block
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/state"
+	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/spv"
+)
+
+// Limits on a block.
+const (
+	// MaxTxs is the most transactions one block may hold.
+	MaxTxs = 20000
+	// MaxBlockSize is the largest encoded block accepted.
+	MaxBlockSize = 32 << 20
+)
+
+// Sentinel errors; callers branch on them with errors.Is.
+var (
+	// ErrInvalid: the block does not follow from its parent and its transactions.
+	ErrInvalid = errors.New("invalid block")
+	// ErrTooLarge: too many transactions or bytes.
+	ErrTooLarge = errors.New("block too large")
+)
+
+// Header is a block's summary, signed by validators and followed by light clients.
+type Header struct {
+	ChainID string `cbor:"1,keyasint" json:"chain_id"`
+	Height  uint64 `cbor:"2,keyasint" json:"height"`
+	// Time is the agreed block time, Unix milliseconds; it never goes backwards.
+	Time     int64     `cbor:"3,keyasint" json:"time"`
+	PrevHash hash.Hash `cbor:"4,keyasint" json:"prev_hash"`
+	// TxRoot is the list Merkle root of the transaction IDs.
+	TxRoot hash.Hash `cbor:"5,keyasint" json:"tx_root"`
+	// ReceiptsRoot is the list Merkle root of the receipts.
+	ReceiptsRoot hash.Hash `cbor:"6,keyasint" json:"receipts_root"`
+	// StateRoot is the state tree's root after this block's transactions.
+	StateRoot hash.Hash `cbor:"7,keyasint" json:"state_root"`
+	// ValidatorsHash is the set that signs this block.
+	ValidatorsHash hash.Hash `cbor:"8,keyasint" json:"validators_hash"`
+	// NextValidatorsHash is the set that signs the next block (this block's
+	// validator-set changes are in it).
+	NextValidatorsHash hash.Hash `cbor:"9,keyasint" json:"next_validators_hash"`
+	// Proposer is the address of the validator that proposed the block.
+	Proposer crypto.Address `cbor:"10,keyasint" json:"proposer"`
+}
+
+// Hash returns the header's domain-separated hash, the block's identity.
+func (h *Header) Hash() hash.Hash { return encoding.MustHash(hash.DomainHeader, h) }
+
+// Block is a header and its ordered transactions.
+type Block struct {
+	Header Header   `cbor:"1,keyasint" json:"header"`
+	Txs    []*tx.Tx `cbor:"2,keyasint" json:"txs"`
+}
+
+// Encode returns the block's canonical encoding.
+func (b *Block) Encode() ([]byte, error) { return encoding.Marshal(b) }
+
+// Decode parses an encoded block and checks every transaction's shape.
+func Decode(data []byte) (*Block, error) {
+	if len(data) > MaxBlockSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxBlockSize)
+	}
+	var b Block
+	if err := encoding.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("decode block: %w", err)
+	}
+	if len(b.Txs) > MaxTxs {
+		return nil, fmt.Errorf("%w: %d transactions, limit %d", ErrTooLarge, len(b.Txs), MaxTxs)
+	}
+	for i, t := range b.Txs {
+		if t == nil {
+			return nil, fmt.Errorf("%w: transaction %d is null", ErrInvalid, i)
+		}
+		if err := t.CheckShape(); err != nil {
+			return nil, fmt.Errorf("transaction %d: %w", i, err)
+		}
+	}
+	return &b, nil
+}
+
+// TxRoot returns the list Merkle root of txs' IDs.
+func TxRoot(txs []*tx.Tx) (hash.Hash, error) {
+	ids := make([]hash.Hash, len(txs))
+	for i, t := range txs {
+		id, err := t.ID()
+		if err != nil {
+			return hash.Hash{}, fmt.Errorf("transaction %d: %w", i, err)
+		}
+		ids[i] = id
+	}
+	return spv.ListRoot(ids), nil
+}
+
+// Store is the state a block executes on and stages its changes into.
+type Store interface {
+	exec.Reader
+	Stage(changes []state.Change) (*state.Batch, error)
+}
+
+// Outcome is an executed block, ready to commit.
+type Outcome struct {
+	Header   Header
+	Receipts []exec.Receipt
+	// Batch holds the new state version; commit it with state.Store.Commit once the
+	// block is final.
+	Batch *state.Batch
+	// NextValidators is the set that signs the next block.
+	NextValidators validator.Set
+}
+
+// Build executes txs on top of st, whose committed state is the parent's, and
+// returns the header of the resulting block. prev is the parent's header (nil for
+// the first block after genesis, then genesisHash is its PrevHash). Rejected
+// transactions are dropped from the block: a proposer never includes them.
+func Build(ex *exec.Executor, st Store, prev *Header, chainID string, time int64, txs []*tx.Tx, sigs []error) (*Block, *Outcome, error) {
+	env, err := nextEnv(prev, chainID, time)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := ex.Execute(st, env, txs, sigs)
+	if err != nil {
+		return nil, nil, err
+	}
+	kept := txs[:0:0]
+	keptSigs := make([]error, 0, len(txs))
+	for i, r := range res.Receipts {
+		if r.Code != exec.Rejected {
+			kept = append(kept, txs[i])
+			keptSigs = append(keptSigs, nil)
+		}
+	}
+	if len(kept) != len(txs) {
+		if res, err = ex.Execute(st, env, kept, keptSigs); err != nil {
+			return nil, nil, err
+		}
+	}
+	b := &Block{Txs: kept}
+	out, err := finish(st, prev, env, kept, res)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.Header = out.Header
+	return b, out, nil
+}
+
+// Check re-executes b on top of st (the parent's committed state) and checks that
+// its header is exactly what the execution yields. A block holding a rejected
+// transaction is invalid.
+func Check(ex *exec.Executor, st Store, prev *Header, b *Block) (*Outcome, error) {
+	if len(b.Txs) > MaxTxs {
+		return nil, fmt.Errorf("%w: %d transactions, limit %d", ErrTooLarge, len(b.Txs), MaxTxs)
+	}
+	env, err := nextEnv(prev, b.Header.ChainID, b.Header.Time)
+	if err != nil {
+		return nil, err
+	}
+	res, err := ex.Execute(st, env, b.Txs, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range res.Receipts {
+		if r.Code == exec.Rejected {
+			return nil, fmt.Errorf("%w: transaction %d is rejected: %s", ErrInvalid, i, r.Error)
+		}
+	}
+	out, err := finish(st, prev, env, b.Txs, res)
+	if err != nil {
+		return nil, err
+	}
+	want, got := out.Header, b.Header
+	want.Proposer = got.Proposer
+	if want.Hash() != got.Hash() {
+		return nil, fmt.Errorf("%w: header does not match execution (%s)", ErrInvalid, diff(&want, &got))
+	}
+	return out, nil
+}
+
+func nextEnv(prev *Header, chainID string, time int64) (exec.Env, error) {
+	env := exec.Env{ChainID: chainID, Height: 1, Time: time}
+	if prev != nil {
+		if prev.ChainID != chainID {
+			return env, fmt.Errorf("%w: chain %q follows a header of %q", ErrInvalid, chainID, prev.ChainID)
+		}
+		if time < prev.Time {
+			return env, fmt.Errorf("%w: time %d goes back from %d", ErrInvalid, time, prev.Time)
+		}
+		env.Height = prev.Height + 1
+	}
+	return env, nil
+}
+
+func finish(st Store, prev *Header, env exec.Env, txs []*tx.Tx, res *exec.Result) (*Outcome, error) {
+	txRoot, err := TxRoot(txs)
+	if err != nil {
+		return nil, err
+	}
+	next, err := validator.Load(res)
+	if err != nil {
+		return nil, err
+	}
+	if err := next.Check(); err != nil {
+		return nil, fmt.Errorf("next validator set: %w", err)
+	}
+	batch, err := st.Stage(res.Changes)
+	if err != nil {
+		return nil, fmt.Errorf("stage state: %w", err)
+	}
+	h := Header{
+		ChainID: env.ChainID, Height: env.Height, Time: env.Time,
+		TxRoot: txRoot, ReceiptsRoot: res.ReceiptsRoot(), StateRoot: batch.Root(),
+		NextValidatorsHash: next.Hash(),
+	}
+	if prev != nil {
+		h.PrevHash = prev.Hash()
+		h.ValidatorsHash = prev.NextValidatorsHash
+	} else {
+		cur, err := validator.Load(&committed{st})
+		if err != nil {
+			return nil, err
+		}
+		h.ValidatorsHash = cur.Hash()
+	}
+	return &Outcome{Header: h, Receipts: res.Receipts, Batch: batch, NextValidators: next}, nil
+}
+
+// committed reads the committed state (the genesis state, for block 1).
+type committed struct{ st exec.Reader }
+
+func (c *committed) Get(key string, dst any) (bool, error) {
+	v, ok, err := c.st.Get(key)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, encoding.DecodeStored(v, dst)
+}
+
+func diff(want, got *Header) string {
+	switch {
+	case want.Height != got.Height:
+		return fmt.Sprintf("height %d, want %d", got.Height, want.Height)
+	case want.PrevHash != got.PrevHash:
+		return "prev_hash"
+	case want.TxRoot != got.TxRoot:
+		return "tx_root"
+	case want.ReceiptsRoot != got.ReceiptsRoot:
+		return "receipts_root"
+	case want.StateRoot != got.StateRoot:
+		return fmt.Sprintf("state_root %s, want %s", got.StateRoot.Short(), want.StateRoot.Short())
+	case want.ValidatorsHash != got.ValidatorsHash:
+		return "validators_hash"
+	case want.NextValidatorsHash != got.NextValidatorsHash:
+		return "next_validators_hash"
+	}
+	return "chain_id or time"
+}

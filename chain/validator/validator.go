@@ -1,0 +1,323 @@
+// Package validator holds the chain's validator set (voting power by validator key)
+// and the built-in transforms that change it: stake, unstake and transfer power.
+//
+// Power is bonded stake of the chain's staking asset: staking moves balance into a
+// bond, unstaking moves it back, so the staking asset stays conserved (balances +
+// bonds = supply). A change made in block h is in the state after h, so it is in the
+// NextValidatorsHash of header h and the set that votes on block h+1.
+package validator
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/plugchain/plug/chain/asset"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/transform"
+)
+
+// State keys.
+const (
+	// SetKey holds the validator set.
+	SetKey = "validators"
+	// StakingAssetKey holds the name of the asset that is bonded for power.
+	StakingAssetKey = "params/staking_asset"
+)
+
+// Transform type names.
+const (
+	TypeStake         = "validator/stake"
+	TypeUnstake       = "validator/unstake"
+	TypeTransferPower = "validator/transfer-power"
+)
+
+// MaxValidators bounds the set, so a header's certificate stays small.
+const MaxValidators = 150
+
+// BondKey is where addr's bonded stake is stored.
+func BondKey(addr crypto.Address) string { return "bond/" + addr.String() }
+
+// Validator is one member of the set.
+type Validator struct {
+	Address crypto.Address   `cbor:"1,keyasint" json:"address"`
+	PubKey  crypto.PublicKey `cbor:"2,keyasint" json:"pub_key"`
+	Power   uint64           `cbor:"3,keyasint" json:"power"`
+}
+
+// Set is a validator set, sorted by address.
+type Set []Validator
+
+// ErrBadSet: a validator set that breaks its invariants.
+var ErrBadSet = errors.New("bad validator set")
+
+// Hash returns the set's domain-separated hash, which headers carry.
+func (s Set) Hash() hash.Hash { return encoding.MustHash(hash.DomainValidatorSet, s) }
+
+// TotalPower is the sum of the set's power.
+func (s Set) TotalPower() uint64 {
+	var t uint64
+	for _, v := range s {
+		t += v.Power
+	}
+	return t
+}
+
+// Find returns the index of addr in s, or -1.
+func (s Set) Find(addr crypto.Address) int {
+	i := sort.Search(len(s), func(i int) bool { return string(s[i].Address[:]) >= string(addr[:]) })
+	if i < len(s) && s[i].Address == addr {
+		return i
+	}
+	return -1
+}
+
+// Check verifies the set's invariants: sorted unique addresses matching their keys,
+// positive power, total power that cannot overflow, at most MaxValidators members.
+func (s Set) Check() error {
+	if len(s) == 0 {
+		return fmt.Errorf("%w: empty", ErrBadSet)
+	}
+	if len(s) > MaxValidators {
+		return fmt.Errorf("%w: %d validators, limit %d", ErrBadSet, len(s), MaxValidators)
+	}
+	var total uint64
+	for i, v := range s {
+		if v.PubKey.Address() != v.Address {
+			return fmt.Errorf("%w: validator %d: address %s does not match its key", ErrBadSet, i, v.Address)
+		}
+		if v.Power == 0 {
+			return fmt.Errorf("%w: validator %s has no power", ErrBadSet, v.Address)
+		}
+		if total > math.MaxUint64/4-v.Power {
+			return fmt.Errorf("%w: total power overflows", ErrBadSet)
+		}
+		total += v.Power
+		if i > 0 && string(s[i-1].Address[:]) >= string(v.Address[:]) {
+			return fmt.Errorf("%w: not sorted by address at %d", ErrBadSet, i)
+		}
+	}
+	return nil
+}
+
+// Sort orders s by address.
+func (s Set) Sort() {
+	sort.Slice(s, func(i, j int) bool { return string(s[i].Address[:]) < string(s[j].Address[:]) })
+}
+
+// Getter reads state values; transform.State and the executor's views satisfy it.
+type Getter interface {
+	Get(key string, dst any) (bool, error)
+}
+
+// Load reads the validator set.
+func Load(st Getter) (Set, error) {
+	var s Set
+	if _, err := st.Get(SetKey, &s); err != nil {
+		return nil, fmt.Errorf("load validator set: %w", err)
+	}
+	return s, nil
+}
+
+// AddModels registers the validator models.
+func AddModels(ms *transform.Models) {
+	ms.MustAdd(transform.Model{Name: "validators", Prefix: SetKey, Default: func() any { return Set(nil) },
+		Validate: func(v any) error {
+			s, ok := v.(Set)
+			if !ok {
+				return fmt.Errorf("want validator.Set, got %T", v)
+			}
+			return s.Check()
+		}})
+	ms.MustAdd(transform.Model{Name: "bond", Prefix: "bond/", Default: func() any { return uint64(0) }})
+	ms.MustAdd(transform.Model{Name: "params", Prefix: "params/"})
+}
+
+// Register adds the validator transforms to reg.
+func Register(reg *transform.Registry) {
+	reg.MustRegister(TypeStake, &Stake{})
+	reg.MustRegister(TypeUnstake, &Unstake{})
+	reg.MustRegister(TypeTransferPower, &TransferPower{})
+}
+
+func stakingAsset(st transform.State) (string, error) {
+	var a string
+	found, err := st.Get(StakingAssetKey, &a)
+	if err != nil {
+		return "", err
+	}
+	if !found || a == "" {
+		return "", fmt.Errorf("%w: this chain has no staking asset", transform.ErrInvalid)
+	}
+	return a, nil
+}
+
+// adjust adds delta (which may be negative) to addr's power and bond, keeping the set
+// valid; key is needed only when addr joins the set.
+func adjust(st transform.State, addr crypto.Address, key crypto.PublicKey, delta int64) error {
+	s, err := Load(st)
+	if err != nil {
+		return err
+	}
+	s = append(Set(nil), s...)
+	i := s.Find(addr)
+	switch {
+	case i < 0 && delta < 0:
+		return fmt.Errorf("%w: %s is not a validator", transform.ErrNotFound, addr)
+	case i < 0:
+		if key.Address() != addr {
+			return fmt.Errorf("%w: no public key for new validator %s", transform.ErrInvalid, addr)
+		}
+		s = append(s, Validator{Address: addr, PubKey: key, Power: uint64(delta)})
+		s.Sort()
+	case delta < 0 && s[i].Power < uint64(-delta):
+		return fmt.Errorf("%w: %s has power %d, cannot remove %d", transform.ErrInsufficientFunds, addr, s[i].Power, -delta)
+	case delta < 0 && s[i].Power == uint64(-delta):
+		s = append(s[:i], s[i+1:]...)
+	default:
+		s[i].Power = uint64(int64(s[i].Power) + delta)
+	}
+	if s.TotalPower() == 0 {
+		return fmt.Errorf("%w: the change would leave the chain without voting power", transform.ErrInvalid)
+	}
+	if err := s.Check(); err != nil {
+		return fmt.Errorf("%w: %v", transform.ErrInvalid, err)
+	}
+	if err := st.Set(SetKey, s); err != nil {
+		return err
+	}
+	var bond uint64
+	if _, err := st.Get(BondKey(addr), &bond); err != nil {
+		return err
+	}
+	if delta < 0 {
+		bond -= uint64(-delta)
+	} else {
+		bond += uint64(delta)
+	}
+	if bond == 0 {
+		return st.Delete(BondKey(addr))
+	}
+	return st.Set(BondKey(addr), bond)
+}
+
+func checkAmount(a uint64) error {
+	if a == 0 || a > math.MaxInt64 {
+		return fmt.Errorf("%w: amount must be in 1..%d", transform.ErrInvalid, int64(math.MaxInt64))
+	}
+	return nil
+}
+
+// Stake bonds Amount of the staking asset from the first signer, who becomes (or
+// stays) a validator with that much more power, voting with the signing key.
+type Stake struct {
+	Amount uint64 `cbor:"1,keyasint" json:"amount"`
+	// Asset must name the chain's staking asset; it is part of the payload so the
+	// transform can declare its balance key without reading state.
+	Asset string `cbor:"2,keyasint" json:"asset"`
+}
+
+// Keys implements transform.Transform.
+func (t *Stake) Keys(ctx *transform.Context) (r, w []string) {
+	a := ctx.Signers[0]
+	return []string{StakingAssetKey}, []string{SetKey, BondKey(a), asset.BalanceKey(t.Asset, a)}
+}
+
+// Authorizations implements transform.Transform.
+func (t *Stake) Authorizations(ctx *transform.Context) []crypto.Address { return ctx.Signers[:1] }
+
+// Verify implements transform.Transform.
+func (t *Stake) Verify(_ *transform.Context, st transform.State) error {
+	if err := checkAmount(t.Amount); err != nil {
+		return err
+	}
+	a, err := stakingAsset(st)
+	if err != nil {
+		return err
+	}
+	if a != t.Asset {
+		return fmt.Errorf("%w: the staking asset is %q, not %q", transform.ErrInvalid, a, t.Asset)
+	}
+	return nil
+}
+
+// Apply implements transform.Transform.
+func (t *Stake) Apply(ctx *transform.Context, st transform.State) error {
+	if err := asset.Debit(st, t.Asset, ctx.Signers[0], t.Amount); err != nil {
+		return err
+	}
+	return adjust(st, ctx.Signers[0], ctx.SignerKeys[0], int64(t.Amount))
+}
+
+// Unstake removes Amount of power from the first signer and returns the bond to
+// its balance. A validator whose power reaches zero leaves the set.
+type Unstake struct {
+	Amount uint64 `cbor:"1,keyasint" json:"amount"`
+	Asset  string `cbor:"2,keyasint" json:"asset"`
+}
+
+// Keys implements transform.Transform.
+func (t *Unstake) Keys(ctx *transform.Context) (r, w []string) {
+	a := ctx.Signers[0]
+	return []string{StakingAssetKey}, []string{SetKey, BondKey(a), asset.BalanceKey(t.Asset, a)}
+}
+
+// Authorizations implements transform.Transform.
+func (t *Unstake) Authorizations(ctx *transform.Context) []crypto.Address { return ctx.Signers[:1] }
+
+// Verify implements transform.Transform.
+func (t *Unstake) Verify(ctx *transform.Context, st transform.State) error {
+	s := &Stake{Amount: t.Amount, Asset: t.Asset}
+	return s.Verify(ctx, st)
+}
+
+// Apply implements transform.Transform.
+func (t *Unstake) Apply(ctx *transform.Context, st transform.State) error {
+	if err := adjust(st, ctx.Signers[0], ctx.SignerKeys[0], -int64(t.Amount)); err != nil {
+		return err
+	}
+	return asset.Credit(st, t.Asset, ctx.Signers[0], t.Amount)
+}
+
+// TransferPower moves Amount of power (and its bond) from the first signer to To,
+// which joins the set with ToKey if it is not a validator yet.
+type TransferPower struct {
+	To     crypto.Address   `cbor:"1,keyasint" json:"to"`
+	ToKey  crypto.PublicKey `cbor:"2,keyasint" json:"to_key"`
+	Amount uint64           `cbor:"3,keyasint" json:"amount"`
+}
+
+// Keys implements transform.Transform.
+func (t *TransferPower) Keys(ctx *transform.Context) (r, w []string) {
+	return nil, []string{SetKey, BondKey(ctx.Signers[0]), BondKey(t.To)}
+}
+
+// Authorizations implements transform.Transform.
+func (t *TransferPower) Authorizations(ctx *transform.Context) []crypto.Address {
+	return ctx.Signers[:1]
+}
+
+// Verify implements transform.Transform.
+func (t *TransferPower) Verify(ctx *transform.Context, _ transform.State) error {
+	if err := checkAmount(t.Amount); err != nil {
+		return err
+	}
+	if t.To == ctx.Signers[0] {
+		return fmt.Errorf("%w: transfer of power to self", transform.ErrInvalid)
+	}
+	if t.ToKey.Address() != t.To {
+		return fmt.Errorf("%w: to_key does not match to %s", transform.ErrInvalid, t.To)
+	}
+	return nil
+}
+
+// Apply implements transform.Transform.
+func (t *TransferPower) Apply(ctx *transform.Context, st transform.State) error {
+	if err := adjust(st, ctx.Signers[0], ctx.SignerKeys[0], -int64(t.Amount)); err != nil {
+		return err
+	}
+	return adjust(st, t.To, t.ToKey, int64(t.Amount))
+}
