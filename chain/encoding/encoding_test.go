@@ -37,7 +37,7 @@ func TestUnmarshalRejectsBadInput(t *testing.T) {
 		in   []byte
 		want error
 	}{
-		{"non-shortest integer", []byte{0xa1, 0x01, 0x18, 0x05}, encoding.ErrNonCanonical},    // {1: 5} with a 1-byte argument
+		{"non-shortest integer", []byte{0xa1, 0x01, 0x18, 0x05}, encoding.ErrNonCanonical},         // {1: 5} with a 1-byte argument
 		{"unsorted map keys", []byte{0xa2, 0x02, 0x61, 'x', 0x01, 0x01}, encoding.ErrNonCanonical}, // {2:"x", 1:1}
 		{"duplicate key", []byte{0xa2, 0x01, 0x01, 0x01, 0x02}, encoding.ErrMalformed},
 		{"unknown field", []byte{0xa1, 0x09, 0x01}, encoding.ErrMalformed},

@@ -64,7 +64,7 @@ func (p *probe) Keys(*transform.Context) (r, w []string) {
 	return []string{"probe/ro"}, []string{"probe/rw"}
 }
 func (p *probe) Authorizations(*transform.Context) []crypto.Address { return nil }
-func (p *probe) Verify(*transform.Context, transform.State) error { return nil }
+func (p *probe) Verify(*transform.Context, transform.State) error   { return nil }
 func (p *probe) Apply(_ *transform.Context, st transform.State) error {
 	switch p.Mode {
 	case "undeclared-read":
@@ -198,13 +198,13 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 func TestRBACChangesAtRunTimeInBlockOrder(t *testing.T) {
 	w := newWorld(t, 4, 3, 100)
 	txs := []*tx.Tx{
-		w.sign(t, &asset.Issue{Asset: "USD", To: w.addrs[2], Amount: 1}, 1),   // not yet an issuer
-		w.sign(t, &rbac.Grant{Role: "issuer", Member: w.addrs[1]}, 0),          // admin grants
-		w.sign(t, &asset.Issue{Asset: "USD", To: w.addrs[2], Amount: 2}, 1),   // now allowed
+		w.sign(t, &asset.Issue{Asset: "USD", To: w.addrs[2], Amount: 1}, 1), // not yet an issuer
+		w.sign(t, &rbac.Grant{Role: "issuer", Member: w.addrs[1]}, 0),       // admin grants
+		w.sign(t, &asset.Issue{Asset: "USD", To: w.addrs[2], Amount: 2}, 1), // now allowed
 		w.sign(t, &asset.Transfer{Asset: "EUR", From: w.addrs[3], To: w.addrs[2], Amount: 3}, 3),
-		w.sign(t, &rbac.Revoke{Role: "issuer", Member: w.addrs[1]}, 0),         // admin revokes
-		w.sign(t, &asset.Issue{Asset: "USD", To: w.addrs[2], Amount: 4}, 1),   // refused again
-		w.sign(t, &rbac.Grant{Role: "admin", Member: w.addrs[3]}, 2),           // not an admin
+		w.sign(t, &rbac.Revoke{Role: "issuer", Member: w.addrs[1]}, 0),      // admin revokes
+		w.sign(t, &asset.Issue{Asset: "USD", To: w.addrs[2], Amount: 4}, 1), // refused again
+		w.sign(t, &rbac.Grant{Role: "admin", Member: w.addrs[3]}, 2),        // not an admin
 	}
 	want := []exec.Code{exec.Failed, exec.OK, exec.OK, exec.OK, exec.OK, exec.Failed, exec.Failed}
 	for _, workers := range []int{1, 4} {
