@@ -33,6 +33,7 @@ const (
 	DomainListLeaf     = "plug/list/leaf"     // ordered-list Merkle tree leaf (txs, receipts)
 	DomainListNode     = "plug/list/node"     // ordered-list Merkle tree inner node
 	DomainReceipt      = "plug/receipt"       // transaction receipt
+	DomainGenesis      = "plug/genesis"       // genesis document
 )
 
 // ErrBadHash reports a hash that is not 32 bytes of hex.

@@ -92,7 +92,7 @@ func (s Set) Check() error {
 		if v.Power == 0 {
 			return fmt.Errorf("%w: validator %s has no power", ErrBadSet, v.Address)
 		}
-		if total > math.MaxUint64/4-v.Power {
+		if v.Power > math.MaxUint64/4 || total > math.MaxUint64/4-v.Power {
 			return fmt.Errorf("%w: total power overflows", ErrBadSet)
 		}
 		total += v.Power
