@@ -101,7 +101,7 @@ func BenchmarkStateCommit(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		nodes += len(batch.nodes)
+		nodes += batch.nodes.n
 		if err := s.Commit(batch); err != nil {
 			b.Fatal(err)
 		}

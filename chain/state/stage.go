@@ -2,6 +2,8 @@ package state
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"slices"
@@ -27,9 +29,9 @@ type Batch struct {
 	base      uint64
 	version   uint64
 	root      ref
-	items     []item    // the effective changes, one per key
-	nodes     []newNode // nodes created by this version
-	arena     []byte    // copies of the values
+	items     []item  // the effective changes, one per key, by path
+	nodes     nodeBuf // nodes created by this version
+	arena     []byte  // copies of the values
 	committed bool
 }
 
@@ -48,15 +50,50 @@ type item struct {
 	key   string
 	value []byte
 	idx   int
+	pos   int32 // index in Batch.items
 	del   bool
 	old   ref // set when the item is an existing leaf kept as is
 }
 
+// newNode is a node created by a batch; a leaf's value is Batch.items[pos].value.
+// It holds no pointers, so millions of them cost the garbage collector nothing.
 type newNode struct {
-	h     hash.Hash
-	n     node
-	value []byte
+	h   hash.Hash
+	n   node
+	pos int32
 }
+
+// sortKey orders things by a 64-bit prefix of a hash, pointing back at them by
+// index (items) or by chunk and offset (nodes).
+type sortKey struct {
+	pre  uint64
+	i, j int32
+}
+
+// nodeBuf collects new nodes in fixed-size chunks: appending never copies what is
+// already there, which matters when a batch creates millions of nodes.
+type nodeBuf struct {
+	chunks [][]newNode
+	n      int
+}
+
+const nodeChunk = 4096
+
+func (nb *nodeBuf) add(nn newNode) {
+	if len(nb.chunks) == 0 || len(nb.chunks[len(nb.chunks)-1]) == nodeChunk {
+		nb.chunks = append(nb.chunks, make([]newNode, 0, nodeChunk))
+	}
+	last := &nb.chunks[len(nb.chunks)-1]
+	*last = append(*last, nn)
+	nb.n++
+}
+
+func (nb *nodeBuf) join(o *nodeBuf) {
+	nb.chunks = append(nb.chunks, o.chunks...)
+	nb.n += o.n
+}
+
+func (nb *nodeBuf) at(k sortKey) *newNode { return &nb.chunks[k.i][k.j] }
 
 // Parallelism: subtrees at depth < parDepth whose both halves carry at least
 // parMin changes are updated on separate goroutines. The split depends only on the
@@ -113,21 +150,32 @@ func (s *Store) Stage(changes []Change) (*Batch, error) {
 			}
 		}
 	})
-	slices.SortFunc(items, func(x, y item) int {
-		if c := bytes.Compare(x.path[:], y.path[:]); c != 0 {
+	// Sort small (path prefix, index) pairs rather than the items themselves; ties
+	// on the prefix fall back to the full path, then to the change's position.
+	order := make([]sortKey, len(items))
+	for i := range items {
+		order[i] = sortKey{pre: binary.BigEndian.Uint64(items[i].path[:8]), i: int32(i)}
+	}
+	slices.SortFunc(order, func(x, y sortKey) int {
+		if x.pre != y.pre {
+			return cmp.Compare(x.pre, y.pre)
+		}
+		if c := bytes.Compare(items[x.i].path[:], items[y.i].path[:]); c != 0 {
 			return c
 		}
-		return x.idx - y.idx
+		return cmp.Compare(x.i, y.i)
 	})
-	// Last change of a key wins.
-	out := items[:0]
-	for i := range items {
-		if i+1 < len(items) && items[i+1].path == items[i].path {
+	// Gather in path order; the last change of a key wins.
+	sorted := make([]item, 0, len(items))
+	for j, o := range order {
+		if j+1 < len(order) && items[order[j+1].i].path == items[o.i].path {
 			continue
 		}
-		out = append(out, items[i])
+		it := items[o.i]
+		it.pos = int32(len(sorted))
+		sorted = append(sorted, it)
 	}
-	items = out
+	items = sorted
 	b.items = items
 
 	tx, err := s.db.Begin(false)
@@ -166,7 +214,7 @@ type stager struct {
 // task is one goroutine's share of a Stage: it collects the nodes it creates.
 type task struct {
 	st  *stager
-	out []newNode
+	out nodeBuf
 }
 
 // split returns the index of the first item whose path has bit depth set; items
@@ -275,7 +323,7 @@ func (t *task) both(depth, k, n int, left, right func(*task) error) error {
 	go func() { defer close(done); lerr = left(lt) }()
 	rerr := right(t)
 	<-done
-	t.out = append(t.out, lt.out...)
+	t.out.join(&lt.out)
 	if lerr != nil {
 		return lerr
 	}
@@ -312,7 +360,7 @@ func (t *task) leaf(it *item) ref {
 	var n node
 	n.leaf = true
 	n.c[0].h, n.c[1].h = it.path, it.vh
-	t.out = append(t.out, newNode{h: h, n: n, value: it.value})
+	t.out.add(newNode{h: h, n: n, pos: it.pos})
 	return ref{h: h, v: t.st.version, kind: kindLeaf}
 }
 
@@ -326,7 +374,7 @@ func (t *task) inner(l, r ref) ref {
 		return l
 	}
 	h := nodeHash(l.h, r.h)
-	t.out = append(t.out, newNode{h: h, n: node{c: [2]ref{l, r}}})
+	t.out.add(newNode{h: h, n: node{c: [2]ref{l, r}}})
 	return ref{h: h, v: t.st.version, kind: kindInner}
 }
 

@@ -14,6 +14,7 @@ package state
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -407,18 +408,30 @@ func (s *Store) Commit(b *Batch) error {
 		return ErrStaleBatch
 	}
 
-	// Encode every new node into two arenas; bbolt keeps references to the slices
-	// until the transaction ends, so nothing may be reused.
-	slices.SortFunc(b.nodes, func(x, y newNode) int { return bytes.Compare(x.h[:], y.h[:]) })
+	// Write nodes in key order (bbolt is fastest on appends): sort small
+	// (hash prefix, index) pairs, not the nodes.
+	order := make([]sortKey, 0, b.nodes.n)
 	recBytes := 0
-	for i := range b.nodes {
-		if b.nodes[i].n.leaf {
-			recBytes += leafHeadLen + len(b.nodes[i].value)
-		} else {
-			recBytes += innerRecLen
+	for i, c := range b.nodes.chunks {
+		for j := range c {
+			nn := &c[j]
+			order = append(order, sortKey{pre: binary.BigEndian.Uint64(nn.h[:8]), i: int32(i), j: int32(j)})
+			if nn.n.leaf {
+				recBytes += leafHeadLen + len(b.items[nn.pos].value)
+			} else {
+				recBytes += innerRecLen
+			}
 		}
 	}
-	keys := make([]byte, 0, len(b.nodes)*nodeKeyLen)
+	slices.SortFunc(order, func(x, y sortKey) int {
+		if x.pre != y.pre {
+			return cmp.Compare(x.pre, y.pre)
+		}
+		return bytes.Compare(b.nodes.at(x).h[:], b.nodes.at(y).h[:])
+	})
+	// Encode into two arenas; bbolt keeps references to the slices until the
+	// transaction ends, so nothing may be reused.
+	keys := make([]byte, 0, b.nodes.n*nodeKeyLen)
 	recs := make([]byte, recBytes)
 
 	latest := make([]int32, len(b.items))
@@ -436,14 +449,15 @@ func (s *Store) Commit(b *Batch) error {
 		nodes := tx.Bucket(bucketNodes)
 		nodes.FillPercent = 1 // keys only ever grow: pack pages full
 		off := 0
-		for i := range b.nodes {
-			nn := &b.nodes[i]
+		for _, o := range order {
+			nn := b.nodes.at(o)
 			keys = nodeKey(keys, b.version, nn.h)
 			k := keys[len(keys)-nodeKeyLen:]
 			var rec []byte
 			if nn.n.leaf {
-				rec = recs[off : off+leafHeadLen+len(nn.value)]
-				encodeLeaf(rec, nn.n.c[0].h, nn.n.c[1].h, nn.value)
+				value := b.items[nn.pos].value
+				rec = recs[off : off+leafHeadLen+len(value)]
+				encodeLeaf(rec, nn.n.c[0].h, nn.n.c[1].h, value)
 			} else {
 				rec = recs[off : off+innerRecLen]
 				encodeInner(rec, &nn.n)
@@ -480,9 +494,11 @@ func (s *Store) Commit(b *Batch) error {
 	s.version, s.root = b.version, b.root
 	s.mu.Unlock()
 	b.committed = true
-	for i := range b.nodes {
-		s.cache.put(b.nodes[i].h, b.nodes[i].n)
+	for _, c := range b.nodes.chunks {
+		for j := range c {
+			s.cache.put(c[j].h, c[j].n)
+		}
 	}
-	b.nodes, b.items, b.arena = nil, nil, nil
+	b.nodes, b.items, b.arena = nodeBuf{}, nil, nil
 	return nil
 }
