@@ -24,6 +24,7 @@ const (
 	DomainTxID         = "plug/tx-id"         // whole transaction including proofs
 	DomainHeader       = "plug/header"        // block header
 	DomainVote         = "plug/vote"          // consensus vote
+	DomainProposal     = "plug/proposal"      // consensus block proposal
 	DomainValidatorSet = "plug/validator-set" // validator set
 	DomainAddress      = "plug/address"       // account address from a public key
 	DomainSMTKey       = "plug/smt/key"       // state key -> tree path
