@@ -586,7 +586,9 @@ func (m *Machine) timeout(base int64, r uint32) int64 { return base + int64(r)*m
 // stagger is the wait between proposer ranks in the current round. It grows with the
 // round like the timeouts do, so that once it exceeds the network's delay a better-
 // ranked proposal always arrives before a worse-ranked validator would propose.
-func (m *Machine) stagger() int64 { return m.cfg.Timeouts.Stagger + int64(m.round)*m.cfg.Timeouts.Delta/2 }
+func (m *Machine) stagger() int64 {
+	return m.cfg.Timeouts.Stagger + int64(m.round)*m.cfg.Timeouts.Delta/2
+}
 
 func (m *Machine) startRound(r uint32) {
 	m.round, m.step, m.roundStart = r, StepPropose, m.now
