@@ -158,8 +158,9 @@ func Build(ex *exec.Executor, st Store, prev *Header, chainID string, time int64
 
 // Check re-executes b on top of st (the parent's committed state) and checks that
 // its header is exactly what the execution yields. A block holding a rejected
-// transaction is invalid.
-func Check(ex *exec.Executor, st Store, prev *Header, b *Block) (*Outcome, error) {
+// transaction is invalid. sigs are the transactions' signature verdicts when the
+// caller already has them (nil: Check verifies them, in one batch).
+func Check(ex *exec.Executor, st Store, prev *Header, b *Block, sigs []error) (*Outcome, error) {
 	if len(b.Txs) > MaxTxs {
 		return nil, fmt.Errorf("%w: %d transactions, limit %d", ErrTooLarge, len(b.Txs), MaxTxs)
 	}
@@ -167,7 +168,7 @@ func Check(ex *exec.Executor, st Store, prev *Header, b *Block) (*Outcome, error
 	if err != nil {
 		return nil, err
 	}
-	res, err := ex.Execute(st, env, b.Txs, nil)
+	res, err := ex.Execute(st, env, b.Txs, sigs)
 	if err != nil {
 		return nil, err
 	}

@@ -104,7 +104,7 @@ func TestBuildCheckCommitAcrossNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		outB, err := block.Check(b.ex, b.st, prevB, got)
+		outB, err := block.Check(b.ex, b.st, prevB, got, nil)
 		if err != nil {
 			t.Fatalf("block %d: %v", h+1, err)
 		}
@@ -161,7 +161,7 @@ func TestCheckRejectsForgedHeadersAndRejectedTxs(t *testing.T) {
 		forged := *blk
 		forged.Txs = append([]*tx.Tx(nil), blk.Txs...)
 		mutate(&forged)
-		if _, err := block.Check(b.ex, b.st, nil, &forged); !errors.Is(err, block.ErrInvalid) {
+		if _, err := block.Check(b.ex, b.st, nil, &forged, nil); !errors.Is(err, block.ErrInvalid) {
 			t.Errorf("%s: got %v, want ErrInvalid", name, err)
 		}
 		if b.st.Root() != root || b.st.Version() != 1 {
