@@ -115,9 +115,9 @@ type PrivateKey interface {
 
 // Item is one signature to verify in a batch.
 type Item struct {
-	Pub PublicKey
-	Msg []byte
-	Sig []byte
+	Pub PublicKey // signer
+	Msg []byte    // signed bytes
+	Sig []byte    // signature
 }
 
 // Scheme is one signature scheme. Implementations must be safe for concurrent

@@ -326,7 +326,9 @@ func TestRegistry(t *testing.T) {
 	mustPanic("nil", func() { Register(nil) })
 	mustPanic("empty id", func() { Register(testScheme{}) })
 
-	Register(testScheme{"test-concat"})
+	if _, err := Lookup("test-concat"); err != nil { // -count > 1 runs this again
+		Register(testScheme{"test-concat"})
+	}
 	ids := Schemes()
 	if len(ids) < 3 || !containsID(ids, "test-concat") || !containsID(ids, Ed25519) {
 		t.Fatalf("Schemes() = %v", ids)

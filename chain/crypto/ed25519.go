@@ -67,6 +67,11 @@ func (s Ed25519Scheme) VerifyBatch(items []Item) []error {
 		return res
 	}
 	v := ed25519.NewBatchVerifierWithCapacity(len(items))
+	if len(items) >= ed25519PrecomputeMax {
+		// voi would expand (precompute tables for) the first keys only to
+		// switch to a multiscalar multiplication that does not use them.
+		v.ForceNoPublicKeyExpansion()
+	}
 	idx := make([]int, 0, len(items)) // batch entry -> item index
 	for i, it := range items {
 		if err := ed25519Lengths(it.Pub.Key, it.Sig); err != nil {
@@ -91,6 +96,10 @@ func (s Ed25519Scheme) VerifyBatch(items []Item) []error {
 	}
 	return res
 }
+
+// ed25519PrecomputeMax is the batch size from which curve25519-voi stops using
+// expanded public keys (its batchPippengerThreshold, 94).
+const ed25519PrecomputeMax = (190 - 1) / 2
 
 // ed25519Lengths rejects keys and signatures of the wrong length.
 func ed25519Lengths(pub, sig []byte) error {
