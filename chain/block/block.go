@@ -123,7 +123,7 @@ type Outcome struct {
 
 // Build executes txs on top of st, whose committed state is the parent's, and
 // returns the header of the resulting block. prev is the parent's header (nil for
-// the first block after genesis, then genesisHash is its PrevHash). Rejected
+// the first block after genesis, whose PrevHash is zero). Rejected
 // transactions are dropped from the block: a proposer never includes them.
 func Build(ex *exec.Executor, st Store, prev *Header, chainID string, time int64, txs []*tx.Tx, sigs []error) (*Block, *Outcome, error) {
 	env, err := nextEnv(prev, chainID, time)

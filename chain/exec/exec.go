@@ -175,6 +175,21 @@ func (e *Executor) execute(base Reader, env Env, txs []*tx.Tx, sigs []error, ser
 	parallelFor(len(txs), workers, func(i int) { e.prepare(&ps[i], env, txs[i], sigs[i]) })
 
 	o := newOverlay(base, e.models)
+	seen := make(map[string]struct{}, 3*len(ps))
+	var keys []string
+	for i := range ps {
+		for _, ks := range [][]string{ps[i].reads, ps[i].writes} {
+			for _, k := range ks {
+				if _, dup := seen[k]; !dup {
+					seen[k] = struct{}{}
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	if err := o.prefetch(keys); err != nil {
+		return nil, err
+	}
 	res := &Result{Receipts: make([]Receipt, len(txs)), post: o}
 	policy, err := rbac.Load(o)
 	if err != nil {

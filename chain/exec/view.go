@@ -45,6 +45,34 @@ type overlay struct {
 	base   Reader
 	models *transform.Models
 	writes map[string]entry
+	// cache holds base values prefetched for the block's declared keys; it is
+	// filled before execution and only read during it.
+	cache map[string]entry
+}
+
+// ManyReader is a Reader that can also fetch many keys at once (one read
+// transaction, in key order); the executor then prefetches every declared key of a
+// block before running it.
+type ManyReader interface {
+	Reader
+	GetMany(keys []string) (values [][]byte, found []bool, err error)
+}
+
+// prefetch loads keys from the base into the cache.
+func (o *overlay) prefetch(keys []string) error {
+	mr, ok := o.base.(ManyReader)
+	if !ok || len(keys) == 0 {
+		return nil
+	}
+	vals, found, err := mr.GetMany(keys)
+	if err != nil {
+		return fmt.Errorf("prefetch %d keys: %w", len(keys), err)
+	}
+	o.cache = make(map[string]entry, len(keys))
+	for i, k := range keys {
+		o.cache[k] = entry{key: k, val: vals[i], del: !found[i]}
+	}
+	return nil
 }
 
 func newOverlay(base Reader, models *transform.Models) *overlay {
@@ -53,6 +81,9 @@ func newOverlay(base Reader, models *transform.Models) *overlay {
 
 func (o *overlay) raw(key string) ([]byte, bool, error) {
 	if e, ok := o.writes[key]; ok {
+		return e.val, !e.del, nil
+	}
+	if e, ok := o.cache[key]; ok {
 		return e.val, !e.del, nil
 	}
 	v, ok, err := o.base.Get(key)

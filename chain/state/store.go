@@ -252,6 +252,31 @@ func (s *Store) Get(key string) ([]byte, bool, error) {
 	return val, found, err
 }
 
+// GetMany reads the latest committed values of keys in one read transaction, in
+// key order for locality; the executor prefetches a block's declared keys with it.
+// values[i] is nil and found[i] false for a missing key.
+func (s *Store) GetMany(keys []string) (values [][]byte, found []bool, err error) {
+	values, found = make([][]byte, len(keys)), make([]bool, len(keys))
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLatest)
+		for _, i := range order {
+			if keys[i] == "" {
+				continue
+			}
+			if v := b.Get([]byte(keys[i])); v != nil {
+				values[i], found[i] = bytes.Clone(v), true
+			}
+		}
+		return nil
+	})
+	return values, found, err
+}
+
 // GetAt returns key's value as of version, walking that version's tree.
 func (s *Store) GetAt(version uint64, key string) ([]byte, bool, error) {
 	v, found, _, err := s.lookup(version, key, false)
