@@ -61,11 +61,15 @@ type Timeouts struct {
 	// Rebroadcast is how often the validator re-sends its votes of the current round,
 	// which keeps the protocol live over lossy links.
 	Rebroadcast int64
+	// NewHeight is the pause after a decision before the next height's first round
+	// starts: it sets the block interval of an idle chain and lets transactions
+	// gather into the next block.
+	NewHeight int64
 }
 
 // DefaultTimeouts suit validators on one LAN or one machine.
 func DefaultTimeouts() Timeouts {
-	return Timeouts{Stagger: 50, Propose: 300, PreCommit: 200, Commit: 200, Delta: 100, Rebroadcast: 500}
+	return Timeouts{Stagger: 50, Propose: 300, PreCommit: 200, Commit: 200, Delta: 100, Rebroadcast: 500, NewHeight: 100}
 }
 
 // Config configures a machine.
@@ -241,6 +245,8 @@ func (m *Machine) Locked() (int32, hash.Hash) { return m.lockedRound, m.lockedID
 func (m *Machine) NewHeight(height uint64, set validator.Set, now int64) {
 	m.reset(height, set, now)
 	m.startRound(0)
+	m.roundStart += m.cfg.Timeouts.NewHeight
+	m.timers[0].at += m.cfg.Timeouts.NewHeight
 	m.replayFuture()
 	m.progress()
 }
@@ -353,7 +359,10 @@ func (m *Machine) NextDeadline() int64 {
 	if m.step == StepPropose {
 		// Staggered proposing and voting wake up at rank boundaries.
 		st := max(1, m.stagger())
-		d := m.roundStart + st*(1+(m.now-m.roundStart)/st)
+		d := m.roundStart
+		if m.now >= m.roundStart {
+			d += st * (1 + (m.now-m.roundStart)/st)
+		}
 		next = min(next, d)
 	}
 	return next

@@ -1,0 +1,296 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/tx"
+)
+
+// Error codes of the JSON error body.
+const (
+	CodeBusy     = "busy"
+	CodeInvalid  = "invalid"
+	CodeNotFound = "not_found"
+	CodeTooLarge = "too_large"
+	CodeMethod   = "method_not_allowed"
+	CodeTimeout  = "timeout"
+	CodeInternal = "internal"
+)
+
+// ErrorBody is the body of every error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/tx", s.handleSubmit)
+	mux.HandleFunc("GET /v1/tx/{id}", s.handleTx)
+	mux.HandleFunc("GET /v1/state/{key...}", s.handleState)
+	mux.HandleFunc("GET /v1/blocks/{height}", s.handleBlock)
+	mux.HandleFunc("GET /v1/headers/latest", s.handleLatestHeader)
+	mux.HandleFunc("GET /v1/headers/{height}", s.handleHeader)
+	mux.HandleFunc("GET /v1/status", s.handleStatus)
+	mux.HandleFunc("GET /v1/events", s.handleEvents)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(s.reg,
+		promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))
+	return &router{s: s, mux: mux}
+}
+
+// router wraps the mux with panic recovery, metrics and JSON 404/405 answers.
+type router struct {
+	s   *Server
+	mux *http.ServeMux
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	_, route := rt.mux.Handler(r)
+	label := route
+	if label == "" {
+		label = "unmatched"
+	}
+	rw := &recorder{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			rt.s.log.Error("gateway handler panicked", "route", label, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if !rw.wrote {
+				rt.s.fail(rw, r, fmt.Errorf("panic: %v", p))
+			}
+		}
+		code := rw.status
+		if code == 0 {
+			code = http.StatusOK
+		}
+		rt.s.metrics.observeHTTP(label, code, time.Since(start))
+	}()
+	if route == "" {
+		// The mux answers 404 and 405 in plain text: keep its status and Allow
+		// header, answer in JSON. (Its redirects to clean paths pass through.)
+		probe := &probeWriter{h: http.Header{}}
+		rt.mux.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusMethodNotAllowed:
+			rw.Header().Set("Allow", probe.h.Get("Allow"))
+			writeJSON(rw, http.StatusMethodNotAllowed, ErrorBody{Error: r.Method + " is not allowed on " + r.URL.Path, Code: CodeMethod})
+			return
+		case http.StatusNotFound:
+			writeJSON(rw, http.StatusNotFound, ErrorBody{Error: "no such endpoint: " + r.URL.Path, Code: CodeNotFound})
+			return
+		}
+	}
+	rt.mux.ServeHTTP(rw, r)
+}
+
+func (m *Metrics) observeHTTP(route string, code int, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.HTTPRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.HTTPRequestSeconds.WithLabelValues(route).Observe(took.Seconds())
+}
+
+// recorder remembers the status; Unwrap lets http.ResponseController reach the
+// connection (flushes, deadlines).
+type recorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.status, w.wrote = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *recorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// probeWriter captures the mux's own 404/405 answer.
+type probeWriter struct {
+	h      http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header { return p.h }
+func (p *probeWriter) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
+}
+func (p *probeWriter) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+// writeJSON encodes v before writing anything, so an encoding failure still gets
+// a clean 500.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(ErrorBody{Error: "internal error: cannot encode the answer", Code: CodeInternal})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// reply answers v in JSON, or in canonical CBOR when the client asks for it with
+// Accept: application/cbor.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, status int, v any) {
+	if wantsCBOR(r) {
+		b, err := encoding.Marshal(v)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/cbor")
+		w.WriteHeader(status)
+		w.Write(b)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+func wantsCBOR(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "application/cbor" {
+			return true
+		}
+	}
+	return false
+}
+
+// classify maps an error to its HTTP status and error code.
+func classify(err error) (int, string) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, ErrBusy):
+		return http.StatusServiceUnavailable, CodeBusy
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, CodeNotFound
+	case errors.As(err, &mbe), errors.Is(err, tx.ErrTooLarge), errors.Is(err, encoding.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, CodeTooLarge
+	case errors.Is(err, ErrInvalid),
+		errors.Is(err, tx.ErrMalformed), errors.Is(err, tx.ErrWrongChain),
+		errors.Is(err, tx.ErrBadProof), errors.Is(err, tx.ErrBadNonce),
+		errors.Is(err, encoding.ErrMalformed), errors.Is(err, encoding.ErrNonCanonical):
+		return http.StatusBadRequest, CodeInvalid
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, CodeTimeout
+	}
+	return http.StatusInternalServerError, CodeInternal
+}
+
+// fail answers err as a JSON error. Internal errors are logged, and their text is
+// not shown to the client.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := classify(err)
+	msg := err.Error()
+	switch status {
+	case http.StatusServiceUnavailable:
+		secs := int((s.retryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	case http.StatusInternalServerError:
+		s.log.Error("gateway request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error (see the node's log)"
+	}
+	writeJSON(w, status, ErrorBody{Error: msg, Code: code})
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// readTx reads a POST /v1/tx body: canonical CBOR (application/cbor or
+// application/octet-stream) or JSON {"tx": "<base64 CBOR>"}. Other content types
+// are sniffed: a body starting with '{' is JSON.
+func (s *Server) readTx(w http.ResponseWriter, r *http.Request) (*tx.Tx, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("request body exceeds %d bytes: %w", mbe.Limit, mbe)
+		}
+		return nil, invalid("read body: %v", err)
+	}
+	if len(body) == 0 {
+		return nil, invalid("empty body: send the CBOR-encoded transaction, or JSON {\"tx\": \"<base64 CBOR>\"}")
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	isJSON := mt == "application/json"
+	if mt != "application/json" && mt != "application/cbor" && mt != "application/octet-stream" {
+		isJSON = bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{"))
+	}
+	raw := body
+	if isJSON {
+		var req struct {
+			Tx []byte `json:"tx"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return nil, invalid("JSON body: %v (want {\"tx\": \"<base64 CBOR>\"})", err)
+		}
+		if dec.More() {
+			return nil, invalid("JSON body: trailing data")
+		}
+		if len(req.Tx) == 0 {
+			return nil, invalid("JSON body: \"tx\" is missing or empty")
+		}
+		raw = req.Tx
+	}
+	t, err := tx.Decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	if want := s.b.ChainID(); t.Body.ChainID != want {
+		return nil, fmt.Errorf("%w: transaction is for chain %q, this node serves %q", tx.ErrWrongChain, t.Body.ChainID, want)
+	}
+	return t, nil
+}
+
+func parseHeight(s string) (uint64, error) {
+	h, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || h == 0 {
+		return 0, invalid("height %q: want a positive integer", s)
+	}
+	return h, nil
+}

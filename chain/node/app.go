@@ -1,0 +1,147 @@
+package node
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/plugchain/plug/chain/block"
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/tx"
+)
+
+// MaxClockDrift is how far ahead of a validator's clock a proposed block's time may
+// be before the validator refuses it.
+const MaxClockDrift = 5_000
+
+// app adapts the chain to consensus.App: it builds proposals from the mempool and
+// checks proposals by re-executing them, keeping each executed outcome so the
+// decided block is committed without executing it again.
+type app struct {
+	n *Node
+
+	mu       sync.Mutex
+	outcomes map[hash.Hash]*executed // by block ID, for the current height
+}
+
+type executed struct {
+	block *block.Block
+	out   *block.Outcome
+}
+
+func (a *app) reset() {
+	a.mu.Lock()
+	a.outcomes = map[hash.Hash]*executed{}
+	a.mu.Unlock()
+}
+
+func (a *app) remember(b *block.Block, out *block.Outcome) hash.Hash {
+	id := b.Header.Hash()
+	a.mu.Lock()
+	if a.outcomes == nil {
+		a.outcomes = map[hash.Hash]*executed{}
+	}
+	a.outcomes[id] = &executed{block: b, out: out}
+	a.mu.Unlock()
+	return id
+}
+
+func (a *app) outcome(id hash.Hash) *executed {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.outcomes[id]
+}
+
+// Propose implements consensus.App.
+func (a *app) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
+	n := a.n
+	if height != n.height()+1 {
+		return nil, hash.Hash{}, fmt.Errorf("propose height %d, committed %d", height, n.height())
+	}
+	prev := n.lastHeader()
+	now := n.clock()
+	if prev != nil && now < prev.Time {
+		now = prev.Time
+	}
+	txs := n.pool.Reap(n.cfg.MaxBlockTxs, n.cfg.MaxBlockBytes, n.nonces())
+	sigs := make([]error, len(txs)) // the mempool admits only verified transactions
+	b, out, err := block.Build(n.exec, n.state, prev, n.cfg.ChainID, now, txs, sigs)
+	if err != nil {
+		return nil, hash.Hash{}, fmt.Errorf("build block %d: %w", height, err)
+	}
+	if len(b.Txs) < len(txs) {
+		// Transactions the executor rejects outright would never leave the pool.
+		kept := make(map[*tx.Tx]bool, len(b.Txs))
+		for _, t := range b.Txs {
+			kept[t] = true
+		}
+		var drop []hash.Hash
+		for _, t := range txs {
+			if id, err := t.ID(); err == nil && !kept[t] {
+				drop = append(drop, id)
+			}
+		}
+		n.pool.Remove(drop...)
+	}
+	b.Header.Proposer = n.address
+	out.Header.Proposer = n.address
+	raw, err := b.Encode()
+	if err != nil {
+		return nil, hash.Hash{}, err
+	}
+	return raw, a.remember(b, out), nil
+}
+
+// Validate implements consensus.App.
+func (a *app) Validate(height uint64, raw []byte) (hash.Hash, error) {
+	n := a.n
+	b, err := block.Decode(raw)
+	if err != nil {
+		return hash.Hash{}, err
+	}
+	id := b.Header.Hash()
+	if a.outcome(id) != nil {
+		return id, nil
+	}
+	if b.Header.Height != height || height != n.height()+1 {
+		return hash.Hash{}, fmt.Errorf("%w: block for height %d at height %d", block.ErrInvalid, b.Header.Height, height)
+	}
+	if b.Header.Time > n.clock()+MaxClockDrift {
+		return hash.Hash{}, fmt.Errorf("%w: block time %d is ahead of this node's clock", block.ErrInvalid, b.Header.Time)
+	}
+	if err := n.verifyTxs(b.Txs); err != nil {
+		return hash.Hash{}, err
+	}
+	out, err := block.Check(n.exec, n.state, n.lastHeader(), b, make([]error, len(b.Txs)))
+	if err != nil {
+		return hash.Hash{}, err
+	}
+	return a.remember(b, out), nil
+}
+
+// encodeMsg encodes any consensus-layer value canonically.
+func encodeMsg(v any) []byte { return encoding.MustMarshal(v) }
+
+// verifyTxs checks the signatures of txs, reusing verdicts already reached
+// (transactions that passed the mempool), in one batch over all cores.
+func (n *Node) verifyTxs(txs []*tx.Tx) error {
+	var todo []*tx.Tx
+	var idx []int
+	for i, t := range txs {
+		id, err := t.ID()
+		if err != nil {
+			return fmt.Errorf("transaction %d: %w", i, err)
+		}
+		if n.pool.Has(id) {
+			continue
+		}
+		todo = append(todo, t)
+		idx = append(idx, i)
+	}
+	for j, err := range tx.VerifyProofs(todo) {
+		if err != nil {
+			return fmt.Errorf("%w: transaction %d: %v", block.ErrInvalid, idx[j], err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/plugchain/plug/chain/block"
+	"github.com/plugchain/plug/chain/consensus"
+	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/gateway"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/state"
+	"github.com/plugchain/plug/chain/store"
+)
+
+var _ gateway.Backend = (*Node)(nil)
+
+// ChainID implements gateway.Backend.
+func (n *Node) ChainID() string { return n.cfg.ChainID }
+
+// Status implements gateway.Backend.
+func (n *Node) Status() gateway.Status {
+	n.mu.RLock()
+	hdr, round, set := n.header, n.round, n.set
+	n.mu.RUnlock()
+	st := gateway.Status{ChainID: n.cfg.ChainID, Node: n.cfg.Name, Version: n.cfg.Version, Round: round,
+		MempoolSize: n.pool.Len(), Validators: len(set), StateRoot: n.state.Root()}
+	if hdr != nil {
+		st.Height, st.LatestHash, st.Time = hdr.Height, hdr.Hash(), hdr.Time
+	}
+	if n.host != nil {
+		st.Peers = len(n.host.Peers())
+	}
+	st.Validator = n.cfg.Validator && set.Find(n.address) >= 0
+	if best := n.best.Load(); best > st.Height {
+		st.CatchingUp, st.BestHeight = true, best
+	}
+	return st
+}
+
+// TxResult implements gateway.Backend.
+func (n *Node) TxResult(_ context.Context, id hash.Hash) (*gateway.TxResult, error) {
+	h, i, err := n.store.TxLocation(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: transaction %s is not committed", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rs, err := n.store.Receipts(h)
+	if err != nil {
+		return nil, err
+	}
+	b, err := n.store.Block(h)
+	if err != nil {
+		return nil, err
+	}
+	if i >= len(rs) || i >= len(b.Txs) {
+		return nil, fmt.Errorf("block %d has no transaction %d", h, i)
+	}
+	return &gateway.TxResult{ID: id, Height: h, Index: uint32(i), Code: rs[i].Code, Error: rs[i].Error, Tx: b.Txs[i]}, nil
+}
+
+func (n *Node) notFound(what string, height uint64, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s %d (height is %d)", ErrNotFound, what, height, n.height())
+	}
+	return err
+}
+
+// Block implements gateway.Backend.
+func (n *Node) Block(height uint64) (*block.Block, *consensus.Certificate, error) {
+	b, err := n.store.Block(height)
+	if err != nil {
+		return nil, nil, n.notFound("block", height, err)
+	}
+	c, err := n.store.Certificate(height)
+	if err != nil {
+		return nil, nil, n.notFound("certificate", height, err)
+	}
+	return b, c, nil
+}
+
+// Header implements gateway.Backend.
+func (n *Node) Header(height uint64) (*block.Header, *consensus.Certificate, error) {
+	h, err := n.store.Header(height)
+	if err != nil {
+		return nil, nil, n.notFound("header", height, err)
+	}
+	c, err := n.store.Certificate(height)
+	if err != nil {
+		return nil, nil, n.notFound("certificate", height, err)
+	}
+	return h, c, nil
+}
+
+// State implements gateway.Backend.
+func (n *Node) State(height uint64, key string, prove bool) (*gateway.StateResult, error) {
+	if height == 0 {
+		height = n.height()
+	}
+	if height > n.height() {
+		return nil, fmt.Errorf("%w: height %d is not committed (height is %d)", ErrNotFound, height, n.height())
+	}
+	v := versionOf(height)
+	root, err := n.state.RootAt(v)
+	if errors.Is(err, state.ErrUnknownVersion) {
+		return nil, fmt.Errorf("%w: height %d", ErrNotFound, height)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := &gateway.StateResult{Key: key, Height: height, StateRoot: root}
+	if prove {
+		res.Value, res.Found, res.Proof, err = n.state.Prove(v, key)
+	} else {
+		res.Value, res.Found, err = n.state.GetAt(v, key)
+	}
+	return res, err
+}
+
+// subscribers fans committed blocks and results out to event streams; a subscriber
+// that falls behind loses events rather than slowing the node.
+type subscribers struct {
+	mu   sync.Mutex
+	subs map[int]chan gateway.Event
+	next int
+}
+
+// Subscribe implements gateway.Backend.
+func (n *Node) Subscribe() (<-chan gateway.Event, func()) {
+	s := &n.subs
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.subs == nil {
+		s.subs = map[int]chan gateway.Event{}
+	}
+	id := s.next
+	s.next++
+	ch := make(chan gateway.Event, 1024)
+	s.subs[id] = ch
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if c, ok := s.subs[id]; ok {
+			delete(s.subs, id)
+			close(c)
+		}
+	}
+}
+
+func (s *subscribers) publish(ev gateway.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+func (s *subscribers) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ch := range s.subs {
+		delete(s.subs, id)
+		close(ch)
+	}
+}
+
+func (n *Node) publishEvents(b *block.Block, receipts []exec.Receipt) {
+	n.subs.publish(gateway.Event{Kind: gateway.KindBlock, Height: b.Header.Height, Hash: b.Header.Hash(), Txs: len(b.Txs), Time: b.Header.Time})
+	for i, r := range receipts {
+		n.subs.publish(gateway.Event{Kind: gateway.KindTx, Height: b.Header.Height, ID: r.TxID, Index: uint32(i), Code: r.Code, Error: r.Error})
+	}
+}

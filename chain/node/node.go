@@ -1,0 +1,574 @@
+// Package node runs one PLUG node: the consensus state machine driven by a single
+// loop over libp2p gossip, timers and bbolt, the mempool, block sync, and the
+// Backend the HTTP gateway serves. The loop keeps the one rule that makes crashes
+// safe: what the machine asks to persist is on disk before any message that depends
+// on it is sent.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	logging "github.com/ipfs/go-log/v2"
+	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/plugchain/plug/chain/block"
+	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/chain/consensus"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/gateway"
+	"github.com/plugchain/plug/chain/genesis"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/mempool"
+	"github.com/plugchain/plug/chain/p2p"
+	"github.com/plugchain/plug/chain/state"
+	"github.com/plugchain/plug/chain/store"
+	"github.com/plugchain/plug/chain/transform"
+	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/chain/validator"
+)
+
+var log = logging.Logger("plug/node")
+
+// Config configures a node.
+type Config struct {
+	// Name labels the node in logs and status.
+	Name string
+	// Home holds state.db and chain.db.
+	Home string
+	// Genesis is the chain's genesis document.
+	Genesis *genesis.Doc
+	// ChainID is filled from Genesis.
+	ChainID string
+	// Key is the node's ed25519 key: its libp2p identity, and its consensus signing
+	// key when it is in the validator set.
+	Key crypto.PrivateKey
+	// Validator makes the node sign votes and proposals when its key is in the set.
+	Validator bool
+	// P2PListen is the libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/26656.
+	P2PListen string
+	// Peers are multiaddrs (with /p2p/ID) to connect to and keep connected.
+	Peers []string
+	// AllowPeers are extra peer IDs allowed to connect besides the validators.
+	AllowPeers []string
+	// PrivateNetwork is an optional pre-shared key for libp2p's private networks.
+	PrivateNetwork []byte
+	// Timeouts of consensus; zero means consensus.DefaultTimeouts().
+	Timeouts consensus.Timeouts
+	// MaxBlockTxs and MaxBlockBytes bound a proposal.
+	MaxBlockTxs   int
+	MaxBlockBytes int
+	// Registry and Models of the chain's transforms; nil means the built-ins.
+	Registry *transform.Registry
+	Models   *transform.Models
+	// Clock returns Unix milliseconds; nil means the system clock.
+	Clock func() int64
+	// Hooks receive committed blocks (metrics, tests); optional.
+	OnCommit func(b *block.Block, receipts []exec.Receipt)
+	// Metrics, when set, are updated as the node runs.
+	Metrics *gateway.Metrics
+	// Version is reported in the status.
+	Version string
+}
+
+// The node answers with the gateway's sentinel errors, which map to HTTP codes.
+var (
+	// ErrBusy: the mempool is full; retry later.
+	ErrBusy = gateway.ErrBusy
+	// ErrNotFound: no such block, transaction or key.
+	ErrNotFound = gateway.ErrNotFound
+)
+
+// Node is a running PLUG node.
+type Node struct {
+	cfg     Config
+	state   *state.Store
+	store   *store.Store
+	pool    *mempool.Pool
+	exec    *exec.Executor
+	models  *transform.Models
+	host    *p2p.Host
+	txs     *p2p.Topic
+	cons    *p2p.Topic
+	blocks  *p2p.Topic
+	machine *consensus.Machine
+	app     *app
+	address crypto.Address
+
+	mu     sync.RWMutex
+	header *block.Header // last committed header, nil before block 1
+	set    validator.Set // validator set of the next height
+	round  uint32
+
+	inbox  chan *consensus.Message
+	behind chan uint64
+	best   atomic.Uint64 // highest height a peer spoke of while we were behind
+	subs   subscribers
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New opens (or creates) the node's stores under cfg.Home, writing the genesis state
+// on first start, and recovers from a crash: a block saved but not yet applied to
+// the state is re-executed.
+func New(cfg Config) (*Node, error) {
+	if cfg.Genesis == nil || cfg.Key == nil {
+		return nil, errors.New("node: genesis and key are required")
+	}
+	cfg.ChainID = cfg.Genesis.ChainID
+	if cfg.MaxBlockTxs == 0 {
+		cfg.MaxBlockTxs = 10_000
+	}
+	if cfg.MaxBlockBytes == 0 {
+		cfg.MaxBlockBytes = 8 << 20
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = func() int64 { return time.Now().UnixMilli() }
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = builtin.Registry()
+	}
+	if cfg.Models == nil {
+		cfg.Models = builtin.Models()
+	}
+	n := &Node{cfg: cfg, models: cfg.Models, pool: mempool.New(), address: cfg.Key.Public().Address(),
+		inbox: make(chan *consensus.Message, 4096), behind: make(chan uint64, 1), done: make(chan struct{})}
+	n.exec = exec.New(cfg.Registry, cfg.Models)
+	n.app = &app{n: n}
+	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+		return nil, fmt.Errorf("node home: %w", err)
+	}
+	var err error
+	if n.state, err = state.Open(filepath.Join(cfg.Home, "state.db")); err != nil {
+		return nil, fmt.Errorf("open state: %w", err)
+	}
+	if n.store, err = store.Open(filepath.Join(cfg.Home, "chain.db")); err != nil {
+		n.state.Close()
+		return nil, fmt.Errorf("open block store: %w", err)
+	}
+	if err := n.recover(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// versionOf maps a height to its state version: genesis is version 1.
+func versionOf(height uint64) uint64 { return height + 1 }
+
+func (n *Node) recover() error {
+	if n.state.Version() == 0 {
+		if _, err := genesis.Init(n.state, n.cfg.Genesis, n.models); err != nil {
+			return fmt.Errorf("write genesis state: %w", err)
+		}
+	}
+	// The block store is written before the state, so it may be one block ahead.
+	for versionOf(n.store.Height()) > n.state.Version() {
+		h := n.state.Version() // the next height to apply
+		b, err := n.store.Block(h)
+		if err != nil {
+			return fmt.Errorf("recover block %d: %w", h, err)
+		}
+		var prev *block.Header
+		if h > 1 {
+			if prev, err = n.store.Header(h - 1); err != nil {
+				return fmt.Errorf("recover header %d: %w", h-1, err)
+			}
+		}
+		out, err := block.Check(n.exec, n.state, prev, b, nil)
+		if err != nil {
+			return fmt.Errorf("re-execute block %d: %w", h, err)
+		}
+		if err := n.state.Commit(out.Batch); err != nil {
+			return fmt.Errorf("re-apply block %d: %w", h, err)
+		}
+		log.Infow("re-applied block after a crash", "height", h)
+	}
+	if versionOf(n.store.Height()) != n.state.Version() {
+		return fmt.Errorf("state is at height %d but the block store at %d: the home directory is inconsistent", n.state.Version()-1, n.store.Height())
+	}
+	if h := n.store.Height(); h > 0 {
+		hdr, err := n.store.Header(h)
+		if err != nil {
+			return err
+		}
+		n.header = hdr
+	}
+	set, err := validator.Load(&stateGetter{n.state})
+	if err != nil {
+		return err
+	}
+	n.set = set
+	return nil
+}
+
+// stateGetter decodes committed state values.
+type stateGetter struct{ st *state.Store }
+
+func (g *stateGetter) Get(key string, dst any) (bool, error) {
+	v, ok, err := g.st.Get(key)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, encoding.DecodeStored(v, dst)
+}
+
+func (n *Node) height() uint64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.header == nil {
+		return 0
+	}
+	return n.header.Height
+}
+
+func (n *Node) lastHeader() *block.Header {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.header
+}
+
+func (n *Node) clock() int64 { return n.cfg.Clock() }
+
+// nonces reads committed nonces for the mempool.
+func (n *Node) nonces() mempool.NonceReader { return nonceReader{n.state} }
+
+type nonceReader struct{ st *state.Store }
+
+func (r nonceReader) Nonce(a crypto.Address) (uint64, error) {
+	var v uint64
+	_, err := (&stateGetter{r.st}).Get(exec.NonceKey(a), &v)
+	return v, err
+}
+
+// peerID derives the libp2p peer ID of an ed25519 PLUG key.
+func peerID(pub crypto.PublicKey) (peer.ID, error) {
+	if pub.Scheme != crypto.Ed25519 {
+		return "", fmt.Errorf("peer identity needs an ed25519 key, got %s", pub.Scheme)
+	}
+	k, err := p2pcrypto.UnmarshalEd25519PublicKey(pub.Key)
+	if err != nil {
+		return "", err
+	}
+	return peer.IDFromPublicKey(k)
+}
+
+// PeerID returns this node's libp2p peer ID.
+func (n *Node) PeerID() (peer.ID, error) { return peerID(n.cfg.Key.Public()) }
+
+// Start joins the network and starts the consensus loop.
+func (n *Node) Start(ctx context.Context) error {
+	ctx, n.cancel = context.WithCancel(ctx)
+	allow := []peer.ID{}
+	for _, v := range n.set {
+		if id, err := peerID(v.PubKey); err == nil {
+			allow = append(allow, id)
+		}
+	}
+	for _, s := range n.cfg.AllowPeers {
+		id, err := peer.Decode(s)
+		if err != nil {
+			return fmt.Errorf("allow peer %q: %w", s, err)
+		}
+		allow = append(allow, id)
+	}
+	if id, err := n.PeerID(); err == nil {
+		allow = append(allow, id)
+	}
+	opts := []p2p.Option{p2p.WithChainID(n.cfg.ChainID), p2p.WithIdentitySeed(n.cfg.Key.Bytes()), p2p.WithAllowList(allow...)}
+	if n.cfg.P2PListen != "" {
+		opts = append(opts, p2p.WithListen(n.cfg.P2PListen))
+	}
+	if len(n.cfg.PrivateNetwork) > 0 {
+		opts = append(opts, p2p.WithPrivateNetwork(n.cfg.PrivateNetwork))
+	}
+	var boot []ma.Multiaddr
+	for _, s := range n.cfg.Peers {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("peer address %q: %w", s, err)
+		}
+		boot = append(boot, a)
+	}
+	if len(boot) > 0 {
+		opts = append(opts, p2p.WithBootstrap(boot...))
+	}
+	var err error
+	if n.host, err = p2p.New(ctx, opts...); err != nil {
+		return fmt.Errorf("start libp2p: %w", err)
+	}
+	if err := n.host.Handle("sync", n.serveSync); err != nil {
+		return err
+	}
+	if n.txs, err = n.host.Join("txs", n.validateTx); err != nil {
+		return err
+	}
+	if n.cons, err = n.host.Join("consensus", n.validateConsensus); err != nil {
+		return err
+	}
+	if n.blocks, err = n.host.Join("blocks", n.validateDecided); err != nil {
+		return err
+	}
+	signer := crypto.PrivateKey(nil)
+	if n.cfg.Validator {
+		signer = n.cfg.Key
+	}
+	n.machine = consensus.New(consensus.Config{ChainID: n.cfg.ChainID, Signer: signer, Timeouts: n.cfg.Timeouts}, n.app)
+	go n.readTopic(ctx, n.cons)
+	go n.readTopic(ctx, n.blocks)
+	go n.drainTxs(ctx)
+	go n.loop(ctx)
+	log.Infow("node started", "name", n.cfg.Name, "chain", n.cfg.ChainID, "height", n.height(), "validator", n.cfg.Validator, "addrs", n.host.Addrs())
+	return nil
+}
+
+// Addrs returns the node's full libp2p addresses.
+func (n *Node) Addrs() []string {
+	var out []string
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// Close stops the node and closes its stores.
+func (n *Node) Close() error {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+	}
+	var errs []error
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	if n.state != nil {
+		errs = append(errs, n.state.Close())
+	}
+	n.subs.closeAll()
+	return errors.Join(errs...)
+}
+
+// readTopic feeds validated consensus messages to the loop.
+func (n *Node) readTopic(ctx context.Context, t *p2p.Topic) {
+	for {
+		m, err := t.Next(ctx)
+		if err != nil {
+			return
+		}
+		msg, err := consensus.DecodeMessage(m.Data)
+		if err != nil {
+			continue
+		}
+		select {
+		case n.inbox <- msg:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// drainTxs consumes the transaction topic: validation already added them to the
+// mempool, so reading only keeps the subscription flowing.
+func (n *Node) drainTxs(ctx context.Context) {
+	for {
+		if _, err := n.txs.Next(ctx); err != nil {
+			return
+		}
+	}
+}
+
+// validateConsensus drops malformed consensus messages at the edge.
+func (n *Node) validateConsensus(_ peer.ID, data []byte) error {
+	_, err := consensus.DecodeMessage(data)
+	return err
+}
+
+// validateDecided accepts a committed block only with a certificate valid for the
+// current set (or one ahead, which sync checks).
+func (n *Node) validateDecided(_ peer.ID, data []byte) error {
+	msg, err := consensus.DecodeMessage(data)
+	if err != nil {
+		return err
+	}
+	if msg.Decided == nil {
+		return fmt.Errorf("%w: not a decided block", consensus.ErrBadMessage)
+	}
+	if msg.Decided.Cert.Height != n.height()+1 {
+		return fmt.Errorf("stale or future block %d: %w", msg.Decided.Cert.Height, p2p.ErrIgnore)
+	}
+	n.mu.RLock()
+	set := n.set
+	n.mu.RUnlock()
+	return msg.Decided.Cert.Verify(n.cfg.ChainID, set)
+}
+
+// validateTx admits a gossiped transaction into the mempool; invalid ones stop here.
+func (n *Node) validateTx(_ peer.ID, data []byte) error {
+	t, err := tx.Decode(data)
+	if err != nil {
+		return err
+	}
+	if _, err := n.admit(t); err != nil && !errors.Is(err, mempool.ErrDuplicate) {
+		if errors.Is(err, mempool.ErrFull) {
+			return fmt.Errorf("%v: %w", err, p2p.ErrIgnore)
+		}
+		return err
+	}
+	return nil
+}
+
+// admit verifies a transaction's signatures once and adds it to the mempool.
+func (n *Node) admit(t *tx.Tx) (hash.Hash, error) {
+	if t.Body.ChainID != n.cfg.ChainID {
+		return hash.Hash{}, fmt.Errorf("%w: transaction for chain %q, this is %q", tx.ErrWrongChain, t.Body.ChainID, n.cfg.ChainID)
+	}
+	if id, err := t.ID(); err == nil && n.pool.Has(id) {
+		return id, mempool.ErrDuplicate
+	}
+	sig := tx.VerifyProofs([]*tx.Tx{t})[0]
+	return n.pool.Add(t, sig, n.nonces())
+}
+
+// Submit adds a transaction to this node's mempool and gossips it.
+func (n *Node) Submit(ctx context.Context, t *tx.Tx) (hash.Hash, error) {
+	id, err := n.admit(t)
+	switch {
+	case errors.Is(err, mempool.ErrFull):
+		return id, fmt.Errorf("%w: %v", ErrBusy, err)
+	case err != nil && !errors.Is(err, mempool.ErrDuplicate):
+		return id, err
+	}
+	raw, err := t.Encode()
+	if err != nil {
+		return id, err
+	}
+	if err := n.txs.Publish(ctx, raw); err != nil {
+		log.Debugw("gossip transaction", "id", id.Short(), "err", err)
+	}
+	return id, nil
+}
+
+// loop is the only goroutine that touches the consensus machine.
+func (n *Node) loop(ctx context.Context) {
+	defer close(n.done)
+	n.machine.NewHeight(n.height()+1, n.currentSet(), n.clock())
+	if st, err := n.store.LoadConsensus(); err == nil && st != nil && st.Height == n.height()+1 {
+		n.machine.Restore(st, n.currentSet(), n.clock())
+	}
+	n.handle(ctx)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-n.inbox:
+			if err := n.machine.Receive(msg); err != nil {
+				log.Debugw("consensus message refused", "err", err)
+			}
+		case <-tick.C:
+			n.machine.Tick(n.clock())
+		case h := <-n.behind:
+			n.sync(ctx, h)
+			if n.height() >= n.best.Load() {
+				n.best.Store(0)
+			}
+			n.machine.NewHeight(n.height()+1, n.currentSet(), n.clock())
+		}
+		n.handle(ctx)
+	}
+}
+
+func (n *Node) currentSet() validator.Set {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.set
+}
+
+// handle carries out the machine's Ready: persist, send, commit.
+func (n *Node) handle(ctx context.Context) {
+	for {
+		rd := n.machine.Ready()
+		if rd.Persist != nil {
+			if err := n.store.SaveConsensus(rd.Persist); err != nil {
+				// Sending votes that are not on disk could equivocate after a restart.
+				log.Errorw("persist consensus state; not sending", "err", err)
+				return
+			}
+			n.mu.Lock()
+			n.round = rd.Persist.Round
+			n.mu.Unlock()
+			n.cfg.Metrics.SetRound(rd.Persist.Round)
+		}
+		for i := range rd.Messages {
+			if err := n.cons.Publish(ctx, encodeMsg(&rd.Messages[i])); err != nil {
+				log.Debugw("publish consensus message", "err", err)
+			}
+		}
+		for _, d := range rd.Decisions {
+			if err := n.commit(ctx, d); err != nil {
+				log.Errorw("commit decided block", "height", d.Height, "err", err)
+				return
+			}
+			n.machine.NewHeight(d.Height+1, n.currentSet(), n.clock())
+		}
+		if rd.Behind > 0 {
+			n.best.Store(max(n.best.Load(), rd.Behind))
+			select {
+			case n.behind <- rd.Behind:
+			default:
+			}
+		}
+		if rd.Persist == nil && len(rd.Messages) == 0 && len(rd.Decisions) == 0 {
+			return
+		}
+	}
+}
+
+// commit makes a decided block durable: block store first, then state, so that a
+// crash in between is repaired by re-executing the stored block on start.
+func (n *Node) commit(ctx context.Context, d consensus.Decision) error {
+	ex := n.app.outcome(d.Cert.BlockID)
+	if ex == nil {
+		if _, err := n.app.Validate(d.Height, d.Block); err != nil {
+			return fmt.Errorf("decided block fails validation: %w", err)
+		}
+		ex = n.app.outcome(d.Cert.BlockID)
+	}
+	if err := n.store.SaveBlock(ex.block, &d.Cert, ex.out.Receipts); err != nil {
+		return err
+	}
+	if err := n.state.Commit(ex.out.Batch); err != nil {
+		return err
+	}
+	hdr := ex.block.Header
+	n.mu.Lock()
+	n.header, n.set = &hdr, ex.out.NextValidators
+	n.mu.Unlock()
+	n.app.reset()
+	n.pool.Update(ex.block.Txs, n.nonces())
+	if n.blocks != nil {
+		_ = n.blocks.Publish(ctx, encodeMsg(&consensus.Message{Decided: &consensus.Decided{Cert: d.Cert, Block: d.Block}}))
+	}
+	n.publishEvents(ex.block, ex.out.Receipts)
+	n.cfg.Metrics.BlockCommitted(hdr.Height, d.Cert.Round, ex.out.Receipts, time.Duration(max(0, n.clock()-hdr.Time))*time.Millisecond)
+	n.cfg.Metrics.SetMempool(n.pool.Len())
+	if n.cfg.OnCommit != nil {
+		n.cfg.OnCommit(ex.block, ex.out.Receipts)
+	}
+	log.Debugw("committed", "height", hdr.Height, "txs", len(ex.block.Txs), "root", hdr.StateRoot.Short())
+	return nil
+}
