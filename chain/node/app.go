@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/plugchain/plug/chain/block"
+	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/tx"
@@ -119,8 +120,28 @@ func (a *app) Validate(height uint64, raw []byte) (hash.Hash, error) {
 	return a.remember(b, out), nil
 }
 
-// encodeMsg encodes any consensus-layer value canonically.
-func encodeMsg(v any) []byte { return encoding.MustMarshal(v) }
+// envelope wraps a consensus message on the gossip topics. Pubsub drops identical
+// bytes for minutes (message ID = hash of the data), which would silence the
+// machine's periodic rebroadcasts; the sequence number makes each send distinct.
+// It carries no authority: every vote and proposal inside is signed.
+type envelope struct {
+	Msg []byte `cbor:"1,keyasint"`
+	Seq uint64 `cbor:"2,keyasint"`
+}
+
+// encodeMsg wraps a consensus message in a fresh envelope.
+func (n *Node) encodeMsg(m *consensus.Message) []byte {
+	return encoding.MustMarshal(&envelope{Msg: encoding.MustMarshal(m), Seq: n.seq.Add(1)})
+}
+
+// decodeMsg opens an envelope and decodes the message inside.
+func decodeMsg(data []byte) (*consensus.Message, error) {
+	var e envelope
+	if err := encoding.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("%w: %v", consensus.ErrBadMessage, err)
+	}
+	return consensus.DecodeMessage(e.Msg)
+}
 
 // verifyTxs checks the signatures of txs, reusing verdicts already reached
 // (transactions that passed the mempool), in one batch over all cores.

@@ -113,6 +113,7 @@ type Node struct {
 	inbox  chan *consensus.Message
 	behind chan uint64
 	best   atomic.Uint64 // highest height a peer spoke of while we were behind
+	seq    atomic.Uint64 // gossip envelope sequence
 	subs   subscribers
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -368,7 +369,7 @@ func (n *Node) readTopic(ctx context.Context, t *p2p.Topic) {
 		if err != nil {
 			return
 		}
-		msg, err := consensus.DecodeMessage(m.Data)
+		msg, err := decodeMsg(m.Data)
 		if err != nil {
 			continue
 		}
@@ -392,14 +393,14 @@ func (n *Node) drainTxs(ctx context.Context) {
 
 // validateConsensus drops malformed consensus messages at the edge.
 func (n *Node) validateConsensus(_ peer.ID, data []byte) error {
-	_, err := consensus.DecodeMessage(data)
+	_, err := decodeMsg(data)
 	return err
 }
 
 // validateDecided accepts a committed block only with a certificate valid for the
 // current set (or one ahead, which sync checks).
 func (n *Node) validateDecided(_ peer.ID, data []byte) error {
-	msg, err := consensus.DecodeMessage(data)
+	msg, err := decodeMsg(data)
 	if err != nil {
 		return err
 	}
@@ -514,7 +515,7 @@ func (n *Node) handle(ctx context.Context) {
 			n.cfg.Metrics.SetRound(rd.Persist.Round)
 		}
 		for i := range rd.Messages {
-			if err := n.cons.Publish(ctx, encodeMsg(&rd.Messages[i])); err != nil {
+			if err := n.cons.Publish(ctx, n.encodeMsg(&rd.Messages[i])); err != nil {
 				log.Debugw("publish consensus message", "err", err)
 			}
 		}
@@ -561,7 +562,7 @@ func (n *Node) commit(ctx context.Context, d consensus.Decision) error {
 	n.app.reset()
 	n.pool.Update(ex.block.Txs, n.nonces())
 	if n.blocks != nil {
-		_ = n.blocks.Publish(ctx, encodeMsg(&consensus.Message{Decided: &consensus.Decided{Cert: d.Cert, Block: d.Block}}))
+		_ = n.blocks.Publish(ctx, n.encodeMsg(&consensus.Message{Decided: &consensus.Decided{Cert: d.Cert, Block: d.Block}}))
 	}
 	n.publishEvents(ex.block, ex.out.Receipts)
 	n.cfg.Metrics.BlockCommitted(hdr.Height, d.Cert.Round, ex.out.Receipts, time.Duration(max(0, n.clock()-hdr.Time))*time.Millisecond)
