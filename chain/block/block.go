@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/exec"
@@ -73,22 +75,30 @@ func Decode(data []byte) (*Block, error) {
 	if len(data) > MaxBlockSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxBlockSize)
 	}
-	var b Block
-	if err := encoding.Unmarshal(data, &b); err != nil {
+	// Transactions are decoded one by one from their own bytes, so each keeps its
+	// encoding and its ID costs a hash, not a re-encoding.
+	var w struct {
+		Header Header            `cbor:"1,keyasint"`
+		Txs    []cbor.RawMessage `cbor:"2,keyasint"`
+	}
+	if err := encoding.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("decode block: %w", err)
 	}
-	if len(b.Txs) > MaxTxs {
-		return nil, fmt.Errorf("%w: %d transactions, limit %d", ErrTooLarge, len(b.Txs), MaxTxs)
+	if len(w.Txs) > MaxTxs {
+		return nil, fmt.Errorf("%w: %d transactions, limit %d", ErrTooLarge, len(w.Txs), MaxTxs)
 	}
-	for i, t := range b.Txs {
-		if t == nil {
-			return nil, fmt.Errorf("%w: transaction %d is null", ErrInvalid, i)
-		}
-		if err := t.CheckShape(); err != nil {
+	b := &Block{Header: w.Header}
+	if w.Txs != nil { // null and [] are different encodings; keep which one it was
+		b.Txs = make([]*tx.Tx, len(w.Txs))
+	}
+	for i, raw := range w.Txs {
+		t, err := tx.Decode(raw)
+		if err != nil {
 			return nil, fmt.Errorf("transaction %d: %w", i, err)
 		}
+		b.Txs[i] = t
 	}
-	return &b, nil
+	return b, nil
 }
 
 // TxRoot returns the list Merkle root of txs' IDs.
@@ -245,7 +255,7 @@ func (c *committed) Get(key string, dst any) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, encoding.DecodeStored(v, dst)
+	return true, encoding.UnmarshalLax(v, dst)
 }
 
 func diff(want, got *Header) string {

@@ -123,6 +123,14 @@ func DecodeMessage(b []byte) (*Message, error) {
 	if err := encoding.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
+	if err := m.Check(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Check verifies that exactly one part of the message is set.
+func (m *Message) Check() error {
 	n := 0
 	if m.Proposal != nil {
 		n++
@@ -134,9 +142,9 @@ func DecodeMessage(b []byte) (*Message, error) {
 		n++
 	}
 	if n != 1 {
-		return nil, fmt.Errorf("%w: %d parts set, want 1", ErrBadMessage, n)
+		return fmt.Errorf("%w: %d parts set, want 1", ErrBadMessage, n)
 	}
-	return &m, nil
+	return nil
 }
 
 // Quorum reports whether power is more than two thirds of total.

@@ -112,10 +112,15 @@ func Unmarshal(data []byte, v any) error {
 	return nil
 }
 
-// DecodeStored decodes bytes this node itself wrote with Marshal (state values read
-// back from its own store). It skips Unmarshal's canonical re-encoding check, which
-// would only double the cost of every state read; never use it on untrusted input.
-func DecodeStored(data []byte, v any) error {
+// UnmarshalLax decodes with Unmarshal's strict rules and limits but without its
+// canonical re-encoding check, which would double the cost. Use it only where the
+// bytes' identity does not matter: values this node wrote itself (state, stores)
+// and transport wrappers that are never hashed or signed (gossip envelopes). Never
+// use it for anything whose hash or signature is checked.
+func UnmarshalLax(data []byte, v any) error {
+	if len(data) > MaxSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxSize)
+	}
 	if err := decMode.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("%w: decode stored %T: %v", ErrMalformed, v, err)
 	}

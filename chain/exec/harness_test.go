@@ -65,7 +65,7 @@ func (m memState) set(t tb, key string, v any) {
 func (m memState) uint(t tb, key string) uint64 {
 	var n uint64
 	if b, ok := m[key]; ok {
-		if err := encoding.DecodeStored(b, &n); err != nil {
+		if err := encoding.UnmarshalLax(b, &n); err != nil {
 			t.Fatal(err)
 		}
 	}

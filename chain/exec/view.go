@@ -107,7 +107,7 @@ func decodeOrDefault(ms *transform.Models, key string, v []byte, found bool, dst
 	if !found {
 		return false, ms.SetDefault(key, dst)
 	}
-	if err := encoding.DecodeStored(v, dst); err != nil {
+	if err := encoding.UnmarshalLax(v, dst); err != nil {
 		return true, fmt.Errorf("state key %q: %w", key, err)
 	}
 	return true, nil

@@ -307,7 +307,7 @@ func (s *Server) checkProof(res *StateResult) error {
 // has none (e.g. maps with non-string keys, NaN).
 func decodeValue(b []byte) any {
 	var v any
-	if err := encoding.DecodeStored(b, &v); err != nil {
+	if err := encoding.UnmarshalLax(b, &v); err != nil {
 		return nil
 	}
 	if _, err := jsonMarshal(v); err != nil {

@@ -136,11 +136,21 @@ func (n *Node) encodeMsg(m *consensus.Message) []byte {
 
 // decodeMsg opens an envelope and decodes the message inside.
 func decodeMsg(data []byte) (*consensus.Message, error) {
+	// Envelope and message are transport wrappers: what matters inside is signed
+	// and checked on its own (votes, proposals, the block's canonical encoding), so
+	// they skip the canonical re-encoding, which costs a copy of a whole block.
 	var e envelope
-	if err := encoding.Unmarshal(data, &e); err != nil {
+	if err := encoding.UnmarshalLax(data, &e); err != nil {
 		return nil, fmt.Errorf("%w: %v", consensus.ErrBadMessage, err)
 	}
-	return consensus.DecodeMessage(e.Msg)
+	var m consensus.Message
+	if err := encoding.UnmarshalLax(e.Msg, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", consensus.ErrBadMessage, err)
+	}
+	if err := m.Check(); err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
 
 // verifyTxs checks the signatures of txs, reusing verdicts already reached

@@ -111,6 +111,7 @@ type Node struct {
 	round  uint32
 
 	inbox  chan *consensus.Message
+	outTxs chan []byte // admitted transactions waiting to be gossiped
 	behind chan uint64
 	best   atomic.Uint64 // highest height a peer spoke of while we were behind
 	seq    atomic.Uint64 // gossip envelope sequence
@@ -128,7 +129,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	cfg.ChainID = cfg.Genesis.ChainID
 	if cfg.MaxBlockTxs == 0 {
-		cfg.MaxBlockTxs = 10_000
+		cfg.MaxBlockTxs = 2_000
 	}
 	if cfg.MaxBlockBytes == 0 {
 		cfg.MaxBlockBytes = 8 << 20
@@ -143,7 +144,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Models = builtin.Models()
 	}
 	n := &Node{cfg: cfg, models: cfg.Models, pool: mempool.New(), address: cfg.Key.Public().Address(),
-		inbox: make(chan *consensus.Message, 4096), behind: make(chan uint64, 1), done: make(chan struct{})}
+		inbox: make(chan *consensus.Message, 4096), outTxs: make(chan []byte, 4*MaxTxBatch), behind: make(chan uint64, 1), done: make(chan struct{})}
 	n.exec = exec.New(cfg.Registry, cfg.Models)
 	n.app = &app{n: n}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
@@ -221,7 +222,7 @@ func (g *stateGetter) Get(key string, dst any) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, encoding.DecodeStored(v, dst)
+	return true, encoding.UnmarshalLax(v, dst)
 }
 
 func (n *Node) height() uint64 {
@@ -328,6 +329,7 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.readTopic(ctx, n.cons)
 	go n.readTopic(ctx, n.blocks)
 	go n.drainTxs(ctx)
+	go n.gossipTxs(ctx)
 	go n.loop(ctx)
 	log.Infow("node started", "name", n.cfg.Name, "chain", n.cfg.ChainID, "height", n.height(), "validator", n.cfg.Validator, "addrs", n.host.Addrs())
 	return nil
@@ -416,19 +418,76 @@ func (n *Node) validateDecided(_ peer.ID, data []byte) error {
 	return msg.Decided.Cert.Verify(n.cfg.ChainID, set)
 }
 
-// validateTx admits a gossiped transaction into the mempool; invalid ones stop here.
+// validateTx admits a gossiped batch of transactions into the mempool, verifying
+// the signatures of those not already pending in one batch over all cores. A batch
+// holding a malformed or badly signed transaction is rejected whole: an honest
+// node only forwards transactions it verified, so the sender's score should fall.
 func (n *Node) validateTx(_ peer.ID, data []byte) error {
-	t, err := tx.Decode(data)
-	if err != nil {
-		return err
+	var raws [][]byte
+	if err := encoding.Unmarshal(data, &raws); err != nil {
+		return fmt.Errorf("transaction batch: %w", err)
 	}
-	if _, err := n.admit(t); err != nil && !errors.Is(err, mempool.ErrDuplicate) {
-		if errors.Is(err, mempool.ErrFull) {
-			return fmt.Errorf("%v: %w", err, p2p.ErrIgnore)
+	if len(raws) > MaxTxBatch {
+		return fmt.Errorf("transaction batch of %d, limit %d", len(raws), MaxTxBatch)
+	}
+	var fresh []*tx.Tx
+	for i, raw := range raws {
+		t, err := tx.Decode(raw)
+		if err != nil {
+			return fmt.Errorf("transaction %d of batch: %w", i, err)
 		}
-		return err
+		if id, err := t.ID(); err == nil && n.pool.Has(id) {
+			continue
+		}
+		fresh = append(fresh, t)
+	}
+	full := false
+	for i, sig := range tx.VerifyProofs(fresh) {
+		if sig != nil {
+			return fmt.Errorf("transaction %d of batch: %w", i, sig)
+		}
+		if _, err := n.pool.Add(fresh[i], nil, n.nonces()); errors.Is(err, mempool.ErrFull) {
+			full = true
+		}
+	}
+	if full {
+		return fmt.Errorf("mempool full: %w", p2p.ErrIgnore)
 	}
 	return nil
+}
+
+// MaxTxBatch bounds the transactions of one gossip message.
+const MaxTxBatch = 1024
+
+// gossipTxs publishes admitted transactions in batches, so that a burst of
+// submissions costs a few gossip messages and batched signature checks at every
+// peer rather than one of each per transaction.
+func (n *Node) gossipTxs(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var batch [][]byte
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := n.txs.Publish(ctx, encoding.MustMarshal(batch)); err != nil {
+			log.Debugw("gossip transactions", "n", len(batch), "err", err)
+		}
+		batch = nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case raw := <-n.outTxs:
+			batch = append(batch, raw)
+			if len(batch) >= MaxTxBatch {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
 }
 
 // admit verifies a transaction's signatures once and adds it to the mempool.
@@ -456,8 +515,10 @@ func (n *Node) Submit(ctx context.Context, t *tx.Tx) (hash.Hash, error) {
 	if err != nil {
 		return id, err
 	}
-	if err := n.txs.Publish(ctx, raw); err != nil {
-		log.Debugw("gossip transaction", "id", id.Short(), "err", err)
+	select {
+	case n.outTxs <- raw:
+	case <-ctx.Done():
+		return id, ctx.Err()
 	}
 	return id, nil
 }

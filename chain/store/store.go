@@ -303,8 +303,8 @@ func (s *Store) decode(bucket, key []byte, what string, dst any) error {
 		if v == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, what)
 		}
-		// DecodeStored copies what it keeps, so v need not outlive the transaction.
-		if err = encoding.DecodeStored(v, dst); err != nil {
+		// UnmarshalLax copies what it keeps, so v need not outlive the transaction.
+		if err = encoding.UnmarshalLax(v, dst); err != nil {
 			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, what, err)
 		}
 		return nil
@@ -533,7 +533,7 @@ func (s *Store) LoadConsensus() (*consensus.State, error) {
 			return nil
 		}
 		var rec walRecord
-		if err := encoding.DecodeStored(v, &rec); err != nil {
+		if err := encoding.UnmarshalLax(v, &rec); err != nil {
 			return fmt.Errorf("%w: consensus state: %v", ErrCorrupt, err)
 		}
 		bb := tx.Bucket(bucketBlobs)

@@ -61,10 +61,13 @@ type Proof struct {
 	Signature []byte `cbor:"1,keyasint" json:"signature"`
 }
 
-// Tx is a signed transaction.
+// Tx is a signed transaction. A Tx returned by Decode remembers its encoding, so
+// its ID and Encode cost no re-encoding; such a Tx must not be modified.
 type Tx struct {
 	Body   Body    `cbor:"1,keyasint" json:"body"`
 	Proofs []Proof `cbor:"2,keyasint" json:"proofs"`
+
+	raw []byte // canonical encoding, set by Decode
 }
 
 // New builds an unsigned transaction carrying tr, registered in reg.
@@ -112,10 +115,20 @@ func (t *Tx) Sign(key crypto.PrivateKey) error {
 }
 
 // ID returns the transaction's identifier: the hash of its whole encoding.
-func (t *Tx) ID() (hash.Hash, error) { return encoding.Hash(hash.DomainTxID, t) }
+func (t *Tx) ID() (hash.Hash, error) {
+	if t.raw != nil {
+		return hash.Sum(hash.DomainTxID, t.raw), nil
+	}
+	return encoding.Hash(hash.DomainTxID, t)
+}
 
 // Encode returns the canonical encoding of t.
-func (t *Tx) Encode() ([]byte, error) { return encoding.Marshal(t) }
+func (t *Tx) Encode() ([]byte, error) {
+	if t.raw != nil {
+		return t.raw, nil
+	}
+	return encoding.Marshal(t)
+}
 
 // Decode parses and checks the shape of an encoded transaction. It does not verify
 // signatures (see VerifyProofs and crypto.VerifyBatch).
@@ -130,6 +143,7 @@ func Decode(b []byte) (*Tx, error) {
 	if err := t.CheckShape(); err != nil {
 		return nil, err
 	}
+	t.raw = b
 	return &t, nil
 }
 

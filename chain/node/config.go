@@ -1,0 +1,632 @@
+package node
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	logging "github.com/ipfs/go-log/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/chain/consensus"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/genesis"
+)
+
+// The files of a node home directory. Besides them the node keeps its bbolt
+// databases there: state.db (the authenticated state) and chain.db (blocks,
+// certificates, receipts, the transaction index and the consensus write-ahead data).
+const (
+	ConfigFile  = "config.toml"
+	GenesisFile = "genesis.json"
+	NodeKeyFile = "node_key.json"
+	StateDB     = "state.db"
+	ChainDB     = "chain.db"
+)
+
+// Default listen addresses written by DefaultFileConfig.
+const (
+	DefaultP2PListen  = "/ip4/0.0.0.0/tcp/26656"
+	DefaultHTTPListen = "127.0.0.1:26657"
+	DefaultLogLevel   = "info"
+)
+
+// FileConfig is the content of HOME/config.toml.
+type FileConfig struct {
+	// Name labels the node in logs and status.
+	Name string `toml:"name"`
+	// ChainID must equal the genesis file's chain_id.
+	ChainID string `toml:"chain_id"`
+	// Validator makes the node sign votes when its key is in the validator set.
+	Validator bool            `toml:"validator"`
+	P2P       P2PConfig       `toml:"p2p"`
+	HTTP      HTTPConfig      `toml:"http"`
+	Consensus ConsensusConfig `toml:"consensus"`
+	Log       LogConfig       `toml:"log"`
+}
+
+// P2PConfig is the [p2p] section.
+type P2PConfig struct {
+	// Listen is the libp2p listen multiaddr, e.g. /ip4/0.0.0.0/tcp/26656.
+	Listen string `toml:"listen"`
+	// Peers are full multiaddrs (ending in /p2p/<peer ID>) kept connected.
+	Peers []string `toml:"peers"`
+	// AllowPeers are peer IDs allowed to connect besides the validators (relays,
+	// full nodes).
+	AllowPeers []string `toml:"allow_peers"`
+	// PrivateNetworkKeyFile, if set, holds a 32-byte pre-shared key (libp2p
+	// swarm.key format, or 64 hex digits); relative paths are under the home.
+	PrivateNetworkKeyFile string `toml:"private_network_key_file"`
+}
+
+// HTTPConfig is the [http] section.
+type HTTPConfig struct {
+	// Listen is the gateway's host:port (API and /metrics); "" disables it.
+	Listen string `toml:"listen"`
+}
+
+// ConsensusConfig is the [consensus] section; zero values mean the defaults.
+type ConsensusConfig struct {
+	Stagger       Duration `toml:"stagger"`
+	Propose       Duration `toml:"propose"`
+	PreCommit     Duration `toml:"precommit"`
+	Commit        Duration `toml:"commit"`
+	Delta         Duration `toml:"delta"`
+	Rebroadcast   Duration `toml:"rebroadcast"`
+	NewHeight     Duration `toml:"new_height"`
+	MaxBlockTxs   int      `toml:"max_block_txs"`
+	MaxBlockBytes int      `toml:"max_block_bytes"`
+}
+
+// LogConfig is the [log] section.
+type LogConfig struct {
+	// Level applies to every subsystem without its own: debug, info, warn, error.
+	Level string `toml:"level"`
+	// Format is color, plain or json.
+	Format string `toml:"format"`
+	// Subsystems sets levels per go-log subsystem, e.g. "plug/node" = "debug".
+	Subsystems map[string]string `toml:"subsystems"`
+}
+
+// Duration is a time.Duration written as a string such as "300ms" in TOML.
+type Duration struct{ time.Duration }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"300ms\" or \"1s\", got %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+func ms(v int64) Duration { return Duration{time.Duration(v) * time.Millisecond} }
+
+// DefaultFileConfig returns the configuration plug init writes.
+func DefaultFileConfig(name, chainID string, validator bool) *FileConfig {
+	t := consensus.DefaultTimeouts()
+	return &FileConfig{
+		Name: name, ChainID: chainID, Validator: validator,
+		P2P:  P2PConfig{Listen: DefaultP2PListen},
+		HTTP: HTTPConfig{Listen: DefaultHTTPListen},
+		Consensus: ConsensusConfig{Stagger: ms(t.Stagger), Propose: ms(t.Propose), PreCommit: ms(t.PreCommit),
+			Commit: ms(t.Commit), Delta: ms(t.Delta), Rebroadcast: ms(t.Rebroadcast), NewHeight: ms(t.NewHeight),
+			MaxBlockTxs: 10_000, MaxBlockBytes: 8 << 20},
+		Log: LogConfig{Level: DefaultLogLevel, Format: "color"},
+	}
+}
+
+// Home is a loaded node home: a Config ready for New plus what the node's
+// process needs around it.
+type Home struct {
+	// Dir is the home directory.
+	Dir string
+	// File is config.toml as read.
+	File *FileConfig
+	// Config is ready for New (Metrics and Version are the caller's).
+	Config Config
+	// HTTPListen is the gateway's host:port ("" disables it).
+	HTTPListen string
+	// LogLevel, LogFormat and LogLevels are the [log] section, checked.
+	LogLevel  string
+	LogFormat string
+	LogLevels map[string]string
+	// Warnings are problems that do not stop the node (e.g. a key file readable
+	// by other users).
+	Warnings []string
+}
+
+// ErrConfig marks every error of LoadHome about the content of a home.
+var ErrConfig = errors.New("node home")
+
+// cfgErr formats "path: field: msg" wrapped in ErrConfig.
+func cfgErr(path, field, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if field != "" {
+		msg = field + ": " + msg
+	}
+	return fmt.Errorf("%w: %s: %s", ErrConfig, path, msg)
+}
+
+// LoadHome reads and checks config.toml, genesis.json and node_key.json in dir.
+// Errors name the file (and line, or field) and say what to do.
+func LoadHome(dir string) (*Home, error) {
+	cfgPath := filepath.Join(dir, ConfigFile)
+	f, err := ReadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	h := &Home{Dir: dir, File: f, HTTPListen: f.HTTP.Listen}
+	if err := f.check(cfgPath); err != nil {
+		return nil, err
+	}
+	genPath := filepath.Join(dir, GenesisFile)
+	if _, err := os.Stat(genPath); errors.Is(err, fs.ErrNotExist) {
+		return nil, cfgErr(genPath, "", "no genesis file: copy the chain's genesis.json there, "+
+			"or create a new chain with `plug init --home %s --validator --force`", dir)
+	}
+	gen, err := genesis.Load(genPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v\n(fix the genesis file; `plug genesis validate --home %s` checks it)", ErrConfig, err, dir)
+	}
+	if err := gen.Validate(builtin.Registry()); err != nil {
+		return nil, fmt.Errorf("%w: %v\n(fix the genesis file; `plug genesis validate --home %s` checks it)", ErrConfig, err, dir)
+	}
+	if f.ChainID != "" && f.ChainID != gen.ChainID {
+		return nil, cfgErr(cfgPath, "chain_id", "%q, but %s is for chain %q: use the genesis of your chain, or fix chain_id",
+			f.ChainID, genPath, gen.ChainID)
+	}
+	keyPath := filepath.Join(dir, NodeKeyFile)
+	key, err := ReadNodeKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(keyPath); err == nil && st.Mode().Perm()&0o077 != 0 {
+		h.Warnings = append(h.Warnings, fmt.Sprintf("%s is accessible by other users (mode %04o): run chmod 600 %s",
+			keyPath, st.Mode().Perm(), keyPath))
+	}
+	var psk []byte
+	if p := f.P2P.PrivateNetworkKeyFile; p != "" {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if psk, err = ReadPrivateNetworkKey(p); err != nil {
+			return nil, cfgErr(cfgPath, "p2p.private_network_key_file", "%v", err)
+		}
+	}
+	c := f.Consensus
+	h.Config = Config{
+		Name: f.Name, Home: dir, Genesis: gen, ChainID: gen.ChainID, Key: key, Validator: f.Validator,
+		P2PListen: f.P2P.Listen, Peers: f.P2P.Peers, AllowPeers: f.P2P.AllowPeers, PrivateNetwork: psk,
+		MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes,
+	}
+	if c != (ConsensusConfig{MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes}) {
+		d := consensus.DefaultTimeouts()
+		pick := func(v Duration, def int64) int64 {
+			if v.Duration == 0 {
+				return def
+			}
+			return v.Milliseconds()
+		}
+		h.Config.Timeouts = consensus.Timeouts{
+			Stagger: pick(c.Stagger, d.Stagger), Propose: pick(c.Propose, d.Propose),
+			PreCommit: pick(c.PreCommit, d.PreCommit), Commit: pick(c.Commit, d.Commit),
+			Delta: pick(c.Delta, d.Delta), Rebroadcast: pick(c.Rebroadcast, d.Rebroadcast),
+			NewHeight: pick(c.NewHeight, d.NewHeight),
+		}
+	}
+	h.LogLevel, h.LogFormat = f.Log.Level, f.Log.Format
+	if h.LogLevel == "" {
+		h.LogLevel = DefaultLogLevel
+	}
+	if h.LogFormat == "" {
+		h.LogFormat = "color"
+	}
+	h.LogLevels = f.Log.Subsystems
+	return h, nil
+}
+
+// ReadConfig reads and decodes a config.toml; unknown fields are errors.
+func ReadConfig(path string) (*FileConfig, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, cfgErr(path, "", "not found: create a node home with `plug init --home %s --chain-id ID`", filepath.Dir(path))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	var f FileConfig
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%w: %s:%d: %s (see docs/operator.md for the format)", ErrConfig, path, pe.Position.Line, pe.Message)
+		}
+		return nil, cfgErr(path, "", "%v (see docs/operator.md for the format)", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		names := make([]string, len(und))
+		for i, k := range und {
+			names[i] = k.String()
+		}
+		return nil, cfgErr(path, names[0], "unknown field%s: check the spelling (docs/operator.md lists the fields)",
+			map[bool]string{true: " (also: " + strings.Join(names[1:], ", ") + ")", false: ""}[len(names) > 1])
+	}
+	return &f, nil
+}
+
+// check validates the fields that do not need the other files.
+func (f *FileConfig) check(path string) error {
+	if f.ChainID == "" {
+		return cfgErr(path, "chain_id", "missing: set it to the genesis file's chain_id")
+	}
+	if f.P2P.Listen != "" {
+		if _, err := ma.NewMultiaddr(f.P2P.Listen); err != nil {
+			return cfgErr(path, "p2p.listen", "%q is not a multiaddr (%v): use e.g. %q", f.P2P.Listen, err, DefaultP2PListen)
+		}
+	}
+	for i, p := range f.P2P.Peers {
+		a, err := ma.NewMultiaddr(p)
+		if err == nil {
+			_, err = peer.AddrInfoFromP2pAddr(a)
+		}
+		if err != nil {
+			return cfgErr(path, fmt.Sprintf("p2p.peers[%d]", i), "%q: %v: use the full address printed by `plug node id`, "+
+				"e.g. /ip4/10.0.0.2/tcp/26656/p2p/12D3KooW…", p, err)
+		}
+	}
+	for i, p := range f.P2P.AllowPeers {
+		if _, err := peer.Decode(p); err != nil {
+			return cfgErr(path, fmt.Sprintf("p2p.allow_peers[%d]", i), "%q is not a peer ID (%v): use the ID printed by `plug node id`", p, err)
+		}
+	}
+	if f.HTTP.Listen != "" {
+		if _, port, err := net.SplitHostPort(f.HTTP.Listen); err != nil {
+			return cfgErr(path, "http.listen", "%q: %v: use host:port, e.g. %q", f.HTTP.Listen, err, DefaultHTTPListen)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return cfgErr(path, "http.listen", "%q: bad port %q", f.HTTP.Listen, port)
+		}
+	}
+	c := f.Consensus
+	for name, d := range map[string]Duration{"stagger": c.Stagger, "propose": c.Propose, "precommit": c.PreCommit,
+		"commit": c.Commit, "delta": c.Delta, "rebroadcast": c.Rebroadcast, "new_height": c.NewHeight} {
+		if d.Duration < 0 {
+			return cfgErr(path, "consensus."+name, "negative duration %s", d)
+		}
+	}
+	if c.MaxBlockTxs < 0 || c.MaxBlockBytes < 0 {
+		return cfgErr(path, "consensus.max_block_txs", "block limits must not be negative")
+	}
+	if f.Log.Level != "" {
+		if _, err := logging.Parse(f.Log.Level); err != nil {
+			return cfgErr(path, "log.level", "%q: use debug, info, warn or error", f.Log.Level)
+		}
+	}
+	switch f.Log.Format {
+	case "", "color", "plain", "json":
+	default:
+		return cfgErr(path, "log.format", "%q: use color, plain or json", f.Log.Format)
+	}
+	for _, sub := range slices.Sorted(mapKeys(f.Log.Subsystems)) {
+		if _, err := logging.Parse(f.Log.Subsystems[sub]); err != nil {
+			return cfgErr(path, "log.subsystems."+sub, "%q: use debug, info, warn or error", f.Log.Subsystems[sub])
+		}
+	}
+	return nil
+}
+
+func mapKeys(m map[string]string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// SetupLogging applies the home's log settings to go-log; override, if not
+// empty, replaces the default level (e.g. from --log-level).
+func (h *Home) SetupLogging(override string) error {
+	lvl := h.LogLevel
+	if override != "" {
+		lvl = override
+	}
+	l, err := logging.Parse(lvl)
+	if err != nil {
+		return fmt.Errorf("log level %q: use debug, info, warn or error", lvl)
+	}
+	cfg := logging.GetConfig()
+	cfg.Level = l
+	cfg.Stderr, cfg.Stdout = true, false
+	switch h.LogFormat {
+	case "plain":
+		cfg.Format = logging.PlaintextOutput
+	case "json":
+		cfg.Format = logging.JSONOutput
+	default:
+		cfg.Format = logging.ColorizedOutput
+	}
+	cfg.SubsystemLevels = map[string]logging.LogLevel{}
+	for sub, s := range h.LogLevels {
+		v, err := logging.Parse(s)
+		if err != nil {
+			return fmt.Errorf("log level %q of %s: use debug, info, warn or error", s, sub)
+		}
+		cfg.SubsystemLevels[sub] = v
+	}
+	logging.SetupLogging(cfg)
+	logging.SetAllLoggers(l)
+	for sub, v := range cfg.SubsystemLevels {
+		_ = logging.SetLogLevel(sub, v.String())
+	}
+	return nil
+}
+
+// nodeKeyJSON is the content of node_key.json.
+type nodeKeyJSON struct {
+	Scheme crypto.SchemeID `json:"scheme"`
+	// Seed is the 32-byte ed25519 seed in hex: the secret.
+	Seed string `json:"seed"`
+	// PublicKey and PeerID are for people (genesis, allow lists); they are checked
+	// against the seed when read.
+	PublicKey string `json:"public_key"`
+	PeerID    string `json:"peer_id"`
+}
+
+// GenerateNodeKey returns a new random ed25519 node key.
+func GenerateNodeKey() (crypto.PrivateKey, error) {
+	return crypto.GenerateKey(crypto.Ed25519, rand.Reader)
+}
+
+// ReadNodeKey reads a node_key.json.
+func ReadNodeKey(path string) (crypto.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, cfgErr(path, "", "no node key: create one with `plug init --home %s`, or restore it from your backup", filepath.Dir(path))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	var k nodeKeyJSON
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&k); err != nil {
+		return nil, cfgErr(path, "", "not a node key file: %v", err)
+	}
+	if k.Scheme != crypto.Ed25519 {
+		return nil, cfgErr(path, "scheme", "%q: node keys are ed25519 (the libp2p identity needs it)", k.Scheme)
+	}
+	seed, err := hex.DecodeString(k.Seed)
+	if err != nil || len(seed) != 32 {
+		return nil, cfgErr(path, "seed", "want 64 hex digits (a 32-byte ed25519 seed)")
+	}
+	key, err := crypto.PrivateKeyFromBytes(crypto.Ed25519, seed)
+	clear(seed)
+	if err != nil {
+		return nil, cfgErr(path, "seed", "%v", err)
+	}
+	if k.PublicKey != "" && !strings.EqualFold(k.PublicKey, hex.EncodeToString(key.Public().Key)) {
+		return nil, cfgErr(path, "public_key", "does not match the seed: the file was altered; restore it from your backup")
+	}
+	return key, nil
+}
+
+// WriteNodeKey writes key to path with mode 0600, atomically.
+func WriteNodeKey(path string, key crypto.PrivateKey) error {
+	pub := key.Public()
+	if pub.Scheme != crypto.Ed25519 {
+		return fmt.Errorf("node key must be ed25519, got %s", pub.Scheme)
+	}
+	id, err := peerID(pub)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(nodeKeyJSON{Scheme: crypto.Ed25519, Seed: hex.EncodeToString(key.Bytes()),
+		PublicKey: hex.EncodeToString(pub.Key), PeerID: id.String()}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, append(b, '\n'), 0o600)
+}
+
+// PeerIDOf returns the libp2p peer ID of an ed25519 node key.
+func PeerIDOf(pub crypto.PublicKey) (peer.ID, error) { return peerID(pub) }
+
+// ReadPrivateNetworkKey reads a libp2p pre-shared key: the swarm.key format
+// ("/key/swarm/psk/1.0.0/", "/base16/", hex) or 64 hex digits alone.
+func ReadPrivateNetworkKey(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.HasPrefix(data, []byte("/key/swarm/psk/")) {
+		psk, err := pnet.DecodeV1PSK(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
+		return psk, nil
+	}
+	psk, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(psk) != 32 {
+		return nil, fmt.Errorf("%s: want 64 hex digits (32 random bytes) or a libp2p swarm.key", path)
+	}
+	return psk, nil
+}
+
+// configTemplate writes config.toml with comments for operators.
+var configTemplate = template.Must(template.New("config").Funcs(template.FuncMap{
+	"q": func(s string) string { b, _ := json.Marshal(s); return string(b) },
+	"list": func(l []string) string {
+		if len(l) == 0 {
+			return "[]"
+		}
+		var parts []string
+		for _, s := range l {
+			b, _ := json.Marshal(s)
+			parts = append(parts, "\n  "+string(b)+",")
+		}
+		return "[" + strings.Join(parts, "") + "\n]"
+	},
+	"sorted": func(m map[string]string) []string { return slices.Sorted(mapKeys(m)) },
+}).Parse(`# PLUG node configuration (see docs/operator.md).
+
+# name labels this node in logs and in /v1/status.
+name = {{q .Name}}
+# chain_id must equal chain_id in genesis.json.
+chain_id = {{q .ChainID}}
+# validator: sign votes and proposals while this node's key is in the validator set.
+validator = {{.Validator}}
+
+[p2p]
+# libp2p listen address (TCP).
+listen = {{q .P2P.Listen}}
+# Peers to dial and keep connected: full addresses from ` + "`plug node id`" + `.
+peers = {{list .P2P.Peers}}
+# Peer IDs allowed to connect besides the validators (full nodes, relays).
+allow_peers = {{list .P2P.AllowPeers}}
+# Optional 32-byte pre-shared key file (libp2p private network); relative to this home.
+private_network_key_file = {{q .P2P.PrivateNetworkKeyFile}}
+
+[http]
+# Gateway (JSON API, /healthz, /metrics) host:port; "" disables it.
+# Keep it on 127.0.0.1 or behind a TLS proxy unless the network is trusted.
+listen = {{q .HTTP.Listen}}
+
+[consensus]
+# Round timeouts; all nodes of a chain should use the same values.
+stagger = {{q .Consensus.Stagger.String}}
+propose = {{q .Consensus.Propose.String}}
+precommit = {{q .Consensus.PreCommit.String}}
+commit = {{q .Consensus.Commit.String}}
+delta = {{q .Consensus.Delta.String}}
+rebroadcast = {{q .Consensus.Rebroadcast.String}}
+new_height = {{q .Consensus.NewHeight.String}}
+max_block_txs = {{.Consensus.MaxBlockTxs}}
+max_block_bytes = {{.Consensus.MaxBlockBytes}}
+
+[log]
+# debug, info, warn or error; ` + "`plug node start --log-level`" + ` overrides it.
+level = {{q .Log.Level}}
+# color, plain or json (logs go to standard error).
+format = {{q .Log.Format}}
+
+[log.subsystems]
+# Per-subsystem levels, e.g. "plug/node" = "debug", "plug/p2p" = "warn".
+{{- $s := .Log.Subsystems}}{{range sorted $s}}
+{{q .}} = {{q (index $s .)}}{{end}}
+`))
+
+// WriteConfig writes f to path (mode 0644), atomically.
+func WriteConfig(path string, f *FileConfig) error {
+	var b bytes.Buffer
+	if err := configTemplate.Execute(&b, f); err != nil {
+		return err
+	}
+	// The written file must read back as written.
+	var back FileConfig
+	if _, err := toml.Decode(b.String(), &back); err != nil {
+		return fmt.Errorf("config: encoding produced invalid TOML: %w", err)
+	}
+	return writeAtomic(path, b.Bytes(), 0o644)
+}
+
+// WriteGenesis writes the genesis document to path (mode 0644), atomically.
+func WriteGenesis(path string, d *genesis.Doc) error {
+	b, err := d.Marshal()
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, b, 0o644)
+}
+
+// WriteHome creates dir (0700) and writes config.toml, and genesis.json and
+// node_key.json when gen and key are not nil. It overwrites existing files:
+// callers check HomeExists first.
+func WriteHome(dir string, f *FileConfig, gen *genesis.Doc, key crypto.PrivateKey) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create node home: %w", err)
+	}
+	if key != nil {
+		if err := WriteNodeKey(filepath.Join(dir, NodeKeyFile), key); err != nil {
+			return err
+		}
+	}
+	if gen != nil {
+		if err := WriteGenesis(filepath.Join(dir, GenesisFile), gen); err != nil {
+			return err
+		}
+	}
+	return WriteConfig(filepath.Join(dir, ConfigFile), f)
+}
+
+// HomeExists reports which of config.toml, node_key.json, state.db and chain.db
+// exist in dir.
+func HomeExists(dir string) []string {
+	var found []string
+	for _, n := range []string{ConfigFile, NodeKeyFile, StateDB, ChainDB} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			found = append(found, n)
+		}
+	}
+	return found
+}
+
+// writeAtomic writes data to a temporary file next to path, syncs it and renames
+// it over path, so a crash leaves the old or the new file, never a torn one.
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(name)
+		}
+	}()
+	if err := tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(name, path); err != nil {
+		return err
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
