@@ -533,6 +533,7 @@ func (n *Node) loop(ctx context.Context) {
 	n.handle(ctx)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	var lastPeers time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -541,8 +542,13 @@ func (n *Node) loop(ctx context.Context) {
 			if err := n.machine.Receive(msg); err != nil {
 				log.Debugw("consensus message refused", "err", err)
 			}
-		case <-tick.C:
+		case now := <-tick.C:
 			n.machine.Tick(n.clock())
+			if now.Sub(lastPeers) >= time.Second {
+				lastPeers = now
+				n.cfg.Metrics.SetPeers(len(n.host.Peers()))
+				n.cfg.Metrics.SetMempool(n.pool.Len())
+			}
 		case h := <-n.behind:
 			n.sync(ctx, h)
 			if n.height() >= n.best.Load() {
