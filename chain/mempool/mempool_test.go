@@ -63,7 +63,7 @@ func (s *memState) apply(cs []state.Change) {
 func (s *memState) Nonce(a crypto.Address) (uint64, error) {
 	var n uint64
 	if b, ok, _ := s.Get(exec.NonceKey(a)); ok {
-		if err := encoding.DecodeStored(b, &n); err != nil {
+		if err := encoding.UnmarshalLax(b, &n); err != nil {
 			return 0, err
 		}
 	}
