@@ -613,7 +613,7 @@ func (r reader) Get(key string, dst any) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, encoding.DecodeStored(v, dst)
+	return true, encoding.UnmarshalLax(v, dst)
 }
 
 func jsonType() reflect.Type { return reflect.TypeFor[Doc]() }
