@@ -26,7 +26,7 @@ import (
 
 var (
 	seedFlag  = flag.Uint64("seed", 0, "replay one simulation seed (also PLUG_SEED)")
-	seedsFlag = flag.Int("seeds", 0, "how many seeds TestSimulation runs (default 1000, 100 with -short)")
+	seedsFlag = flag.Int("seeds", 0, "how many seeds TestSimulation runs (default 3000, 100 with -short)")
 )
 
 // simBlock is the simulated application's block: it chains to its parent and
@@ -537,7 +537,7 @@ func seeds(t *testing.T) []uint64 {
 	}
 	n := *seedsFlag
 	if n == 0 {
-		n = 1000
+		n = 3000
 		if testing.Short() {
 			n = 100
 		}

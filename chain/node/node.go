@@ -508,8 +508,11 @@ func (n *Node) Submit(ctx context.Context, t *tx.Tx) (hash.Hash, error) {
 	switch {
 	case errors.Is(err, mempool.ErrFull):
 		return id, fmt.Errorf("%w: %v", ErrBusy, err)
-	case err != nil && !errors.Is(err, mempool.ErrDuplicate):
-		return id, err
+	case errors.Is(err, mempool.ErrDuplicate) && n.pool.Has(id):
+		return id, nil // already pending: submitting twice is harmless
+	case err != nil:
+		// Everything else the mempool or the checks refuse is the client's to fix.
+		return id, fmt.Errorf("%w: %v", gateway.ErrInvalid, err)
 	}
 	raw, err := t.Encode()
 	if err != nil {

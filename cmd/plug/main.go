@@ -9,6 +9,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +25,12 @@ var version = "dev"
 func groups() []*cli.Command {
 	return []*cli.Command{
 		keysCommand(),
+		initCommand(),
+		genesisCommand(),
+		nodeCommand(),
+		txCommand(),
+		queryCommand(),
+		testnetCommand(),
 		versionCommand(),
 	}
 }
@@ -39,6 +46,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	err := app.Run(permuteArgs(app, args))
 	if err == nil {
 		return 0
+	}
+	var rep reportedError
+	if errors.As(err, &rep) {
+		// The result, with its error, is already on stdout.
+		fmt.Fprintf(stderr, "plug: %v\n", err)
+		return 1
 	}
 	printError(stdout, stderr, jsonRequested(args), err)
 	return 1

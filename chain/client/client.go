@@ -1,0 +1,697 @@
+// Package client is a Go client of a PLUG node's HTTP gateway (docs/gateway.md).
+//
+// A Client is given one or more endpoints of the same chain; it sends each request
+// to the endpoint that answered last and fails over to the next one when a node
+// cannot be reached (connection refused, reset, timeout) or says it is busy.
+// Reads that ask for a proof are verified before they are returned: the Merkle
+// proof against the returned state root, that root against the header of that
+// height, and the header against its commit certificate (and the certificate's
+// votes against a validator set, when one is trusted with WithValidators).
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plugchain/plug/chain/asset"
+	"github.com/plugchain/plug/chain/block"
+	"github.com/plugchain/plug/chain/consensus"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/gateway"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/spv"
+)
+
+// Errors; test with errors.Is. Errors answered by a node are *APIError values
+// that match one of these.
+var (
+	// ErrNotFound: no such transaction (or still pending), block, header or height.
+	ErrNotFound = errors.New("not found")
+	// ErrBusy: every node asked was busy (mempool full, shutting down); retry
+	// later. The error is a *BusyError carrying the node's Retry-After.
+	ErrBusy = errors.New("node busy")
+	// ErrInvalid: the node refused the request as malformed (bad transaction,
+	// wrong chain, bad nonce); retrying it unchanged will not help.
+	ErrInvalid = errors.New("invalid request")
+	// ErrProof: a node answered with a proof, header or certificate that does not
+	// verify. The answer was discarded; the node is faulty or was tampered with.
+	ErrProof = errors.New("proof does not verify")
+	// ErrUnavailable: no endpoint could be reached.
+	ErrUnavailable = errors.New("no node reachable")
+)
+
+// APIError is an error answer of a node.
+type APIError struct {
+	Endpoint string
+	Status   int
+	// Code is the gateway's error code: invalid, not_found, busy, ...
+	Code    string
+	Message string
+	// RetryAfter is the node's Retry-After for busy answers.
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Unwrap maps the gateway's codes to this package's sentinel errors.
+func (e *APIError) Unwrap() error {
+	switch e.Code {
+	case gateway.CodeNotFound:
+		return ErrNotFound
+	case gateway.CodeBusy:
+		return ErrBusy
+	case gateway.CodeInvalid, gateway.CodeTooLarge:
+		return ErrInvalid
+	}
+	return nil
+}
+
+// BusyError is returned when nodes stayed busy through every retry.
+type BusyError struct {
+	// RetryAfter is how long the last node asked to wait.
+	RetryAfter time.Duration
+	Last       error
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("node busy (%v): retry in %s", e.Last, e.RetryAfter)
+}
+
+// Is makes errors.Is(err, ErrBusy) true.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
+// Unwrap returns the last node's answer.
+func (e *BusyError) Unwrap() error { return e.Last }
+
+// Client talks to the gateways of one chain. It is safe for concurrent use.
+type Client struct {
+	endpoints []string
+	http      *http.Client
+	timeout   time.Duration
+	retries   int
+	chainID   string
+	trusted   validator.Set
+
+	mu      sync.Mutex
+	current int // index of the endpoint that answered last
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client (TLS settings, proxies). Default: a client
+// without a global timeout (each request has its own, see WithTimeout).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithTimeout bounds each request that does not wait for a commit. Default 10 s.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// WithBusyRetries sets how many times a busy answer is retried (after the node's
+// Retry-After) before Submit gives up with a *BusyError. Default 3.
+func WithBusyRetries(n int) Option { return func(c *Client) { c.retries = n } }
+
+// WithChainID makes the client refuse headers, certificates and proofs of any
+// other chain.
+func WithChainID(id string) Option { return func(c *Client) { c.chainID = id } }
+
+// WithValidators trusts set: certificates are checked to carry a quorum of its
+// voting power. Without it, a certificate is checked for shape only (it names the
+// header's hash, height and chain).
+func WithValidators(set validator.Set) Option { return func(c *Client) { c.trusted = set } }
+
+// New returns a client of the gateways at endpoints (base URLs such as
+// http://127.0.0.1:26657; "host:port" means http://host:port), tried in order.
+func New(endpoints []string, opts ...Option) (*Client, error) {
+	c := &Client{http: &http.Client{}, timeout: 10 * time.Second, retries: 3}
+	for _, e := range endpoints {
+		u, err := NormalizeEndpoint(e)
+		if err != nil {
+			return nil, err
+		}
+		c.endpoints = append(c.endpoints, u)
+	}
+	if len(c.endpoints) == 0 {
+		return nil, errors.New("client: no node endpoint given")
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// NormalizeEndpoint turns "host:port" into "http://host:port" and checks the URL.
+func NormalizeEndpoint(e string) (string, error) {
+	e = strings.TrimSpace(e)
+	if !strings.Contains(e, "://") {
+		e = "http://" + e
+	}
+	u, err := url.Parse(e)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("bad node endpoint %q: want http://HOST:PORT or https://HOST:PORT", e)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// Endpoints returns the endpoints, in the order given.
+func (c *Client) Endpoints() []string { return append([]string(nil), c.endpoints...) }
+
+// Endpoint returns the endpoint that answered last (the first one before any
+// request).
+func (c *Client) Endpoint() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endpoints[c.current]
+}
+
+// request is one HTTP request, replayable on several endpoints.
+type request struct {
+	method string
+	path   string // with query
+	body   []byte
+	ctype  string
+	cbor   bool // ask for a CBOR answer
+	// wait lifts the per-request timeout (the gateway bounds the wait).
+	wait time.Duration
+}
+
+// response is a successful answer.
+type response struct {
+	endpoint string
+	status   int
+	body     []byte
+}
+
+// do sends r to the endpoints in turn, starting with the current one, and
+// returns the first answer that is not a connection failure or a busy answer.
+func (c *Client) do(ctx context.Context, r request) (*response, error) {
+	c.mu.Lock()
+	start := c.current
+	c.mu.Unlock()
+	var errs []error
+	var busy *APIError
+	for i := range c.endpoints {
+		idx := (start + i) % len(c.endpoints)
+		ep := c.endpoints[idx]
+		resp, err := c.once(ctx, ep, r)
+		if err == nil {
+			c.mu.Lock()
+			c.current = idx
+			c.mu.Unlock()
+			return resp, nil
+		}
+		var api *APIError
+		if errors.As(err, &api) {
+			if api.Code == gateway.CodeBusy {
+				busy = api
+				errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+				continue
+			}
+			c.mu.Lock()
+			c.current = idx
+			c.mu.Unlock()
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("%s: %v", ep, err))
+	}
+	if busy != nil {
+		return nil, busy
+	}
+	return nil, fmt.Errorf("%w: %v: check that a node is running and the address is right", ErrUnavailable, errors.Join(errs...))
+}
+
+func (c *Client) once(ctx context.Context, ep string, r request) (*response, error) {
+	timeout := c.timeout
+	if r.wait > 0 {
+		timeout = r.wait + c.timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, ep+r.path, body)
+	if err != nil {
+		return nil, err
+	}
+	if r.ctype != "" {
+		req.Header.Set("Content-Type", r.ctype)
+	}
+	if r.cbor {
+		req.Header.Set("Accept", "application/cbor")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode >= 400 {
+		api := &APIError{Endpoint: ep, Status: res.StatusCode}
+		var eb gateway.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Code != "" {
+			api.Code, api.Message = eb.Code, eb.Error
+		} else {
+			api.Code, api.Message = strconv.Itoa(res.StatusCode), fmt.Sprintf("%s answered %s", ep, res.Status)
+		}
+		if s := res.Header.Get("Retry-After"); s != "" {
+			if n, err := strconv.Atoi(s); err == nil {
+				api.RetryAfter = time.Duration(n) * time.Second
+			}
+		}
+		if res.StatusCode >= 500 && api.Code != gateway.CodeBusy {
+			api.Message = fmt.Sprintf("%s: %s", ep, api.Message)
+		}
+		return nil, api
+	}
+	return &response{endpoint: ep, status: res.StatusCode, body: data}, nil
+}
+
+func decodeJSON(r *response, v any) error {
+	if err := json.Unmarshal(r.body, v); err != nil {
+		return fmt.Errorf("%s answered malformed JSON: %w", r.endpoint, err)
+	}
+	return nil
+}
+
+func decodeCBOR(r *response, v any) error {
+	if err := encoding.Unmarshal(r.body, v); err != nil {
+		return fmt.Errorf("%s answered malformed CBOR: %w", r.endpoint, err)
+	}
+	return nil
+}
+
+// Status returns the status of the node that answers.
+func (c *Client) Status(ctx context.Context) (*gateway.Status, error) {
+	r, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/status"})
+	if err != nil {
+		return nil, err
+	}
+	var st gateway.Status
+	if err := decodeJSON(r, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// SubmitResult is the outcome of Submit.
+type SubmitResult struct {
+	ID hash.Hash
+	// Result is set once the transaction is committed (with wait); nil while it is
+	// pending.
+	Result *gateway.TxResult
+}
+
+// Submit sends t. With wait, it waits up to timeout (the gateway caps it at 60 s)
+// for the commit; if the time runs out the result is still pending (Result nil)
+// and the transaction may commit later. A busy node is retried after its
+// Retry-After, up to WithBusyRetries times.
+func (c *Client) Submit(ctx context.Context, t *tx.Tx, wait bool, timeout time.Duration) (*SubmitResult, error) {
+	raw, err := t.Encode()
+	if err != nil {
+		return nil, err
+	}
+	id, err := t.ID()
+	if err != nil {
+		return nil, err
+	}
+	r := request{method: http.MethodPost, path: "/v1/tx", body: raw, ctype: "application/cbor"}
+	if wait {
+		if timeout <= 0 {
+			timeout = gateway.DefaultWait
+		}
+		r.path += "?wait=true&timeout=" + url.QueryEscape(timeout.String())
+		r.wait = timeout
+	}
+	var resp *response
+	for attempt := 0; ; attempt++ {
+		resp, err = c.do(ctx, r)
+		var api *APIError
+		if err == nil || !errors.As(err, &api) {
+			break
+		}
+		if api.Code != gateway.CodeBusy {
+			// Sent again (after a failover, or by a retrying caller), the
+			// transaction may already be committed: its nonce is then refused.
+			if res, rerr := c.TxResult(ctx, id); rerr == nil {
+				return &SubmitResult{ID: id, Result: res}, nil
+			}
+			return nil, err
+		}
+		if attempt >= c.retries {
+			return nil, &BusyError{RetryAfter: max(api.RetryAfter, time.Second), Last: err}
+		}
+		select {
+		case <-time.After(max(api.RetryAfter, 200*time.Millisecond)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		ID     hash.Hash `json:"id"`
+		Status string    `json:"status"`
+		Height uint64    `json:"height"`
+		Index  uint32    `json:"index"`
+		Code   exec.Code `json:"code"`
+		Error  string    `json:"error"`
+	}
+	if err := decodeJSON(resp, &out); err != nil {
+		return nil, err
+	}
+	if out.ID != id {
+		return nil, fmt.Errorf("%s answered for transaction %s, sent %s", resp.endpoint, out.ID, id)
+	}
+	sr := &SubmitResult{ID: id}
+	if out.Status != "pending" {
+		sr.Result = &gateway.TxResult{ID: id, Height: out.Height, Index: out.Index, Code: out.Code, Error: out.Error, Tx: t}
+	}
+	return sr, nil
+}
+
+// TxResult returns a committed transaction's outcome; ErrNotFound while it is
+// pending or unknown.
+func (c *Client) TxResult(ctx context.Context, id hash.Hash) (*gateway.TxResult, error) {
+	r, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/tx/" + id.String(), cbor: true})
+	if err != nil {
+		return nil, err
+	}
+	var res gateway.TxResult
+	if err := decodeCBOR(r, &res); err != nil {
+		return nil, err
+	}
+	if res.ID != id {
+		return nil, fmt.Errorf("%w: %s answered for transaction %s, asked %s", ErrProof, r.endpoint, res.ID, id)
+	}
+	if res.Tx != nil {
+		if got, err := res.Tx.ID(); err != nil || got != id {
+			return nil, fmt.Errorf("%w: %s returned a transaction whose ID is not %s", ErrProof, r.endpoint, id)
+		}
+	}
+	return &res, nil
+}
+
+// WaitTx polls until id is committed or timeout passes (then ErrNotFound).
+func (c *Client) WaitTx(ctx context.Context, id hash.Hash, timeout time.Duration) (*gateway.TxResult, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		res, err := c.TxResult(ctx, id)
+		if err == nil || !errors.Is(err, ErrNotFound) || time.Now().After(deadline) {
+			return res, err
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Header returns the header at height (0: the latest) with its certificate,
+// checked: the hash is the header's, and the certificate certifies it.
+func (c *Client) Header(ctx context.Context, height uint64) (*gateway.HeaderResponse, error) {
+	p := "/v1/headers/latest"
+	if height > 0 {
+		p = "/v1/headers/" + strconv.FormatUint(height, 10)
+	}
+	r, err := c.do(ctx, request{method: http.MethodGet, path: p, cbor: true})
+	if err != nil {
+		return nil, err
+	}
+	var hr gateway.HeaderResponse
+	if err := decodeCBOR(r, &hr); err != nil {
+		return nil, err
+	}
+	if hr.Header == nil {
+		return nil, fmt.Errorf("%w: %s answered no header", ErrProof, r.endpoint)
+	}
+	if height > 0 && hr.Header.Height != height {
+		return nil, fmt.Errorf("%w: %s answered header %d for height %d", ErrProof, r.endpoint, hr.Header.Height, height)
+	}
+	if hr.Hash != hr.Header.Hash() {
+		return nil, fmt.Errorf("%w: header %d: the hash given is not the header's", ErrProof, hr.Header.Height)
+	}
+	if err := c.checkCert(hr.Header, hr.Certificate); err != nil {
+		return nil, err
+	}
+	return &hr, nil
+}
+
+// checkCert checks that cert certifies hdr (and, with a trusted set, that it
+// carries a quorum of it).
+func (c *Client) checkCert(hdr *block.Header, cert *consensus.Certificate) error {
+	if c.chainID != "" && hdr.ChainID != c.chainID {
+		return fmt.Errorf("%w: header of chain %q, want %q", ErrProof, hdr.ChainID, c.chainID)
+	}
+	if cert == nil {
+		return fmt.Errorf("%w: header %d has no commit certificate", ErrProof, hdr.Height)
+	}
+	if cert.BlockID != hdr.Hash() || cert.Height != hdr.Height || cert.ChainID != hdr.ChainID {
+		return fmt.Errorf("%w: the certificate of height %d does not certify this header", ErrProof, hdr.Height)
+	}
+	if len(cert.Votes) == 0 {
+		return fmt.Errorf("%w: the certificate of height %d has no votes", ErrProof, hdr.Height)
+	}
+	if c.trusted != nil {
+		if err := cert.Verify(hdr.ChainID, c.trusted); err != nil {
+			return fmt.Errorf("%w: certificate of height %d: %v", ErrProof, hdr.Height, err)
+		}
+	}
+	return nil
+}
+
+// Block returns the block at height (>= 1) with its certificate, checked: the
+// hash is the header's, the transactions match the header's tx root and the
+// listed IDs, and the certificate certifies the header.
+func (c *Client) Block(ctx context.Context, height uint64) (*gateway.BlockResponse, error) {
+	if height == 0 {
+		return nil, fmt.Errorf("%w: heights start at 1", ErrInvalid)
+	}
+	r, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/blocks/" + strconv.FormatUint(height, 10), cbor: true})
+	if err != nil {
+		return nil, err
+	}
+	var br gateway.BlockResponse
+	if err := decodeCBOR(r, &br); err != nil {
+		return nil, err
+	}
+	if br.Block == nil || br.Block.Header.Height != height {
+		return nil, fmt.Errorf("%w: %s answered no block or another height for %d", ErrProof, r.endpoint, height)
+	}
+	hdr := &br.Block.Header
+	if br.Hash != hdr.Hash() {
+		return nil, fmt.Errorf("%w: block %d: the hash given is not the header's", ErrProof, height)
+	}
+	root, err := block.TxRoot(br.Block.Txs)
+	if err != nil || root != hdr.TxRoot {
+		return nil, fmt.Errorf("%w: block %d: the transactions do not match the header's tx root", ErrProof, height)
+	}
+	if len(br.TxIDs) != len(br.Block.Txs) {
+		return nil, fmt.Errorf("%w: block %d lists %d IDs for %d transactions", ErrProof, height, len(br.TxIDs), len(br.Block.Txs))
+	}
+	for i, t := range br.Block.Txs {
+		if id, err := t.ID(); err != nil || id != br.TxIDs[i] {
+			return nil, fmt.Errorf("%w: block %d: transaction %d has another ID than listed", ErrProof, height, i)
+		}
+	}
+	if err := c.checkCert(hdr, br.Certificate); err != nil {
+		return nil, err
+	}
+	return &br, nil
+}
+
+// StateResult is a state read. When proven, Verified says that the proof, the
+// state root, the header and the certificate were all checked.
+type StateResult struct {
+	Key       string
+	Height    uint64
+	StateRoot hash.Hash
+	Found     bool
+	// Value is the stored canonical CBOR; nil when not found.
+	Value       []byte
+	Proof       *spv.StateProof
+	Header      *block.Header
+	Certificate *consensus.Certificate
+	Verified    bool
+}
+
+// Decode decodes the value into dst; it leaves dst alone when not found.
+func (s *StateResult) Decode(dst any) error {
+	if !s.Found {
+		return nil
+	}
+	return encoding.UnmarshalLax(s.Value, dst)
+}
+
+// stateCBOR mirrors the gateway's CBOR answer to GET /v1/state/{key}.
+type stateCBOR struct {
+	Key         string                 `cbor:"1,keyasint"`
+	Height      uint64                 `cbor:"2,keyasint"`
+	StateRoot   hash.Hash              `cbor:"3,keyasint"`
+	Found       bool                   `cbor:"4,keyasint"`
+	Value       []byte                 `cbor:"5,keyasint,omitempty"`
+	Proof       *spv.StateProof        `cbor:"6,keyasint,omitempty"`
+	Header      *block.Header          `cbor:"7,keyasint,omitempty"`
+	Certificate *consensus.Certificate `cbor:"8,keyasint,omitempty"`
+}
+
+// State reads key after the block at height (0: the latest). With prove, the
+// answer is verified (see StateResult.Verified) or rejected with ErrProof.
+func (c *Client) State(ctx context.Context, height uint64, key string, prove bool) (*StateResult, error) {
+	if key == "" {
+		return nil, fmt.Errorf("%w: empty state key", ErrInvalid)
+	}
+	q := url.Values{}
+	if height > 0 {
+		q.Set("height", strconv.FormatUint(height, 10))
+	}
+	if prove {
+		q.Set("prove", "true")
+	}
+	p := "/v1/state/" + escapeKey(key)
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	r, err := c.do(ctx, request{method: http.MethodGet, path: p, cbor: true})
+	if err != nil {
+		return nil, err
+	}
+	var sc stateCBOR
+	if err := decodeCBOR(r, &sc); err != nil {
+		return nil, err
+	}
+	res := &StateResult{Key: sc.Key, Height: sc.Height, StateRoot: sc.StateRoot, Found: sc.Found, Value: sc.Value,
+		Proof: sc.Proof, Header: sc.Header, Certificate: sc.Certificate}
+	if res.Key != key {
+		return nil, fmt.Errorf("%w: %s answered key %q for %q", ErrProof, r.endpoint, res.Key, key)
+	}
+	if height > 0 && res.Height != height {
+		return nil, fmt.Errorf("%w: %s answered height %d for %d", ErrProof, r.endpoint, res.Height, height)
+	}
+	if !res.Found && len(res.Value) > 0 {
+		return nil, fmt.Errorf("%w: %s answered a value for a key it says is absent", ErrProof, r.endpoint)
+	}
+	if prove {
+		if err := c.verifyState(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// verifyState checks proof -> state root -> header -> certificate.
+func (c *Client) verifyState(ctx context.Context, res *StateResult) error {
+	if res.Proof == nil {
+		return fmt.Errorf("%w: the node sent no proof for %q", ErrProof, res.Key)
+	}
+	var err error
+	if res.Found {
+		err = res.Proof.VerifyMembership(res.StateRoot, res.Key, res.Value)
+	} else {
+		err = res.Proof.VerifyNonMembership(res.StateRoot, res.Key)
+	}
+	if err != nil {
+		what := "value"
+		if !res.Found {
+			what = "absence"
+		}
+		return fmt.Errorf("%w: the %s of %q at height %d does not match state root %s: %v", ErrProof, what, res.Key, res.Height, res.StateRoot.Short(), err)
+	}
+	if res.Height == 0 {
+		return fmt.Errorf("%w: state at height 0 (genesis) has no header to anchor the proof: retry once block 1 is committed", ErrProof)
+	}
+	if res.Header == nil || res.Certificate == nil {
+		hr, err := c.Header(ctx, res.Height)
+		if err != nil {
+			return fmt.Errorf("header %d of the proof: %w", res.Height, err)
+		}
+		res.Header, res.Certificate = hr.Header, hr.Certificate
+	}
+	if res.Header.Height != res.Height {
+		return fmt.Errorf("%w: the proof's header is for height %d, not %d", ErrProof, res.Header.Height, res.Height)
+	}
+	if res.Header.StateRoot != res.StateRoot {
+		return fmt.Errorf("%w: the header at height %d has state root %s, the proof %s", ErrProof, res.Height, res.Header.StateRoot.Short(), res.StateRoot.Short())
+	}
+	if err := c.checkCert(res.Header, res.Certificate); err != nil {
+		return err
+	}
+	res.Verified = true
+	return nil
+}
+
+// escapeKey escapes each segment of a state key, keeping its slashes.
+func escapeKey(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+// Nonce returns addr's next nonce: the committed one (exec.NonceKey).
+func (c *Client) Nonce(ctx context.Context, addr crypto.Address) (uint64, error) {
+	res, err := c.State(ctx, 0, exec.NonceKey(addr), false)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if err := res.Decode(&n); err != nil {
+		return 0, fmt.Errorf("nonce of %s: %w", addr, err)
+	}
+	return n, nil
+}
+
+// Balance returns addr's committed balance of an asset (0 when it has none).
+func (c *Client) Balance(ctx context.Context, assetName string, addr crypto.Address) (uint64, error) {
+	v, _, err := c.ProvenBalance(ctx, assetName, addr, 0, false)
+	return v, err
+}
+
+// ProvenBalance is Balance at height (0: latest), with the read proven and
+// verified when prove is set.
+func (c *Client) ProvenBalance(ctx context.Context, assetName string, addr crypto.Address, height uint64, prove bool) (uint64, *StateResult, error) {
+	if err := asset.CheckName(assetName); err != nil {
+		return 0, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	res, err := c.State(ctx, height, asset.BalanceKey(assetName, addr), prove)
+	if err != nil {
+		return 0, nil, err
+	}
+	var v uint64
+	if err := res.Decode(&v); err != nil {
+		return 0, nil, fmt.Errorf("balance of %s: %w", addr, err)
+	}
+	return v, res, nil
+}
+
+// IsConnError reports whether err means no node could be reached.
+func IsConnError(err error) bool {
+	var ne net.Error
+	return errors.Is(err, ErrUnavailable) || errors.As(err, &ne)
+}

@@ -1,0 +1,510 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/plugchain/plug/chain/asset"
+	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/node"
+	"github.com/plugchain/plug/chain/rbac"
+	"github.com/plugchain/plug/chain/transform"
+	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/chain/validator"
+)
+
+// txCommand returns `plug tx`.
+func txCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "tx",
+		Usage: "sign transactions and submit them to a chain",
+		UsageText: "plug tx COMMAND --from KEY [flags]\n\n" +
+			"plug tx transfer --node http://127.0.0.1:26657 --from alice --to bob --asset USD --amount 10 --wait\n" +
+			"plug tx issue --testnet ./tn --chain alpha --from admin --asset USD --to bob --amount 1000 --wait",
+		Description: "Every tx command signs with --from (a keyring key) or --node-key (a node's node_key.json, for\n" +
+			"validator transactions), reads the signer's next nonce from the node, submits, and with --wait prints\n" +
+			"the committed result (id, height, code, error). The exit code is 1 when the transaction failed.\n" +
+			"Accounts (--to, --member) are keyring names or 40-hex-digit addresses.",
+		Subcommands: []*cli.Command{
+			txTransferCommand(),
+			txIssueCommand(),
+			txBurnCommand(),
+			txCreateAssetCommand(),
+			txGrantCommand(true),
+			txGrantCommand(false),
+			txSetRoleCommand(),
+			txStakeCommand(true),
+			txStakeCommand(false),
+			txTransferPowerCommand(),
+		},
+	}
+}
+
+// txFlags returns the flags every tx command has, then extra.
+func txFlags(extra ...cli.Flag) []cli.Flag {
+	fl := append(extra,
+		&cli.StringFlag{Name: "from", Usage: "signing key: a name (or address) in the keyring"},
+		&cli.StringFlag{Name: "node-key", Usage: "sign with a node's key instead: its node_key.json, or its home directory"},
+		&cli.BoolFlag{Name: "wait", Usage: "wait until the transaction is committed and print its result"},
+		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long --wait waits (the node caps one wait at 60s)"},
+		&cli.StringFlag{Name: "nonce", Usage: "signer nonce to use (default: the committed one, read from the node)"},
+		&cli.StringFlag{Name: "memo", Usage: "free text recorded with the transaction"},
+	)
+	return append(fl, clientFlags()...)
+}
+
+func amountFlag(usage string) cli.Flag {
+	return &cli.Uint64Flag{Name: "amount", Usage: usage}
+}
+
+func needAmount(c *cli.Context) (uint64, error) {
+	if !c.IsSet("amount") || c.Uint64("amount") == 0 {
+		return 0, errors.New("missing --amount: give a positive whole number of the asset's smallest unit")
+	}
+	return c.Uint64("amount"), nil
+}
+
+func needString(c *cli.Context, name, what string) (string, error) {
+	v := c.String(name)
+	if v == "" {
+		return "", fmt.Errorf("missing --%s: give %s", name, what)
+	}
+	return v, nil
+}
+
+// signer is who signs: a private key and a label for people.
+type signer struct {
+	key   crypto.PrivateKey
+	label string
+}
+
+func (e *env) signer() (*signer, error) {
+	from, nk := e.c.String("from"), e.c.String("node-key")
+	switch {
+	case from != "" && nk != "":
+		return nil, errors.New("give --from or --node-key, not both")
+	case nk != "":
+		if st, err := os.Stat(nk); err == nil && st.IsDir() {
+			nk = filepath.Join(nk, node.NodeKeyFile)
+		}
+		k, err := node.ReadNodeKey(nk)
+		if err != nil {
+			return nil, err
+		}
+		return &signer{key: k, label: nk}, nil
+	case from == "":
+		return nil, errors.New("missing --from: name the keyring key that signs (see `plug keys list`), or --node-key")
+	}
+	kr, err := e.keyring()
+	if err != nil {
+		return nil, err
+	}
+	info, err := kr.Resolve(from)
+	if err != nil {
+		return nil, err
+	}
+	k, err := kr.Get(info.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &signer{key: k, label: info.Name}, nil
+}
+
+// txAction wraps a tx command: build makes the transform for the signer.
+func txAction(build func(e *env, s *signer) (transform.Transform, error)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return fmt.Errorf("unexpected argument %q: tx commands take flags only (see `%s --help`)", c.Args().First(), commandPath(c))
+		}
+		e, err := newEnv(c)
+		if err != nil {
+			return err
+		}
+		s, err := e.signer()
+		if err != nil {
+			return err
+		}
+		tr, err := build(e, s)
+		if err != nil {
+			return err
+		}
+		return e.submit(s, tr)
+	}
+}
+
+// txOut is a submitted transaction in --output json.
+type txOut struct {
+	ID      string `json:"id"`
+	ChainID string `json:"chain_id"`
+	Type    string `json:"type"`
+	Signer  string `json:"signer"`
+	Nonce   uint64 `json:"nonce"`
+	// Status is pending (submitted, not waited for or not committed in time),
+	// ok, failed or rejected.
+	Status string `json:"status"`
+	Height uint64 `json:"height,omitempty"`
+	Index  uint32 `json:"index,omitempty"`
+	Code   *int   `json:"code,omitempty"`
+	Error  string `json:"error,omitempty"`
+	Node   string `json:"node"`
+}
+
+func (e *env) submit(s *signer, tr transform.Transform) error {
+	chainID, err := e.chain()
+	if err != nil {
+		return err
+	}
+	pub := s.key.Public()
+	var nonce uint64
+	if v := e.c.String("nonce"); v != "" {
+		if nonce, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return fmt.Errorf("--nonce %q: want a whole number", v)
+		}
+	} else if nonce, err = e.client.Nonce(e.ctx(), pub.Address()); err != nil {
+		return fmt.Errorf("reading the nonce of %s: %w", pub.Address(), err)
+	}
+	t, err := tx.New(builtin.Registry(), chainID, tr, tx.Signer{Key: pub, Nonce: nonce})
+	if err != nil {
+		return err
+	}
+	t.Body.Memo = e.c.String("memo")
+	if err := t.Sign(s.key); err != nil {
+		return err
+	}
+	wait := e.c.Bool("wait")
+	timeout := e.c.Duration("timeout")
+	var res *client.SubmitResult
+	err = waitBar(e.out, "waiting for the commit", func() error {
+		var err error
+		res, err = e.client.Submit(e.ctx(), t, wait, min(timeout, 60*time.Second))
+		if err == nil && wait && res.Result == nil && timeout > 60*time.Second {
+			r, werr := e.client.WaitTx(e.ctx(), res.ID, timeout-60*time.Second)
+			if werr == nil {
+				res.Result = r
+			} else if !errors.Is(werr, client.ErrNotFound) {
+				return werr
+			}
+		}
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, client.ErrBusy) {
+			return fmt.Errorf("%w: the node's mempool is full, try again shortly", err)
+		}
+		return err
+	}
+	out := txOut{ID: res.ID.String(), ChainID: chainID, Type: t.Body.Type, Signer: pub.Address().String(),
+		Nonce: nonce, Status: "pending", Node: e.client.Endpoint()}
+	if r := res.Result; r != nil {
+		code := int(r.Code)
+		out.Status, out.Height, out.Index, out.Code, out.Error = r.Code.String(), r.Height, r.Index, &code, r.Error
+	}
+	err = e.out.Emit(out, func(w io.Writer) error {
+		pairs := [][2]string{{"id", out.ID}, {"type", out.Type}, {"signer", s.label + " (" + out.Signer + ")"},
+			{"nonce", strconv.FormatUint(nonce, 10)}, {"status", out.Status}}
+		if res.Result != nil {
+			pairs = append(pairs, [2]string{"height", strconv.FormatUint(out.Height, 10)})
+			if out.Error != "" {
+				pairs = append(pairs, [2]string{"error", out.Error})
+			}
+		} else if wait {
+			pairs = append(pairs, [2]string{"note", "not committed within --timeout; check with `plug query tx " + out.ID + "`"})
+		}
+		return e.out.Fields(pairs)
+	})
+	if err != nil {
+		return err
+	}
+	if r := res.Result; r != nil && r.Code != exec.OK {
+		return reportedError{fmt.Errorf("transaction %s %s at height %d: %s", res.ID.Short(), r.Code, r.Height, r.Error)}
+	}
+	if wait && res.Result == nil {
+		return reportedError{fmt.Errorf("transaction %s was accepted but not committed within %s: "+
+			"check later with `plug query tx %s`", res.ID.Short(), timeout, res.ID)}
+	}
+	return nil
+}
+
+func txTransferCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "transfer",
+		Usage: "move an amount of an asset from the signer to an account",
+		UsageText: "plug tx transfer --from KEY --to ACCOUNT --asset NAME --amount N [--wait]\n\n" +
+			"plug tx transfer --node http://127.0.0.1:26657 --from alice --to bob --asset USD --amount 25 --wait\n" +
+			"plug tx transfer --testnet ./tn --from bob --to 3f2a…91c0 --asset USD --amount 5 --output json",
+		Flags: txFlags(
+			&cli.StringFlag{Name: "to", Usage: "receiving account: key name or address"},
+			&cli.StringFlag{Name: "asset", Usage: "asset name"},
+			amountFlag("amount to move"),
+		),
+		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
+			to, _, err := e.account("to", e.c.String("to"))
+			if err != nil {
+				return nil, err
+			}
+			a, err := needString(e.c, "asset", "the asset name, e.g. USD")
+			if err != nil {
+				return nil, err
+			}
+			n, err := needAmount(e.c)
+			if err != nil {
+				return nil, err
+			}
+			return &asset.Transfer{Asset: a, From: s.key.Public().Address(), To: to, Amount: n}, nil
+		}),
+	}
+}
+
+func txIssueCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "issue",
+		Usage: "create new units of an asset in an account (the signer must hold the asset's issuer role)",
+		UsageText: "plug tx issue --from KEY --asset NAME --to ACCOUNT --amount N [--wait]\n\n" +
+			"plug tx issue --testnet ./tn --chain alpha --from admin --asset USD --to bob --amount 1000 --wait",
+		Flags: txFlags(
+			&cli.StringFlag{Name: "to", Usage: "receiving account: key name or address (default: the signer)"},
+			&cli.StringFlag{Name: "asset", Usage: "asset name"},
+			amountFlag("amount to issue"),
+		),
+		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
+			to := s.key.Public().Address()
+			if v := e.c.String("to"); v != "" {
+				var err error
+				if to, _, err = e.account("to", v); err != nil {
+					return nil, err
+				}
+			}
+			a, err := needString(e.c, "asset", "the asset name, e.g. USD")
+			if err != nil {
+				return nil, err
+			}
+			n, err := needAmount(e.c)
+			if err != nil {
+				return nil, err
+			}
+			return &asset.Issue{Asset: a, To: to, Amount: n}, nil
+		}),
+	}
+}
+
+func txBurnCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "burn",
+		Usage: "destroy units of an asset from the signer's balance (the signer must hold the issuer role)",
+		UsageText: "plug tx burn --from KEY --asset NAME --amount N [--wait]\n\n" +
+			"plug tx burn --testnet ./tn --from admin --asset USD --amount 100 --wait",
+		Flags: txFlags(&cli.StringFlag{Name: "asset", Usage: "asset name"}, amountFlag("amount to burn")),
+		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
+			a, err := needString(e.c, "asset", "the asset name, e.g. USD")
+			if err != nil {
+				return nil, err
+			}
+			n, err := needAmount(e.c)
+			if err != nil {
+				return nil, err
+			}
+			return &asset.Burn{Asset: a, From: s.key.Public().Address(), Amount: n}, nil
+		}),
+	}
+}
+
+func txCreateAssetCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "create-asset",
+		Usage: "define a new asset (needs a role permitting asset/create, e.g. admin)",
+		UsageText: "plug tx create-asset --from KEY --asset NAME --issuer ROLE [--decimals N] [--max-supply N] [--wait]\n\n" +
+			"plug tx create-asset --testnet ./tn --from admin --asset EUR --issuer admin --decimals 2 --wait",
+		Flags: txFlags(
+			&cli.StringFlag{Name: "asset", Usage: "asset name: 1-32 of A-Z a-z 0-9 . _ -"},
+			&cli.StringFlag{Name: "issuer", Usage: "role whose members may issue and burn the asset"},
+			&cli.UintFlag{Name: "decimals", Usage: "decimal places for display (0-18)"},
+			&cli.Uint64Flag{Name: "max-supply", Usage: "supply cap (0: none)"},
+		),
+		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
+			a, err := needString(e.c, "asset", "the new asset's name")
+			if err != nil {
+				return nil, err
+			}
+			if err := asset.CheckName(a); err != nil {
+				return nil, err
+			}
+			iss, err := needString(e.c, "issuer", "the issuer role, e.g. admin")
+			if err != nil {
+				return nil, err
+			}
+			d := e.c.Uint("decimals")
+			if d > 18 {
+				return nil, fmt.Errorf("--decimals %d: at most 18", d)
+			}
+			return &asset.Create{Asset: a, Definition: asset.Definition{Issuer: iss, Decimals: uint8(d), MaxSupply: e.c.Uint64("max-supply")}}, nil
+		}),
+	}
+}
+
+func txGrantCommand(grant bool) *cli.Command {
+	name, usage, verb := "grant", "make an account a member of a role", "grant"
+	if !grant {
+		name, usage, verb = "revoke", "remove an account from a role", "revoke"
+	}
+	return &cli.Command{
+		Name:  name,
+		Usage: usage + " (needs a role permitting rbac/" + verb + ", e.g. admin)",
+		UsageText: "plug tx " + name + " --from KEY --role ROLE --member ACCOUNT [--wait]\n\n" +
+			"plug tx " + name + " --testnet ./tn --from admin --role admin --member alice --wait",
+		Flags: txFlags(
+			&cli.StringFlag{Name: "role", Usage: "role name"},
+			&cli.StringFlag{Name: "member", Usage: "account: key name or address"},
+		),
+		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
+			role, err := needString(e.c, "role", "the role name")
+			if err != nil {
+				return nil, err
+			}
+			m, _, err := e.account("member", e.c.String("member"))
+			if err != nil {
+				return nil, err
+			}
+			if grant {
+				return &rbac.Grant{Role: role, Member: m}, nil
+			}
+			return &rbac.Revoke{Role: role, Member: m}, nil
+		}),
+	}
+}
+
+func txSetRoleCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "set-role",
+		Usage: "define or redefine a role: the transforms its members may call",
+		UsageText: "plug tx set-role --from KEY --role ROLE --transforms T1,T2 [--public] [--wait]\n\n" +
+			"plug tx set-role --testnet ./tn --from admin --role issuer --transforms asset/issue,asset/burn --wait",
+		Flags: txFlags(
+			&cli.StringFlag{Name: "role", Usage: "role name"},
+			&cli.StringSliceFlag{Name: "transforms", Usage: "transform types, e.g. asset/issue (comma-separated or repeated)"},
+			&cli.BoolFlag{Name: "public", Usage: "every identity is a member"},
+		),
+		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
+			role, err := needString(e.c, "role", "the role name")
+			if err != nil {
+				return nil, err
+			}
+			var trs []string
+			for _, t := range e.c.StringSlice("transforms") {
+				for _, p := range strings.Split(t, ",") {
+					if p = strings.TrimSpace(p); p != "" {
+						trs = append(trs, p)
+					}
+				}
+			}
+			return &rbac.SetRole{Role: role, Transforms: trs, Public: e.c.Bool("public")}, nil
+		}),
+	}
+}
+
+// stakingAsset returns --asset, else the chain's staking asset read from state.
+func (e *env) stakingAsset() (string, error) {
+	if a := e.c.String("asset"); a != "" {
+		return a, nil
+	}
+	res, err := e.client.State(e.ctx(), 0, validator.StakingAssetKey, false)
+	if err != nil {
+		return "", fmt.Errorf("reading the staking asset: %w", err)
+	}
+	var a string
+	if err := res.Decode(&a); err != nil || a == "" {
+		return "", errors.New("the chain has no staking asset (genesis staking_asset): pass --asset")
+	}
+	return a, nil
+}
+
+func txStakeCommand(stake bool) *cli.Command {
+	name, usage := "stake", "bond staking asset from the signer's balance as voting power (the signer votes with its key)"
+	if !stake {
+		name, usage = "unstake", "remove voting power from the signer and return the bond to its balance"
+	}
+	return &cli.Command{
+		Name:  name,
+		Usage: usage,
+		UsageText: "plug tx " + name + " (--node-key HOME | --from KEY) --amount N [--asset NAME] [--wait]\n\n" +
+			"plug tx " + name + " --node http://127.0.0.1:26657 --node-key ~/.plug --amount 50 --wait\n" +
+			"plug tx " + name + " --testnet ./tn --node-key ./tn/alpha-val-1 --amount 10 --wait",
+		Description: "Validators vote with their node key, so sign with --node-key (the node's home or its\n" +
+			"node_key.json). The change of power takes effect at a later height. The staking asset is read from\n" +
+			"the chain unless --asset names it.",
+		Flags: txFlags(amountFlag("amount of power (= staking asset) to "+name),
+			&cli.StringFlag{Name: "asset", Usage: "staking asset (default: the chain's)"}),
+		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
+			n, err := needAmount(e.c)
+			if err != nil {
+				return nil, err
+			}
+			a, err := e.stakingAsset()
+			if err != nil {
+				return nil, err
+			}
+			if stake {
+				return &validator.Stake{Amount: n, Asset: a}, nil
+			}
+			return &validator.Unstake{Amount: n, Asset: a}, nil
+		}),
+	}
+}
+
+func txTransferPowerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "transfer-power",
+		Usage: "move voting power (and its bond) from the signing validator to another key",
+		UsageText: "plug tx transfer-power --node-key HOME (--to KEY | --to-node-key HOME2 | --to-pubkey HEX) --amount N [--wait]\n\n" +
+			"plug tx transfer-power --testnet ./tn --node-key ./tn/alpha-val-1 --to-node-key ./tn/alpha-val-2 --amount 10 --wait",
+		Description: "The receiver votes with the key named: another node's key (--to-node-key, its home or\n" +
+			"node_key.json), a keyring key (--to) or an ed25519 public key in hex (--to-pubkey).",
+		Flags: txFlags(
+			&cli.StringFlag{Name: "to", Usage: "receiving key: a name in the keyring"},
+			&cli.StringFlag{Name: "to-node-key", Usage: "receiving node: its home directory or node_key.json"},
+			&cli.StringFlag{Name: "to-pubkey", Usage: "receiving ed25519 public key, hex"},
+			amountFlag("amount of power to move"),
+		),
+		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
+			n, err := needAmount(e.c)
+			if err != nil {
+				return nil, err
+			}
+			var pub crypto.PublicKey
+			switch to, tn, tp := e.c.String("to"), e.c.String("to-node-key"), e.c.String("to-pubkey"); {
+			case tn != "":
+				if st, err := os.Stat(tn); err == nil && st.IsDir() {
+					tn = filepath.Join(tn, node.NodeKeyFile)
+				}
+				k, err := node.ReadNodeKey(tn)
+				if err != nil {
+					return nil, err
+				}
+				pub = k.Public()
+			case tp != "":
+				pk, err := parsePubKey(tp)
+				if err != nil {
+					return nil, fmt.Errorf("--to-pubkey: %w", err)
+				}
+				pub = pk
+			case to != "":
+				if pub, err = e.accountKey("to", to); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, errors.New("missing receiver: give --to-node-key, --to or --to-pubkey")
+			}
+			return &validator.TransferPower{To: pub.Address(), ToKey: pub, Amount: n}, nil
+		}),
+	}
+}

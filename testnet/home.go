@@ -1,0 +1,29 @@
+package testnet
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/plugchain/plug/chain/genesis"
+	"github.com/plugchain/plug/chain/node"
+)
+
+// writeHome writes a node's home with chain/node's WriteHome: config.toml
+// (listening on 127.0.0.1, every other node of the chain as a peer, the
+// chain's full nodes allowed in), genesis.json and node_key.json.
+func writeHome(p *plannedNode, chain []*plannedNode, doc *genesis.Doc) error {
+	f := node.DefaultFileConfig(p.Name, doc.ChainID, p.Validator)
+	f.P2P.Listen = "/ip4/127.0.0.1/tcp/" + strconv.Itoa(p.p2pP)
+	f.HTTP.Listen = strings.TrimPrefix(p.HTTP, "http://")
+	f.Log.Format = "plain" // node.log is a file, not a terminal
+	for _, o := range chain {
+		if o == p {
+			continue
+		}
+		f.P2P.Peers = append(f.P2P.Peers, o.P2P)
+		if !o.Validator {
+			f.P2P.AllowPeers = append(f.P2P.AllowPeers, o.peerID)
+		}
+	}
+	return node.WriteHome(p.Home, f, doc, p.key)
+}

@@ -1,0 +1,111 @@
+package testnet
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// LogFile is the name of a node's log inside its home.
+const LogFile = "node.log"
+
+// startNode starts `exe node start --home HOME` as its own process group, its
+// output appended to HOME/node.log. The returned channel is closed once the
+// process has exited and been reaped.
+func startNode(exe string, n *Node) (int, <-chan struct{}, error) {
+	logf, err := os.OpenFile(filepath.Join(n.Home, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "--- %s: plug testnet starts %s\n", time.Now().Format(time.RFC3339), n.Name)
+	cmd := exec.Command(exe, "node", "start", "--home", n.Home)
+	cmd.Dir = n.Home
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, nil, fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	return cmd.Process.Pid, done, nil
+}
+
+// alive reports whether pid runs and is still the node whose home is home:
+// a PID reused by an unrelated process after the node died counts as dead.
+func alive(pid int, home string) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		// No procfs (not Linux): trust the signal. A vanished process is dead.
+		_, statErr := os.Stat("/proc/self")
+		return statErr != nil
+	}
+	// A zombie has an empty command line; a reused PID has another one.
+	return bytes.Contains(cmdline, []byte(home))
+}
+
+// signalNode sends sig to the node's process group (the node and anything it
+// started), falling back to the process alone.
+func signalNode(pid int, sig syscall.Signal) error {
+	if err := syscall.Kill(-pid, sig); err == nil {
+		return nil
+	}
+	return syscall.Kill(pid, sig)
+}
+
+// waitExit waits up to d for the node to die; it reports whether it did.
+func waitExit(pid int, home string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if !alive(pid, home) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lockDir takes an exclusive lock on DIR/testnet.lock, so that concurrent
+// testnet commands on one directory update the manifest one at a time.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, "testnet.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// logTail returns the last lines of a node's log, for error messages.
+func logTail(home string, lines int) string {
+	b, err := os.ReadFile(filepath.Join(home, LogFile))
+	if err != nil {
+		return ""
+	}
+	b = bytes.TrimRight(b, "\n")
+	for i, n := len(b)-1, 0; i >= 0; i-- {
+		if b[i] == '\n' {
+			if n++; n == lines {
+				return string(b[i+1:])
+			}
+		}
+	}
+	return string(b)
+}
