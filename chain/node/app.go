@@ -176,3 +176,29 @@ func (n *Node) verifyTxs(txs []*tx.Tx) error {
 	}
 	return nil
 }
+
+// decodedCache is a small bounded map from gossip message ID (SHA-256 of its bytes)
+// to the message the topic validator decoded.
+type decodedCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*consensus.Message
+}
+
+const maxDecoded = 1024
+
+func (c *decodedCache) put(id [32]byte, m *consensus.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxDecoded {
+		c.m = make(map[[32]byte]*consensus.Message) // forget everything: it is only a shortcut
+	}
+	c.m[id] = m
+}
+
+func (c *decodedCache) take(id [32]byte) (*consensus.Message, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.m[id]
+	delete(c.m, id)
+	return m, ok
+}

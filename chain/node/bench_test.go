@@ -67,6 +67,11 @@ func BenchmarkChainThroughput(b *testing.B) {
 			if err := x.Sign(skeys[s]); err != nil {
 				b.Fatal(err)
 			}
+			// As a gateway would receive it: decoded from the wire.
+			raw, _ := x.Encode()
+			if x, err = tx.Decode(raw); err != nil {
+				b.Fatal(err)
+			}
 			id, _ := x.ID()
 			txs, ids = append(txs, x), append(ids, id)
 		}

@@ -7,6 +7,7 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -115,9 +116,12 @@ type Node struct {
 	behind chan uint64
 	best   atomic.Uint64 // highest height a peer spoke of while we were behind
 	seq    atomic.Uint64 // gossip envelope sequence
-	subs   subscribers
-	cancel context.CancelFunc
-	done   chan struct{}
+	// decoded hands messages decoded by the topic validator to the reader, so a
+	// proposal carrying a whole block is decoded once, not twice.
+	decoded decodedCache
+	subs    subscribers
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // New opens (or creates) the node's stores under cfg.Home, writing the genesis state
@@ -371,9 +375,12 @@ func (n *Node) readTopic(ctx context.Context, t *p2p.Topic) {
 		if err != nil {
 			return
 		}
-		msg, err := decodeMsg(m.Data)
-		if err != nil {
-			continue
+		msg, ok := n.decoded.take(m.ID)
+		if !ok {
+			var err error
+			if msg, err = decodeMsg(m.Data); err != nil {
+				continue
+			}
 		}
 		select {
 		case n.inbox <- msg:
@@ -395,7 +402,10 @@ func (n *Node) drainTxs(ctx context.Context) {
 
 // validateConsensus drops malformed consensus messages at the edge.
 func (n *Node) validateConsensus(_ peer.ID, data []byte) error {
-	_, err := decodeMsg(data)
+	msg, err := decodeMsg(data)
+	if err == nil {
+		n.decoded.put(sha256.Sum256(data), msg)
+	}
 	return err
 }
 
@@ -631,7 +641,9 @@ func (n *Node) commit(ctx context.Context, d consensus.Decision) error {
 	n.mu.Unlock()
 	n.app.reset()
 	n.pool.Update(ex.block.Txs, n.nonces())
-	if n.blocks != nil {
+	// Followers learn of the block from its proposer only: one copy of each block on
+	// the topic rather than one per validator.
+	if n.blocks != nil && hdr.Proposer == n.address {
 		_ = n.blocks.Publish(ctx, n.encodeMsg(&consensus.Message{Decided: &consensus.Decided{Cert: d.Cert, Block: d.Block}}))
 	}
 	n.publishEvents(ex.block, ex.out.Receipts)
