@@ -82,6 +82,11 @@ func BenchmarkExecuteTransfers(b *testing.B) {
 		if err := x.Sign(keys[i]); err != nil {
 			b.Fatal(err)
 		}
+		// As a node holds it: decoded from the wire, so its ID is a hash of its bytes.
+		raw, _ := x.Encode()
+		if x, err = tx.Decode(raw); err != nil {
+			b.Fatal(err)
+		}
 		txs[i] = x
 	}
 	sigs := tx.VerifyProofs(txs)

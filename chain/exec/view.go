@@ -3,8 +3,9 @@ package exec
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/rbac"
@@ -64,13 +65,24 @@ func (o *overlay) prefetch(keys []string) error {
 	if !ok || len(keys) == 0 {
 		return nil
 	}
-	vals, found, err := mr.GetMany(keys)
-	if err != nil {
-		return fmt.Errorf("prefetch %d keys: %w", len(keys), err)
+	// Two halves in two read transactions: the reads are independent and bbolt
+	// serves concurrent readers without locking.
+	half := len(keys) / 2
+	parts := [][]string{keys[:half], keys[half:]}
+	vals, found, errs := make([][][]byte, 2), make([][]bool, 2), make([]error, 2)
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() { vals[p], found[p], errs[p] = mr.GetMany(parts[p]) })
 	}
+	wg.Wait()
 	o.cache = make(map[string]entry, len(keys))
-	for i, k := range keys {
-		o.cache[k] = entry{key: k, val: vals[i], del: !found[i]}
+	for p, part := range parts {
+		if errs[p] != nil {
+			return fmt.Errorf("prefetch %d keys: %w", len(keys), errs[p])
+		}
+		for i, k := range part {
+			o.cache[k] = entry{key: k, val: vals[p][i], del: !found[p][i]}
+		}
 	}
 	return nil
 }
@@ -125,7 +137,7 @@ func (o *overlay) changes() []state.Change {
 	for _, e := range o.writes {
 		out = append(out, state.Change{Key: e.key, Value: e.val, Delete: e.del})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	slices.SortFunc(out, func(a, b state.Change) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
 
