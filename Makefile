@@ -5,7 +5,10 @@ PKGS := ./...
 # Packages that run goroutines of their own get the race detector.
 RACE_PKGS := ./chain/crypto/... ./chain/state/... ./chain/exec/...
 
-.PHONY: all build test vet race fuzz bench tools clean
+.PHONY: all build test vet lint race fuzz bench tools clean
+
+# staticcheck is fetched through the module proxy at a pinned version.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
@@ -19,8 +22,11 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
-# make test: vet, every test, then the race detector on the concurrent packages.
-test: vet
+lint:
+	$(GO) run $(STATICCHECK) ./...
+
+# make test: vet, staticcheck, every test, then the race detector on the concurrent packages.
+test: vet lint
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
 

@@ -55,7 +55,7 @@ func init() {
 		MaxArrayElements:  1 << 20,
 		MaxMapPairs:       1 << 20,
 		DefaultMapType:    reflect.TypeOf(map[string]any(nil)),
-		IntDec:            cbor.IntDecConvertSigned,
+		IntDec:            cbor.IntDecConvertNone,
 		UTF8:              cbor.UTF8RejectInvalid,
 	}
 	if decMode, err = do.DecMode(); err != nil {

@@ -78,6 +78,7 @@ func (p *probe) Apply(_ *transform.Context, st transform.State) error {
 		return st.Set("probe/rw", strings.Repeat("x", exec.MaxValueSize+1))
 	case "panic":
 		var m map[string]int
+		//lint:ignore SA5000 a panicking transform is what this case tests
 		m["boom"]++
 	case "write-then-fail":
 		if err := st.Set("probe/rw", "written"); err != nil {

@@ -77,7 +77,6 @@ type world struct {
 	keys   []crypto.PrivateKey
 	addrs  []crypto.Address
 	nonces []uint64
-	admin  int // index of the admin/issuer account
 	st     memState
 	reg    *transform.Registry
 	ms     *transform.Models
