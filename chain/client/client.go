@@ -548,18 +548,6 @@ func (s *StateResult) Decode(dst any) error {
 	return encoding.UnmarshalLax(s.Value, dst)
 }
 
-// stateCBOR mirrors the gateway's CBOR answer to GET /v1/state/{key}.
-type stateCBOR struct {
-	Key         string                 `cbor:"1,keyasint"`
-	Height      uint64                 `cbor:"2,keyasint"`
-	StateRoot   hash.Hash              `cbor:"3,keyasint"`
-	Found       bool                   `cbor:"4,keyasint"`
-	Value       []byte                 `cbor:"5,keyasint,omitempty"`
-	Proof       *spv.StateProof        `cbor:"6,keyasint,omitempty"`
-	Header      *block.Header          `cbor:"7,keyasint,omitempty"`
-	Certificate *consensus.Certificate `cbor:"8,keyasint,omitempty"`
-}
-
 // State reads key after the block at height (0: the latest). With prove, the
 // answer is verified (see StateResult.Verified) or rejected with ErrProof.
 func (c *Client) State(ctx context.Context, height uint64, key string, prove bool) (*StateResult, error) {
@@ -581,7 +569,7 @@ func (c *Client) State(ctx context.Context, height uint64, key string, prove boo
 	if err != nil {
 		return nil, err
 	}
-	var sc stateCBOR
+	var sc gateway.StateCBOR
 	if err := decodeCBOR(r, &sc); err != nil {
 		return nil, err
 	}

@@ -53,8 +53,9 @@ type StateResponse struct {
 	Certificate *consensus.Certificate `json:"certificate,omitempty"`
 }
 
-// stateCBOR is StateResponse in CBOR (without the decoded form).
-type stateCBOR struct {
+// StateCBOR is StateResponse in CBOR (without the decoded form): what clients
+// asking for application/cbor receive from GET /v1/state/{key}.
+type StateCBOR struct {
 	Key         string                 `cbor:"1,keyasint"`
 	Height      uint64                 `cbor:"2,keyasint"`
 	StateRoot   hash.Hash              `cbor:"3,keyasint"`
@@ -273,7 +274,7 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if wantsCBOR(r) {
-		s.reply(w, r, http.StatusOK, stateCBOR{
+		s.reply(w, r, http.StatusOK, StateCBOR{
 			Key: key, Height: res.Height, StateRoot: res.StateRoot, Found: res.Found,
 			Value: res.Value, Proof: res.Proof, Header: out.Header, Certificate: out.Certificate,
 		})
