@@ -539,9 +539,12 @@ func (n *Node) Submit(ctx context.Context, t *tx.Tx) (hash.Hash, error) {
 // loop is the only goroutine that touches the consensus machine.
 func (n *Node) loop(ctx context.Context) {
 	defer close(n.done)
-	n.machine.NewHeight(n.height()+1, n.currentSet(), n.clock())
+	// A validator restarting mid-height resumes from its write-ahead state, so it
+	// re-sends what it signed instead of signing anything new that could conflict.
 	if st, err := n.store.LoadConsensus(); err == nil && st != nil && st.Height == n.height()+1 {
 		n.machine.Restore(st, n.currentSet(), n.clock())
+	} else {
+		n.machine.NewHeight(n.height()+1, n.currentSet(), n.clock())
 	}
 	n.handle(ctx)
 	tick := time.NewTicker(10 * time.Millisecond)
