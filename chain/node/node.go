@@ -334,7 +334,11 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.readTopic(ctx, n.blocks)
 	go n.drainTxs(ctx)
 	go n.gossipTxs(ctx)
-	go n.loop(ctx)
+	wal, err := n.store.LoadConsensus()
+	if err != nil {
+		return fmt.Errorf("read the consensus write-ahead state: %w (refusing to start: a validator that forgot its votes could sign conflicting ones; restore chain.db from a backup)", err)
+	}
+	go n.loop(ctx, wal)
 	log.Infow("node started", "name", n.cfg.Name, "chain", n.cfg.ChainID, "height", n.height(), "validator", n.cfg.Validator, "addrs", n.host.Addrs())
 	return nil
 }
@@ -537,11 +541,11 @@ func (n *Node) Submit(ctx context.Context, t *tx.Tx) (hash.Hash, error) {
 }
 
 // loop is the only goroutine that touches the consensus machine.
-func (n *Node) loop(ctx context.Context) {
+func (n *Node) loop(ctx context.Context, wal *consensus.State) {
 	defer close(n.done)
 	// A validator restarting mid-height resumes from its write-ahead state, so it
 	// re-sends what it signed instead of signing anything new that could conflict.
-	if st, err := n.store.LoadConsensus(); err == nil && st != nil && st.Height == n.height()+1 {
+	if st := wal; st != nil && st.Height == n.height()+1 {
 		n.machine.Restore(st, n.currentSet(), n.clock())
 	} else {
 		n.machine.NewHeight(n.height()+1, n.currentSet(), n.clock())
