@@ -121,6 +121,7 @@ type Node struct {
 	decoded decodedCache
 	subs    subscribers
 	cancel  context.CancelFunc
+	running bool // the loop was started; Close waits for it
 	done    chan struct{}
 }
 
@@ -274,6 +275,10 @@ func (n *Node) PeerID() (peer.ID, error) { return peerID(n.cfg.Key.Public()) }
 
 // Start joins the network and starts the consensus loop.
 func (n *Node) Start(ctx context.Context) error {
+	wal, err := n.store.LoadConsensus()
+	if err != nil {
+		return fmt.Errorf("read the consensus write-ahead state: %w (refusing to start: a validator that forgot its votes could sign conflicting ones; restore chain.db from a backup)", err)
+	}
 	ctx, n.cancel = context.WithCancel(ctx)
 	allow := []peer.ID{}
 	for _, v := range n.set {
@@ -309,7 +314,6 @@ func (n *Node) Start(ctx context.Context) error {
 	if len(boot) > 0 {
 		opts = append(opts, p2p.WithBootstrap(boot...))
 	}
-	var err error
 	if n.host, err = p2p.New(ctx, opts...); err != nil {
 		return fmt.Errorf("start libp2p: %w", err)
 	}
@@ -334,10 +338,7 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.readTopic(ctx, n.blocks)
 	go n.drainTxs(ctx)
 	go n.gossipTxs(ctx)
-	wal, err := n.store.LoadConsensus()
-	if err != nil {
-		return fmt.Errorf("read the consensus write-ahead state: %w (refusing to start: a validator that forgot its votes could sign conflicting ones; restore chain.db from a backup)", err)
-	}
+	n.running = true
 	go n.loop(ctx, wal)
 	log.Infow("node started", "name", n.cfg.Name, "chain", n.cfg.ChainID, "height", n.height(), "validator", n.cfg.Validator, "addrs", n.host.Addrs())
 	return nil
@@ -356,7 +357,9 @@ func (n *Node) Addrs() []string {
 func (n *Node) Close() error {
 	if n.cancel != nil {
 		n.cancel()
-		<-n.done
+		if n.running {
+			<-n.done
+		}
 	}
 	var errs []error
 	if n.host != nil {
