@@ -616,6 +616,14 @@ func (n *Node) handle(ctx context.Context) {
 			}
 			n.machine.NewHeight(d.Height+1, n.currentSet(), n.clock())
 		}
+		for _, ev := range rd.Evidence {
+			switch {
+			case ev.VoteA != nil:
+				log.Warnw("equivocation: conflicting votes", "validator", ev.VoteA.Validator, "height", ev.VoteA.Height, "round", ev.VoteA.Round, "type", ev.VoteA.Type.String())
+			case ev.ProposalA != nil:
+				log.Warnw("equivocation: conflicting proposals", "validator", ev.ProposalA.Proposer, "height", ev.ProposalA.Height, "round", ev.ProposalA.Round)
+			}
+		}
 		if rd.Behind > 0 {
 			n.best.Store(max(n.best.Load(), rd.Behind))
 			select {
