@@ -62,14 +62,25 @@ type Timeouts struct {
 	// which keeps the protocol live over lossy links.
 	Rebroadcast int64
 	// NewHeight is the pause after a decision before the next height's first round
-	// starts: it sets the block interval of an idle chain and lets transactions
-	// gather into the next block.
+	// starts: it lets transactions gather into the next block.
 	NewHeight int64
+	// EmptyBlocks, when positive and the App reports pending transactions (Pender),
+	// is how long an idle validator waits for transactions before starting a height
+	// anyway: an idle chain makes one block per EmptyBlocks ms instead of one per
+	// NewHeight, while a transaction still starts the height at once. Any message of
+	// the height from a peer also starts it.
+	EmptyBlocks int64
+}
+
+// Pender is implemented by an App that can tell whether transactions are waiting,
+// so that idle validators need not produce empty blocks at full speed.
+type Pender interface {
+	Pending() bool
 }
 
 // DefaultTimeouts suit validators on one LAN or one machine.
 func DefaultTimeouts() Timeouts {
-	return Timeouts{Stagger: 50, Propose: 300, PreCommit: 200, Commit: 200, Delta: 100, Rebroadcast: 500, NewHeight: 100}
+	return Timeouts{Stagger: 50, Propose: 300, PreCommit: 200, Commit: 200, Delta: 100, Rebroadcast: 500, NewHeight: 100, EmptyBlocks: 1000}
 }
 
 // Config configures a machine.
@@ -202,6 +213,8 @@ type Machine struct {
 	preTO     map[uint32]bool
 	decided   bool
 	lastCast  int64
+	idle      bool  // waiting for transactions before round 0 (EmptyBlocks)
+	idleUntil int64 // when an idle height starts anyway
 
 	future      []Message
 	lastDecided *Decided
@@ -244,11 +257,22 @@ func (m *Machine) Locked() (int32, hash.Hash) { return m.lockedRound, m.lockedID
 // calls it at start-up and after applying each Decision.
 func (m *Machine) NewHeight(height uint64, set validator.Set, now int64) {
 	m.reset(height, set, now)
-	m.startRound(0)
-	m.roundStart += m.cfg.Timeouts.NewHeight
-	m.timers[0].at += m.cfg.Timeouts.NewHeight
+	if _, ok := m.app.(Pender); ok && m.cfg.Timeouts.EmptyBlocks > 0 {
+		m.idle, m.idleUntil = true, m.now+max(m.cfg.Timeouts.NewHeight, m.cfg.Timeouts.EmptyBlocks)
+		m.step, m.round, m.roundStart = StepPropose, 0, m.now
+	} else {
+		m.startRound(0)
+		m.roundStart += m.cfg.Timeouts.NewHeight
+		m.timers[0].at += m.cfg.Timeouts.NewHeight
+	}
 	m.replayFuture()
 	m.progress()
+}
+
+// wake ends the idle wait of a height and starts its first round.
+func (m *Machine) wake() {
+	m.idle = false
+	m.startRound(0)
 }
 
 // reset clears the per-height state without acting on anything.
@@ -261,7 +285,7 @@ func (m *Machine) reset(height uint64, set validator.Set, now int64) {
 	m.sent, m.proposed = map[uint64]*Vote{}, map[uint32]*Proposal{}
 	m.lockDone, m.commitTO, m.preTO = map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}
 	m.timers = nil
-	m.decided = false
+	m.decided, m.idle = false, false
 	m.now = max(m.now, now)
 }
 
@@ -352,6 +376,9 @@ func (m *Machine) NextDeadline() int64 {
 	next := m.lastCast + m.cfg.Timeouts.Rebroadcast
 	if m.decided {
 		return next
+	}
+	if m.idle {
+		return min(next, m.idleUntil)
 	}
 	for _, t := range m.timers {
 		next = min(next, t.at)
@@ -700,6 +727,14 @@ func (m *Machine) anyTally(r uint32, t VoteType) uint64 {
 
 // step1 applies the first rule that holds and reports whether one did.
 func (m *Machine) step1() bool {
+	if m.idle {
+		p, _ := m.app.(Pender)
+		if m.now >= m.idleUntil || (m.now >= m.roundStart+m.cfg.Timeouts.NewHeight && p.Pending()) || len(m.votes) > 0 || len(m.proposals) > 0 {
+			m.wake()
+			return true
+		}
+		return false
+	}
 	// Map iteration order is random: rounds are visited in order, and within one
 	// round at most one block can reach a quorum (each validator counts once), so
 	// the outcome is deterministic.

@@ -57,6 +57,13 @@ func (a *simApp) parent() hash.Hash {
 	return a.ids[len(a.ids)-1]
 }
 
+// pendingApp is a simApp that reports waiting transactions, so the machine's idle
+// mode (no empty blocks at full speed) is simulated too; transactions "arrive" at
+// random (seeded) moments.
+type pendingApp struct{ *simApp }
+
+func (a pendingApp) Pending() bool { return a.rng.IntN(20) == 0 }
+
 func (a *simApp) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
 	b := &simBlock{Height: height, Parent: a.parent(), Payload: a.rng.Uint64(), Invalid: a.forged && a.rng.IntN(2) == 0}
 	return encoding.MustMarshal(b), b.id(), nil
@@ -158,6 +165,7 @@ type scenario struct {
 	end        int64
 	heights    uint64 // heights every honest node must reach
 	noLocking  bool
+	idleMode   bool // validators wait for transactions before a height (consensus.Pender)
 }
 
 type partition struct {
@@ -205,6 +213,7 @@ func drawScenario(seed uint64) scenario {
 		sc.crashes = append(sc.crashes, crash{node: r.IntN(n), at: at, back: at + 50 + int64(r.IntN(1500))})
 	}
 	sc.heights = 3
+	sc.idleMode = r.IntN(2) == 0
 	sc.end = sc.heal + 30000
 	return sc
 }
@@ -262,7 +271,11 @@ func (s *simulation) boot(n *simNode, restart bool) {
 			s.fail("node %d: replaying its own chain: %v", n.idx, err)
 		}
 	}
-	n.m = New(s.cfg(n), n.app)
+	var app App = n.app
+	if s.sc.idleMode {
+		app = pendingApp{n.app}
+	}
+	n.m = New(s.cfg(n), app)
 	height := uint64(len(n.disk.blocks)) + 1
 	if restart && n.disk.state != nil && n.disk.state.Height == height {
 		n.m.Restore(n.disk.state, s.set, s.now)

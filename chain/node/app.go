@@ -53,6 +53,10 @@ func (a *app) outcome(id hash.Hash) *executed {
 	return a.outcomes[id]
 }
 
+// Pending implements consensus.Pender: an idle chain waits for transactions
+// instead of making empty blocks at full speed.
+func (a *app) Pending() bool { return a.n.pool.Len() > 0 }
+
 // Propose implements consensus.App.
 func (a *app) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
 	n := a.n
