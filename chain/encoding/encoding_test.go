@@ -77,7 +77,7 @@ func TestDomainsSeparateEqualBytes(t *testing.T) {
 	seen := map[hash.Hash]string{}
 	for _, d := range []string{hash.DomainTx, hash.DomainTxID, hash.DomainHeader, hash.DomainVote, hash.DomainValidatorSet,
 		hash.DomainAddress, hash.DomainSMTKey, hash.DomainSMTValue, hash.DomainSMTLeaf, hash.DomainSMTNode,
-		hash.DomainListLeaf, hash.DomainListNode, hash.DomainReceipt, hash.DomainGenesis, hash.DomainProposal} {
+		hash.DomainListLeaf, hash.DomainListNode, hash.DomainReceipt, hash.DomainGenesis, hash.DomainProposal, hash.DomainXTx} {
 		h := hash.Sum(d, b)
 		if other, dup := seen[h]; dup {
 			t.Fatalf("domains %q and %q hash alike", d, other)

@@ -35,6 +35,7 @@ const (
 	DomainListNode     = "plug/list/node"     // ordered-list Merkle tree inner node
 	DomainReceipt      = "plug/receipt"       // transaction receipt
 	DomainGenesis      = "plug/genesis"       // genesis document
+	DomainXTx          = "plug/xtx"           // crosschain transaction
 )
 
 // ErrBadHash reports a hash that is not 32 bytes of hex.

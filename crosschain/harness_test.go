@@ -1,0 +1,461 @@
+package crosschain_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/plugchain/plug/chain/asset"
+	"github.com/plugchain/plug/chain/block"
+	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/chain/consensus"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/genesis"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/header"
+	"github.com/plugchain/plug/chain/rbac"
+	"github.com/plugchain/plug/chain/state"
+	"github.com/plugchain/plug/chain/transform"
+	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/crosschain"
+	"github.com/plugchain/plug/spv"
+)
+
+// tb is what the harness needs of *testing.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+	Logf(format string, args ...any)
+}
+
+// T0 is the harness's genesis time, Unix ms.
+const T0 = int64(1_700_000_000_000)
+
+// key derives a deterministic ed25519 key from a name.
+func key(name string) crypto.PrivateKey {
+	seed := sha256.Sum256([]byte("crosschain-test/" + name))
+	k, err := crypto.GenerateKey(crypto.Ed25519, bytes.NewReader(seed[:]))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// Accounts shared by every chain (addresses are global).
+var (
+	admin   = key("admin")
+	relayer = key("relayer")
+	mallory = key("mallory") // a relayer that forges and replays
+	alice   = key("alice")
+	bob     = key("bob")
+	carol   = key("carol")
+	dave    = key("dave") // holds funds but no role that permits xchain/prepare
+	parties = []crypto.PrivateKey{alice, bob, carol, dave}
+)
+
+func addr(k crypto.PrivateKey) crypto.Address { return k.Public().Address() }
+
+// Assets every chain defines, and each party's genesis balance of them.
+var assets = []string{"SEC", "USD"}
+
+const funds = 1_000_000
+
+// pending is a transaction waiting for the next block, and then its outcome.
+type pending struct {
+	tr     transform.Transform
+	signer crypto.PrivateKey
+	label  string
+	done   bool
+	code   exec.Code
+	err    error
+	errStr string
+}
+
+// chain is one PLUG chain in the harness: a real state store, the builtin and
+// crosschain transforms, blocks built with block.Build and commit certificates
+// signed by its 4 validators.
+type chain struct {
+	t        tb
+	id       string
+	store    *state.Store
+	ex       *exec.Executor
+	reg      *transform.Registry
+	ms       *transform.Models
+	vals     []crypto.PrivateKey
+	headers  []header.Header // by height; [0] unused
+	certs    []consensus.Certificate
+	nextSets []validator.Set
+	time     int64
+	pool     []*pending
+	halted   bool
+}
+
+// newChain opens a chain with its genesis committed (state version 1). extra
+// registers additional transforms (a test may give one chain an unsafe one).
+func newChain(t tb, id string, extra func(*transform.Registry)) *chain {
+	t.Helper()
+	c := &chain{t: t, id: id, reg: builtin.Registry(), ms: builtin.Models(), time: T0}
+	crosschain.Register(c.reg)
+	crosschain.AddModels(c.ms)
+	if extra != nil {
+		extra(c.reg)
+	}
+	c.ex = exec.New(c.reg, c.ms, exec.WithWorkers(1))
+	st, err := state.Open(filepath.Join(t.TempDir(), id+".db"), state.WithNoSync(), state.WithNodeCache(10_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c.store = st
+	doc := &genesis.Doc{ChainID: id, GenesisTime: "2023-11-14T22:13:20Z"}
+	for i := 0; i < 4; i++ {
+		k := key(fmt.Sprintf("%s/val-%d", id, i))
+		c.vals = append(c.vals, k)
+		doc.Validators = append(doc.Validators, genesis.Validator{Name: fmt.Sprintf("val-%d", i), PubKey: genesis.FromPublicKey(k.Public()), Power: 100})
+	}
+	doc.Roles = []genesis.Role{
+		{Name: "admin", Members: []string{addr(admin).String()}, Transforms: []string{
+			rbac.TypeSetRole, rbac.TypeGrant, rbac.TypeRevoke, asset.TypeCreate, asset.TypeIssue, asset.TypeBurn, crosschain.TypeLCCreate,
+		}},
+		{Name: "relayer", Members: []string{addr(relayer).String(), addr(mallory).String()}, Transforms: crosschain.RelayerTransforms},
+		{Name: "trader", Members: []string{addr(alice).String(), addr(bob).String(), addr(carol).String()}, Transforms: []string{
+			crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish,
+		}},
+		{Name: "public", Public: true, Transforms: []string{asset.TypeTransfer}},
+	}
+	if extra != nil {
+		doc.Roles = append(doc.Roles, genesis.Role{Name: "anyone", Public: true, Transforms: []string{"test/put"}})
+	}
+	for _, a := range assets {
+		bal := map[string]uint64{}
+		for _, p := range parties {
+			bal[addr(p).String()] = funds
+		}
+		doc.Assets = append(doc.Assets, genesis.Asset{Name: a, Issuer: "admin", Balances: bal})
+	}
+	if err := doc.Validate(c.reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := genesis.Init(st, doc, c.ms); err != nil {
+		t.Fatal(err)
+	}
+	c.headers = make([]header.Header, 1)
+	c.certs = make([]consensus.Certificate, 1)
+	c.nextSets = make([]validator.Set, 1)
+	return c
+}
+
+// height is the last committed height (0: genesis only).
+func (c *chain) height() uint64 { return uint64(len(c.headers) - 1) }
+
+// submit queues tr signed by signer for the next block.
+func (c *chain) submit(label string, tr transform.Transform, signer crypto.PrivateKey) *pending {
+	p := &pending{tr: tr, signer: signer, label: label}
+	c.pool = append(c.pool, p)
+	return p
+}
+
+func (c *chain) nonce(a crypto.Address) uint64 {
+	var n uint64
+	c.get(exec.NonceKey(a), &n)
+	return n
+}
+
+// get decodes the committed value of key; it reports whether the key is present.
+func (c *chain) get(key string, dst any) bool {
+	c.t.Helper()
+	v, ok, err := c.store.Get(key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if !ok {
+		return false
+	}
+	if err := encoding.UnmarshalLax(v, dst); err != nil {
+		c.t.Fatalf("%s: %s: %v", c.id, key, err)
+	}
+	return true
+}
+
+// produce builds, certifies and commits the next block at time now (or later, if
+// the chain's clock is ahead) from the pool, and fills in each pending outcome.
+func (c *chain) produce(now int64) {
+	c.t.Helper()
+	if c.halted {
+		return
+	}
+	if now > c.time {
+		c.time = now
+	}
+	pool := c.pool
+	c.pool = nil
+	nonces := map[crypto.Address]uint64{}
+	txs := make([]*tx.Tx, len(pool))
+	ids := make([]hash.Hash, len(pool))
+	for i, p := range pool {
+		a := addr(p.signer)
+		n, ok := nonces[a]
+		if !ok {
+			n = c.nonce(a)
+		}
+		x, err := tx.New(c.reg, c.id, p.tr, tx.Signer{Key: p.signer.Public(), Nonce: n})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if err := x.Sign(p.signer); err != nil {
+			c.t.Fatal(err)
+		}
+		if ids[i], err = x.ID(); err != nil {
+			c.t.Fatal(err)
+		}
+		nonces[a] = n + 1
+		txs[i] = x
+	}
+	var prev *header.Header
+	if h := c.height(); h > 0 {
+		prev = &c.headers[h]
+	}
+	blk, out, err := block.Build(c.ex, c.store, prev, c.id, c.time, txs, nil)
+	if err != nil {
+		c.t.Fatalf("%s: build block %d: %v", c.id, c.height()+1, err)
+	}
+	if err := c.store.Commit(out.Batch); err != nil {
+		c.t.Fatal(err)
+	}
+	byID := map[hash.Hash]exec.Receipt{}
+	for _, r := range out.Receipts {
+		byID[r.TxID] = r
+	}
+	if len(blk.Txs) != len(txs) {
+		c.t.Fatalf("%s: %d of %d transactions rejected (harness nonce bug?)", c.id, len(txs)-len(blk.Txs), len(txs))
+	}
+	for i, p := range pool {
+		r := byID[ids[i]]
+		p.done, p.code, p.err, p.errStr = true, r.Code, r.Err, r.Error
+	}
+	h := out.Header
+	c.headers = append(c.headers, h)
+	c.certs = append(c.certs, c.certify(&h, c.vals[:3]))
+	c.nextSets = append(c.nextSets, out.NextValidators)
+}
+
+// certify returns a commit certificate for h signed by keys.
+func (c *chain) certify(h *header.Header, keys []crypto.PrivateKey) consensus.Certificate {
+	id := h.Hash()
+	cert := consensus.Certificate{ChainID: h.ChainID, Height: h.Height, BlockID: id}
+	for _, k := range keys {
+		v := consensus.Vote{Type: consensus.Commit, ChainID: h.ChainID, Height: h.Height, BlockID: id, Validator: addr(k)}
+		sig, err := k.Sign(v.SignBytes())
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		v.Signature = sig
+		cert.Votes = append(cert.Votes, v)
+	}
+	sort.Slice(cert.Votes, func(i, j int) bool {
+		return bytes.Compare(cert.Votes[i].Validator[:], cert.Votes[j].Validator[:]) < 0
+	})
+	return cert
+}
+
+// prove returns key's value at the chain's latest height with its state proof
+// (state version = height + 1: genesis is version 1).
+func (c *chain) prove(key string) crosschain.Proof {
+	c.t.Helper()
+	h := c.height()
+	v, found, p, err := c.store.Prove(h+1, key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if !found {
+		c.t.Fatalf("%s: prove %q: absent at height %d", c.id, key, h)
+	}
+	return crosschain.Proof{Height: h, Value: v, Proof: p}
+}
+
+// snapshot returns every committed key but the nonces, for "nothing changed" checks.
+func (c *chain) snapshot() map[string]string {
+	c.t.Helper()
+	out := map[string]string{}
+	err := c.store.Iterate("", func(k string, v []byte) error {
+		if !strings.HasPrefix(k, "nonce/") {
+			out[k] = string(v)
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+// sameState compares two snapshots, ignoring keys under the ignore prefixes.
+func sameState(a, b map[string]string, ignore ...string) error {
+	skip := func(k string) bool {
+		for _, p := range ignore {
+			if strings.HasPrefix(k, p) {
+				return true
+			}
+		}
+		return false
+	}
+	for k, v := range a {
+		if skip(k) {
+			continue
+		}
+		if w, ok := b[k]; !ok || w != v {
+			return fmt.Errorf("key %q changed", k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok && !skip(k) {
+			return fmt.Errorf("key %q appeared", k)
+		}
+	}
+	return nil
+}
+
+// client reads this chain's light client of src (its height, or 0 when absent).
+func (c *chain) clientHeight(src string) uint64 {
+	var cs spv.ClientState
+	if !c.get(crosschain.LCKey(src), &cs) {
+		return 0
+	}
+	return cs.Height
+}
+
+func (c *chain) balance(a string, k crypto.PrivateKey) uint64 {
+	var n uint64
+	c.get(asset.BalanceKey(a, addr(k)), &n)
+	return n
+}
+
+func (c *chain) leg(id hash.Hash, i int) (crosschain.LegRecord, bool) {
+	var r crosschain.LegRecord
+	ok := c.get(crosschain.LegKey(id, i), &r)
+	return r, ok
+}
+
+func (c *chain) decision(id hash.Hash) (crosschain.Decision, bool) {
+	var d crosschain.Decision
+	ok := c.get(crosschain.DecisionKey(id), &d)
+	return d, ok
+}
+
+// conservation checks balances + escrows = supply for every asset of the chain and
+// returns the escrow keys left.
+func (c *chain) conservation() (escrows []string, err error) {
+	held := map[string]uint64{}
+	supply := map[string]uint64{}
+	err = c.store.Iterate("", func(k string, v []byte) error {
+		switch {
+		case strings.HasPrefix(k, "balance/"):
+			var n uint64
+			if err := encoding.UnmarshalLax(v, &n); err != nil {
+				return err
+			}
+			held[strings.SplitN(k, "/", 3)[1]] += n
+		case strings.HasPrefix(k, "supply/"):
+			var n uint64
+			if err := encoding.UnmarshalLax(v, &n); err != nil {
+				return err
+			}
+			supply[strings.TrimPrefix(k, "supply/")] = n
+		case strings.HasPrefix(k, crosschain.EscrowPrefix):
+			var e crosschain.Escrow
+			if err := encoding.UnmarshalLax(v, &e); err != nil {
+				return err
+			}
+			held[e.Asset] += e.Amount
+			escrows = append(escrows, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for a, s := range supply {
+		if held[a] != s {
+			return escrows, fmt.Errorf("%s: asset %s: balances + escrow = %d, supply %d", c.id, a, held[a], s)
+		}
+	}
+	return escrows, nil
+}
+
+// world is several chains, each holding light clients of all the others.
+type world struct {
+	t      tb
+	chains map[string]*chain
+	order  []string
+	now    int64
+}
+
+// newWorld starts chains: block 1 on each, then lc/create of every other chain
+// (trusting its block 1) in block 2.
+func newWorld(t tb, ids ...string) *world {
+	t.Helper()
+	w := &world{t: t, chains: map[string]*chain{}, order: ids, now: T0}
+	for _, id := range ids {
+		w.chains[id] = newChain(t, id, nil)
+	}
+	w.start()
+	return w
+}
+
+func (w *world) start() {
+	w.t.Helper()
+	w.step()
+	var ps []*pending
+	for _, dst := range w.order {
+		for _, src := range w.order {
+			if src != dst {
+				s := w.chains[src]
+				ps = append(ps, w.chains[dst].submit("lc/create", &crosschain.LCCreate{ChainID: src, Header: s.headers[1], NextSet: s.nextSets[1]}, admin))
+			}
+		}
+	}
+	w.step()
+	for _, p := range ps {
+		if p.code != exec.OK {
+			w.t.Fatalf("lc/create: %s", p.errStr)
+		}
+	}
+}
+
+// step advances the clock by a second and produces a block on every live chain.
+func (w *world) step() {
+	w.now += 1000
+	for _, id := range w.order {
+		w.chains[id].produce(w.now)
+	}
+}
+
+// updates returns the lc/update transforms that bring dst's client of src to src's
+// latest height, from dst's committed client height.
+func updates(dst, src *chain) []*crosschain.LCUpdate {
+	var out []*crosschain.LCUpdate
+	for h := dst.clientHeight(src.id) + 1; h <= src.height(); h++ {
+		out = append(out, &crosschain.LCUpdate{ChainID: src.id, Header: src.headers[h], Cert: src.certs[h], NextSet: src.nextSets[h]})
+	}
+	return out
+}
+
+// relay queues on dst the updates of its client of src up to src's latest height.
+func (w *world) relay(dst, src *chain) {
+	for _, u := range updates(dst, src) {
+		dst.submit("lc/update", u, relayer)
+	}
+}
+
+// errIs reports whether p ended with an error wrapping target.
+func errIs(p *pending, target error) bool { return p.done && p.err != nil && errors.Is(p.err, target) }

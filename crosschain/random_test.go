@@ -1,0 +1,518 @@
+package crosschain_test
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/crosschain"
+)
+
+var (
+	flagRuns = flag.Int("xchain.runs", 150, "runs of TestRandomized")
+	flagSeed = flag.Uint64("xchain.seed", 0, "run TestRandomized with this one seed")
+)
+
+// TestRandomized runs seeded random worlds: random 2- and 3-leg trades on 2-3
+// chains, relays that delay, duplicate, reorder and omit, chains halted past
+// deadlines, and a malicious relay that forges and replays proofs. A failing run
+// prints its seed; -xchain.seed=N replays it exactly.
+func TestRandomized(t *testing.T) {
+	runs := *flagRuns
+	if testing.Short() {
+		runs /= 8
+	}
+	base := uint64(time.Now().UnixNano())
+	if *flagSeed != 0 {
+		base, runs = *flagSeed, 1
+	}
+	t.Logf("base seed %d (rerun one run with -xchain.seed=<seed>)", base)
+	t.Cleanup(func() {
+		t.Logf("%d runs: %d trades committed, %d aborted; %d forged steps refused, %d replays, %d halts",
+			runs, stats.committed.Load(), stats.aborted.Load(), stats.forged.Load(), stats.replays.Load(), stats.halts.Load())
+	})
+	for i := 0; i < runs; i++ {
+		seed := base + uint64(i)
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Parallel()
+			runRandom(t, seed)
+		})
+	}
+}
+
+var stats struct{ committed, aborted, forged, replays, halts atomic.Int64 }
+
+// trade is a random XTx and what the harness knows of it.
+type trade struct {
+	s        *crosschain.Signed
+	decides  []*pending   // honest and replayed decides
+	finishes [][]*pending // per leg
+	prepares [][]*pending // per leg
+	old      []oldStep    // steps kept for replay
+}
+
+// oldStep is a transform once submitted, kept for replay on its chain.
+type oldStep struct {
+	chain string
+	tr    any
+}
+
+type sim struct {
+	t      *testing.T
+	r      *rand.Rand
+	w      *world
+	trades []*trade
+	forged []*pending
+	// delayed holds steps a relay carries late: each due at a world time.
+	delayed []delayedStep
+	halted  map[string]int64 // chain -> time it resumes
+}
+
+type delayedStep struct {
+	due   int64
+	chain string
+	steps []*pending
+}
+
+func runRandom(t *testing.T, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	ids := []string{"alpha", "beta", "gamma"}[:2+r.IntN(2)]
+	s := &sim{t: t, r: r, w: newWorld(t, ids...), halted: map[string]int64{}}
+	defer func() {
+		if t.Failed() {
+			t.Logf("seed %d failed", seed)
+		}
+	}()
+	nTrades := 2 + r.IntN(5)
+	steps := 30 + r.IntN(20)
+	for step := 0; step < steps; step++ {
+		if len(s.trades) < nTrades && r.IntN(4) == 0 {
+			s.newTrade()
+		}
+		s.chaos()
+		s.honestRelay(true)
+		if r.IntN(3) == 0 {
+			s.malicious()
+		}
+		s.deliver()
+		s.produce(true)
+		s.check(false)
+	}
+	// Settle: every chain back up, one reliable relay, until every leg is finished.
+	for id := range s.halted {
+		delete(s.halted, id)
+		s.w.chains[id].halted = false
+	}
+	for i := 0; i < 200 && !s.settled(); i++ {
+		s.honestRelay(false)
+		s.deliver()
+		s.produce(false)
+		s.check(false)
+	}
+	if !s.settled() {
+		t.Fatalf("seed %d: not settled after the settle phase", seed)
+	}
+	s.check(true)
+	for _, tr := range s.trades {
+		if d, _ := s.w.chains[tr.s.XTx.Coordinator].decision(tr.s.XTx.ID()); d.Commit {
+			stats.committed.Add(1)
+		} else {
+			stats.aborted.Add(1)
+		}
+	}
+	stats.forged.Add(int64(len(s.forged)))
+}
+
+func (s *sim) newTrade() {
+	r, w := s.r, s.w
+	n := 2 + r.IntN(2)
+	x := crosschain.XTx{Coordinator: w.order[r.IntN(len(w.order))], Deadline: w.now + int64(4+r.IntN(25))*1000, Nonce: uint64(len(s.trades))}
+	for i := 0; i < n; i++ {
+		from := parties[r.IntN(len(parties))]
+		to := parties[r.IntN(len(parties))]
+		for to == from {
+			to = parties[r.IntN(len(parties))]
+		}
+		amount := uint64(1 + r.IntN(1000))
+		if r.IntN(8) == 0 {
+			amount = funds + uint64(r.IntN(1000)) // cannot be paid
+		}
+		a := assets[r.IntN(len(assets))]
+		if r.IntN(30) == 0 {
+			a = "GOLD" // unknown
+		}
+		x.Legs = append(x.Legs, crosschain.Leg{Chain: w.order[r.IntN(len(w.order))], Asset: a, From: addr(from), To: addr(to), Amount: amount})
+	}
+	var keys []crypto.PrivateKey
+	for _, p := range x.Parties() {
+		if r.IntN(20) != 0 { // sometimes a party never signs
+			keys = append(keys, keyOf(p))
+		}
+	}
+	tr := &trade{s: signed(s.t, x, keys...)}
+	tr.finishes = make([][]*pending, n)
+	tr.prepares = make([][]*pending, n)
+	s.trades = append(s.trades, tr)
+}
+
+func keyOf(a crypto.Address) crypto.PrivateKey {
+	for _, k := range parties {
+		if addr(k) == a {
+			return k
+		}
+	}
+	panic("unknown party")
+}
+
+// chaos halts and resumes chains.
+func (s *sim) chaos() {
+	for _, id := range s.w.order {
+		c := s.w.chains[id]
+		if until, ok := s.halted[id]; ok {
+			if s.w.now >= until {
+				delete(s.halted, id)
+				c.halted = false
+			}
+			continue
+		}
+		if s.r.IntN(40) == 0 {
+			s.halted[id] = s.w.now + int64(2+s.r.IntN(20))*1000
+			stats.halts.Add(1)
+			c.halted = true
+		}
+	}
+}
+
+// send hands a step (client updates, then the transaction) to the relay's pipeline:
+// at once, late, twice, or not at all.
+func (s *sim) send(chainID string, build func() []*pending, random bool) {
+	c := s.w.chains[chainID]
+	if c.halted {
+		return
+	}
+	copies := 1
+	delay := int64(0)
+	if random {
+		switch k := s.r.IntN(10); {
+		case k == 0:
+			return // omitted
+		case k <= 2:
+			delay = int64(1+s.r.IntN(4)) * 1000
+		case k == 3:
+			copies = 2
+		}
+	}
+	for i := 0; i < copies; i++ {
+		ps := build()
+		if delay == 0 {
+			continue // build queued them in the pool already
+		}
+		// Take them back out of the pool and deliver them later.
+		c.pool = c.pool[:len(c.pool)-len(ps)]
+		s.delayed = append(s.delayed, delayedStep{due: s.w.now + delay, chain: chainID, steps: ps})
+	}
+}
+
+func (s *sim) deliver() {
+	var keep []delayedStep
+	for _, d := range s.delayed {
+		c := s.w.chains[d.chain]
+		if d.due <= s.w.now && !c.halted {
+			c.pool = append(c.pool, d.steps...)
+		} else {
+			keep = append(keep, d)
+		}
+	}
+	s.delayed = keep
+}
+
+// queued returns the pendings build adds to c's pool.
+func queued(c *chain, build func()) []*pending {
+	n := len(c.pool)
+	build()
+	return append([]*pending(nil), c.pool[n:]...)
+}
+
+// honestRelay carries every step some trade needs.
+func (s *sim) honestRelay(random bool) {
+	w := s.w
+	for _, tr := range s.trades {
+		x := tr.s.XTx
+		id := x.ID()
+		coord := w.chains[x.Coordinator]
+		dec, decided := coord.decision(id)
+		for i, l := range x.Legs {
+			c := w.chains[l.Chain]
+			rec, ok := c.leg(id, i)
+			switch {
+			case !ok && !decided:
+				by := relayer
+				if random && s.r.IntN(3) == 0 {
+					by = keyOf(l.From)
+				}
+				s.send(l.Chain, func() []*pending {
+					return queued(c, func() {
+						p := w.prepare(tr.s, i, by)
+						tr.prepares[i] = append(tr.prepares[i], p)
+					})
+				}, random)
+			case decided && (!ok || rec.Status == crosschain.Prepared || rec.Status == crosschain.Refused):
+				_ = dec
+				s.send(l.Chain, func() []*pending {
+					return queued(c, func() {
+						f := w.finishTx(x, i, relayer)
+						tr.old = append(tr.old, oldStep{l.Chain, f})
+						p := c.submit("finish", f, relayer)
+						tr.finishes[i] = append(tr.finishes[i], p)
+					})
+				}, random)
+			}
+		}
+		if !decided {
+			s.send(x.Coordinator, func() []*pending {
+				return queued(coord, func() {
+					d := w.decideTx(x, relayer)
+					tr.old = append(tr.old, oldStep{x.Coordinator, d})
+					tr.decides = append(tr.decides, coord.submit("decide", d, relayer))
+				})
+			}, random)
+		}
+	}
+}
+
+// malicious is mallory: forged proofs (must fail) and replays of old steps (may
+// succeed only where an honest relay's would).
+func (s *sim) malicious() {
+	if len(s.trades) == 0 {
+		return
+	}
+	w, r := s.w, s.r
+	tr := s.trades[r.IntN(len(s.trades))]
+	x := tr.s.XTx
+	id := x.ID()
+	switch r.IntN(5) {
+	case 0: // a leg record turned "prepared"
+		i := r.IntN(len(x.Legs))
+		l := x.Legs[i]
+		if l.Chain == x.Coordinator {
+			return
+		}
+		src, coord := w.chains[l.Chain], w.chains[x.Coordinator]
+		rec, ok := src.leg(id, i)
+		if !ok || rec.Status == crosschain.Prepared || coord.halted {
+			return
+		}
+		p := src.prove(crosschain.LegKey(id, i))
+		for _, u := range updates(coord, src) {
+			coord.submit("lc/update", u, mallory)
+		}
+		rec.Status = crosschain.Prepared
+		p.Value = encoding.MustMarshal(rec)
+		s.forged = append(s.forged, coord.submit("forged leg", &crosschain.Decide{XTx: x, Proofs: []crosschain.LegProof{{Leg: uint32(i), Proof: p}}}, mallory))
+	case 1: // the decision flipped
+		coord := w.chains[x.Coordinator]
+		dec, ok := coord.decision(id)
+		if !ok {
+			return
+		}
+		i := r.IntN(len(x.Legs))
+		l := x.Legs[i]
+		c := w.chains[l.Chain]
+		if l.Chain == x.Coordinator || c.halted {
+			return
+		}
+		f := w.finishTx(x, i, mallory)
+		dec.Commit = !dec.Commit
+		f.Decision.Value = encoding.MustMarshal(dec)
+		s.forged = append(s.forged, c.submit("forged decision", f, mallory))
+	case 2: // a proof of another chain's state
+		i := r.IntN(len(x.Legs))
+		l := x.Legs[i]
+		coord := w.chains[x.Coordinator]
+		var other *chain
+		for _, id := range w.order {
+			if id != l.Chain && id != x.Coordinator {
+				other = w.chains[id]
+			}
+		}
+		if other == nil || l.Chain == x.Coordinator || coord.halted {
+			return
+		}
+		src := w.chains[l.Chain]
+		rec, ok := src.leg(id, i)
+		if !ok {
+			return
+		}
+		// other's proof of some key it has, carrying this leg's value
+		p := other.prove(crosschain.LCKey(x.Coordinator))
+		p.Value = encoding.MustMarshal(rec)
+		if rec.Status == crosschain.Refused {
+			rec.Status = crosschain.Prepared
+			p.Value = encoding.MustMarshal(rec)
+		}
+		s.forged = append(s.forged, coord.submit("other chain's proof", &crosschain.Decide{XTx: x, Proofs: []crosschain.LegProof{{Leg: uint32(i), Proof: p}}}, mallory))
+	case 3: // a header of the attacker's making
+		dst := w.chains[w.order[r.IntN(len(w.order))]]
+		src := w.chains[w.order[r.IntN(len(w.order))]]
+		if dst == src || dst.halted {
+			return
+		}
+		_, u := forgedHeader(src, dst.clientHeight(src.id), []crypto.PrivateKey{mallory, alice, bob, carol})
+		s.forged = append(s.forged, dst.submit("forged header", u, mallory))
+	case 4: // replay an old step as is
+		if len(tr.old) == 0 {
+			return
+		}
+		o := tr.old[r.IntN(len(tr.old))]
+		c := w.chains[o.chain]
+		if c.halted {
+			return
+		}
+		stats.replays.Add(1)
+		switch v := o.tr.(type) {
+		case *crosschain.Decide:
+			tr.decides = append(tr.decides, c.submit("replayed decide", v, mallory))
+		case *crosschain.Finish:
+			tr.finishes[v.Leg] = append(tr.finishes[v.Leg], c.submit("replayed finish", v, mallory))
+		}
+	}
+}
+
+func (s *sim) produce(random bool) {
+	s.w.now += 1000
+	for _, id := range s.w.order {
+		c := s.w.chains[id]
+		if random && s.r.IntN(4) == 0 && len(c.pool) > 1 { // reorder
+			s.r.Shuffle(len(c.pool), func(i, j int) { c.pool[i], c.pool[j] = c.pool[j], c.pool[i] })
+		}
+		c.produce(s.w.now)
+	}
+}
+
+func (s *sim) settled() bool {
+	for _, tr := range s.trades {
+		x := tr.s.XTx
+		if _, ok := s.w.chains[x.Coordinator].decision(x.ID()); !ok {
+			return false
+		}
+		for i, l := range x.Legs {
+			rec, ok := s.w.chains[l.Chain].leg(x.ID(), i)
+			if !ok || (rec.Status != crosschain.Committed && rec.Status != crosschain.Aborted) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// check verifies the invariants; final adds those of a settled world.
+func (s *sim) check(final bool) {
+	t, w := s.t, s.w
+	t.Helper()
+	escrows := 0
+	for _, id := range w.order {
+		es, err := w.chains[id].conservation()
+		if err != nil {
+			t.Fatal(err)
+		}
+		escrows += len(es)
+	}
+	for _, p := range s.forged {
+		if p.done && p.code == exec.OK {
+			t.Fatalf("forged step %q applied", p.label)
+		}
+	}
+	want := map[string]map[string]map[crypto.Address]uint64{} // chain, asset, addr
+	for _, id := range w.order {
+		want[id] = map[string]map[crypto.Address]uint64{}
+		for _, a := range assets {
+			want[id][a] = map[crypto.Address]uint64{}
+			for _, p := range parties {
+				want[id][a][addr(p)] = funds
+			}
+		}
+	}
+	for _, tr := range s.trades {
+		x := tr.s.XTx
+		id := x.ID()
+		dec, decided := w.chains[x.Coordinator].decision(id)
+		committed, aborted := 0, 0
+		for i, l := range x.Legs {
+			rec, ok := w.chains[l.Chain].leg(id, i)
+			switch {
+			case !ok:
+			case rec.Status == crosschain.Committed:
+				committed++
+				if !decided || !dec.Commit {
+					t.Fatalf("leg %d of %s committed without a commit decision", i, id.Short())
+				}
+			case rec.Status == crosschain.Aborted:
+				aborted++
+				if !decided || dec.Commit {
+					t.Fatalf("leg %d of %s aborted without an abort decision", i, id.Short())
+				}
+			}
+			n := 0
+			for _, p := range tr.finishes[i] {
+				if p.done && p.code == exec.OK {
+					n++
+				}
+			}
+			if n > 1 {
+				t.Fatalf("leg %d of %s finished %d times", i, id.Short(), n)
+			}
+			n = 0
+			for _, p := range tr.prepares[i] {
+				if p.done && p.code == exec.OK {
+					n++
+				}
+			}
+			if n > 1 {
+				t.Fatalf("leg %d of %s prepared %d times", i, id.Short(), n)
+			}
+		}
+		if committed > 0 && aborted > 0 {
+			t.Fatalf("%s: %d legs committed, %d aborted", id.Short(), committed, aborted)
+		}
+		n := 0
+		for _, p := range tr.decides {
+			if p.done && p.code == exec.OK {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("%s decided %d times", id.Short(), n)
+		}
+		if final {
+			if committed+aborted != len(x.Legs) {
+				t.Fatalf("%s: %d of %d legs finished", id.Short(), committed+aborted, len(x.Legs))
+			}
+			if dec.Commit {
+				for _, l := range x.Legs {
+					want[l.Chain][l.Asset][l.From] -= l.Amount
+					want[l.Chain][l.Asset][l.To] += l.Amount
+				}
+			}
+		}
+	}
+	if final {
+		if escrows != 0 {
+			t.Fatalf("%d escrows left after every leg finished", escrows)
+		}
+		for _, id := range w.order {
+			for _, a := range assets {
+				for _, p := range parties {
+					if got := w.chains[id].balance(a, p); got != want[id][a][addr(p)] {
+						t.Fatalf("%s: %s of %s = %d, want %d", id, a, addr(p), got, want[id][a][addr(p)])
+					}
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,393 @@
+package crosschain
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/plugchain/plug/chain/asset"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/rbac"
+	"github.com/plugchain/plug/chain/transform"
+)
+
+// legOf returns leg i of x after checking x's shape and that the leg is on chainID.
+func legOf(x *XTx, i uint32, chainID string) (Leg, error) {
+	if err := x.Check(); err != nil {
+		return Leg{}, fmt.Errorf("%w: %w", transform.ErrInvalid, err)
+	}
+	if int(i) >= len(x.Legs) {
+		return Leg{}, fmt.Errorf("%w: %w: leg %d of %d", transform.ErrInvalid, ErrMalformed, i, len(x.Legs))
+	}
+	l := x.Legs[i]
+	if l.Chain != chainID {
+		return Leg{}, fmt.Errorf("%w: %w: leg %d is on %q, this is %q", transform.ErrInvalid, ErrWrongChain, i, l.Chain, chainID)
+	}
+	return l, nil
+}
+
+// readLeg returns the record at key, or nil when the leg is still pending.
+func readLeg(st transform.State, key string) (*LegRecord, error) {
+	var r LegRecord
+	found, err := st.Get(key, &r)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Prepare is phase 1 on a leg's chain: it verifies leg Leg of the signed XTx and
+// either escrows its amount (debits From into "escrow/<id>/<leg>") and records
+// prepared, or records refused with the reason. Both outcomes are state records
+// the coordinator can be given proofs of; the transaction itself succeeds.
+//
+// It refuses when a party's signature is missing or invalid, when this chain's
+// clock is past the deadline, when the asset is unknown, when From holds no role
+// permitting xchain/prepare, or when From lacks the funds. A missing signature is
+// recorded as a refusal only if a party submits the prepare; from anyone else the
+// transaction fails with ErrMissingSignature and records nothing, so a relay cannot
+// abort other people's trades by stripping signatures.
+//
+// A prepare of a leg that already has a record fails with ErrAlreadyPrepared and
+// changes nothing.
+type Prepare struct {
+	Tx  Signed `cbor:"1,keyasint" json:"tx"`
+	Leg uint32 `cbor:"2,keyasint" json:"leg"`
+
+	id     hash.Hash
+	sigErr error
+}
+
+// Keys implements transform.Transform.
+func (t *Prepare) Keys(ctx *transform.Context) (r, w []string) {
+	id := t.Tx.XTx.ID()
+	w = []string{LegKey(id, int(t.Leg)), EscrowKey(id, int(t.Leg))}
+	if int(t.Leg) < len(t.Tx.XTx.Legs) {
+		l := t.Tx.XTx.Legs[t.Leg]
+		r = []string{asset.DefKey(l.Asset)}
+		w = append(w, asset.BalanceKey(l.Asset, l.From))
+	}
+	return r, w
+}
+
+// Authorizations implements transform.Transform: the RBAC policy decides who may.
+func (t *Prepare) Authorizations(*transform.Context) []crypto.Address { return nil }
+
+// Verify implements transform.Transform.
+func (t *Prepare) Verify(ctx *transform.Context, st transform.State) error {
+	if _, err := legOf(&t.Tx.XTx, t.Leg, ctx.ChainID); err != nil {
+		return err
+	}
+	t.id = t.Tx.XTx.ID()
+	rec, err := readLeg(st, LegKey(t.id, int(t.Leg)))
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		return fmt.Errorf("%w: %w: leg %d of %s is %s", transform.ErrInvalid, ErrAlreadyPrepared, t.Leg, t.id.Short(), rec.Status)
+	}
+	t.sigErr = t.Tx.VerifySigs()
+	if t.sigErr != nil && !slices.ContainsFunc(ctx.Signers, t.Tx.XTx.IsParty) {
+		return fmt.Errorf("%w: %w", transform.ErrUnauthorized, t.sigErr)
+	}
+	return nil
+}
+
+// refusal returns why the leg cannot be prepared, or "".
+func (t *Prepare) refusal(ctx *transform.Context, st transform.State, l Leg) (string, error) {
+	if t.sigErr != nil {
+		return t.sigErr.Error(), nil
+	}
+	if ctx.Time > t.Tx.XTx.Deadline {
+		return fmt.Sprintf("deadline %d passed (block time %d)", t.Tx.XTx.Deadline, ctx.Time), nil
+	}
+	if _, err := asset.Load(st, l.Asset); err != nil {
+		if errors.Is(err, transform.ErrNotFound) || errors.Is(err, transform.ErrInvalid) {
+			return err.Error(), nil
+		}
+		return "", err
+	}
+	pol, err := rbac.Load(st)
+	if err != nil {
+		return "", err
+	}
+	if err := pol.Allow(TypePrepare, []crypto.Address{l.From}); err != nil {
+		if errors.Is(err, transform.ErrUnauthorized) {
+			return err.Error(), nil
+		}
+		return "", err
+	}
+	var bal uint64
+	if _, err := st.Get(asset.BalanceKey(l.Asset, l.From), &bal); err != nil {
+		return "", err
+	}
+	if bal < l.Amount {
+		return fmt.Sprintf("%v: %s holds %d %s, needs %d", transform.ErrInsufficientFunds, l.From, bal, l.Asset, l.Amount), nil
+	}
+	return "", nil
+}
+
+// Apply implements transform.Transform.
+func (t *Prepare) Apply(ctx *transform.Context, st transform.State) error {
+	l := t.Tx.XTx.Legs[t.Leg]
+	reason, err := t.refusal(ctx, st, l)
+	if err != nil {
+		return err
+	}
+	key := LegKey(t.id, int(t.Leg))
+	if reason != "" {
+		return st.Set(key, LegRecord{Status: Refused, Reason: reason, Height: ctx.Height})
+	}
+	if err := asset.Debit(st, l.Asset, l.From, l.Amount); err != nil {
+		return err
+	}
+	if err := st.Set(EscrowKey(t.id, int(t.Leg)), Escrow{Asset: l.Asset, Amount: l.Amount}); err != nil {
+		return err
+	}
+	return st.Set(key, LegRecord{Status: Prepared, Height: ctx.Height})
+}
+
+// Decide is the coordinator's step: it records the one decision of XTx at
+// "xchain/decision/<id>". It reads the legs' records — from Proofs, verified with
+// this chain's light client of the leg's chain, or from local state for legs on
+// this chain — and records abort if a leg is refused or if this chain's block time
+// is past the Deadline (no proofs needed), commit if every leg is prepared, and
+// fails with ErrNotReady otherwise. Every proof carried must verify, or the
+// transaction fails. A second decide fails with ErrAlreadyDecided and changes
+// nothing.
+//
+// The decision does not depend on the parties' signatures (each leg's chain checked
+// them when it prepared), so the envelope carries the bare XTx.
+type Decide struct {
+	XTx    XTx        `cbor:"1,keyasint" json:"xtx"`
+	Proofs []LegProof `cbor:"2,keyasint" json:"proofs"`
+
+	decision Decision
+}
+
+// Keys implements transform.Transform: the client of every remote leg's chain, the
+// record of every local leg, the decision.
+func (t *Decide) Keys(ctx *transform.Context) (r, w []string) {
+	id := t.XTx.ID()
+	seen := map[string]bool{}
+	for i, l := range t.XTx.Legs {
+		k := LegKey(id, i)
+		if l.Chain != t.XTx.Coordinator {
+			k = LCKey(l.Chain)
+		}
+		if !seen[k] {
+			seen[k] = true
+			r = append(r, k)
+		}
+	}
+	for _, p := range t.Proofs {
+		if int(p.Leg) < len(t.XTx.Legs) && t.XTx.Legs[p.Leg].Chain != t.XTx.Coordinator {
+			if k := LCRootKey(t.XTx.Legs[p.Leg].Chain, p.Proof.Height); !seen[k] {
+				seen[k] = true
+				r = append(r, k)
+			}
+		}
+	}
+	return r, []string{DecisionKey(id)}
+}
+
+// Authorizations implements transform.Transform: the RBAC policy decides who may.
+func (t *Decide) Authorizations(*transform.Context) []crypto.Address { return nil }
+
+// Verify implements transform.Transform.
+func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
+	x := &t.XTx
+	if err := x.Check(); err != nil {
+		return fmt.Errorf("%w: %w", transform.ErrInvalid, err)
+	}
+	if x.Coordinator != ctx.ChainID {
+		return fmt.Errorf("%w: %w: coordinator is %q, this is %q", transform.ErrInvalid, ErrWrongChain, x.Coordinator, ctx.ChainID)
+	}
+	id := x.ID()
+	var prev Decision
+	found, err := st.Get(DecisionKey(id), &prev)
+	if err != nil {
+		return err
+	}
+	if found {
+		return fmt.Errorf("%w: %w: %s at height %d (commit=%t)", transform.ErrInvalid, ErrAlreadyDecided, id.Short(), prev.Height, prev.Commit)
+	}
+	t.decision = Decision{Height: ctx.Height, Time: ctx.Time}
+	status := make([]*LegRecord, len(x.Legs))
+	for i, l := range x.Legs {
+		if l.Chain == x.Coordinator {
+			if status[i], err = readLeg(st, LegKey(id, i)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range t.Proofs {
+		i := int(p.Leg)
+		switch {
+		case i >= len(x.Legs):
+			return fmt.Errorf("%w: %w: proof of leg %d of %d", transform.ErrInvalid, ErrMalformed, i, len(x.Legs))
+		case x.Legs[i].Chain == x.Coordinator:
+			return fmt.Errorf("%w: %w: leg %d is on this chain and needs no proof", transform.ErrInvalid, ErrMalformed, i)
+		case status[i] != nil:
+			return fmt.Errorf("%w: %w: two proofs of leg %d", transform.ErrInvalid, ErrMalformed, i)
+		}
+		key := LegKey(id, i)
+		if err := verifyRemote(st, x.Legs[i].Chain, key, &p.Proof); err != nil {
+			return err
+		}
+		var rec LegRecord
+		if err := encoding.Unmarshal(p.Proof.Value, &rec); err != nil {
+			return fmt.Errorf("%w: %w: %s: %w", transform.ErrInvalid, ErrBadProof, key, err)
+		}
+		status[i] = &rec
+	}
+	all := true
+	for i, r := range status {
+		switch {
+		case r == nil:
+			all = false
+		case r.Status == Refused:
+			t.decision.Reason = fmt.Sprintf("leg %d on %s refused: %s", i, x.Legs[i].Chain, r.Reason)
+			return nil
+		case r.Status != Prepared:
+			return fmt.Errorf("%w: leg %d is %s before any decision", transform.ErrInvalid, i, r.Status)
+		}
+	}
+	if ctx.Time > x.Deadline {
+		t.decision.Reason = fmt.Sprintf("deadline %d passed (coordinator time %d)", x.Deadline, ctx.Time)
+		return nil
+	}
+	if !all {
+		return fmt.Errorf("%w: %w: %s: not every leg is proven prepared", transform.ErrInvalid, ErrNotReady, id.Short())
+	}
+	t.decision.Commit = true
+	return nil
+}
+
+// Apply implements transform.Transform.
+func (t *Decide) Apply(_ *transform.Context, st transform.State) error {
+	return st.Set(DecisionKey(t.XTx.ID()), t.decision)
+}
+
+// Finish is phase 2 on a leg's chain: given the coordinator's decision — a proof
+// verified with this chain's light client of the coordinator, or the local record
+// when this chain coordinates — it credits To from the escrow (commit) or refunds
+// From (abort), deletes the escrow and records committed or aborted. A leg with no
+// record or a refused one is simply recorded aborted (and can no longer be
+// prepared). A second finish fails with ErrAlreadyFinished and changes nothing.
+type Finish struct {
+	XTx XTx    `cbor:"1,keyasint" json:"xtx"`
+	Leg uint32 `cbor:"2,keyasint" json:"leg"`
+	// Decision proves "xchain/decision/<id>" on the coordinator; nil when this chain
+	// is the coordinator.
+	Decision *Proof `cbor:"3,keyasint,omitempty" json:"decision,omitempty"`
+
+	id  hash.Hash
+	dec Decision
+	rec *LegRecord
+}
+
+// Keys implements transform.Transform.
+func (t *Finish) Keys(ctx *transform.Context) (r, w []string) {
+	id := t.XTx.ID()
+	if t.XTx.Coordinator == ctx.ChainID {
+		r = []string{DecisionKey(id)}
+	} else {
+		r = []string{LCKey(t.XTx.Coordinator)}
+		if t.Decision != nil {
+			r = append(r, LCRootKey(t.XTx.Coordinator, t.Decision.Height))
+		}
+	}
+	w = []string{LegKey(id, int(t.Leg)), EscrowKey(id, int(t.Leg))}
+	if int(t.Leg) < len(t.XTx.Legs) {
+		l := t.XTx.Legs[t.Leg]
+		w = append(w, asset.BalanceKey(l.Asset, l.From), asset.BalanceKey(l.Asset, l.To))
+	}
+	return r, w
+}
+
+// Authorizations implements transform.Transform: the RBAC policy decides who may.
+func (t *Finish) Authorizations(*transform.Context) []crypto.Address { return nil }
+
+// Verify implements transform.Transform.
+func (t *Finish) Verify(ctx *transform.Context, st transform.State) error {
+	x := &t.XTx
+	if _, err := legOf(x, t.Leg, ctx.ChainID); err != nil {
+		return err
+	}
+	t.id = x.ID()
+	rec, err := readLeg(st, LegKey(t.id, int(t.Leg)))
+	if err != nil {
+		return err
+	}
+	if rec != nil && (rec.Status == Committed || rec.Status == Aborted) {
+		return fmt.Errorf("%w: %w: leg %d of %s is %s", transform.ErrInvalid, ErrAlreadyFinished, t.Leg, t.id.Short(), rec.Status)
+	}
+	t.rec = rec
+	key := DecisionKey(t.id)
+	if x.Coordinator == ctx.ChainID {
+		if t.Decision != nil {
+			return fmt.Errorf("%w: %w: this chain coordinates; the decision needs no proof", transform.ErrInvalid, ErrMalformed)
+		}
+		found, err := st.Get(key, &t.dec)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%w: %w: %s is not decided", transform.ErrInvalid, ErrNotReady, t.id.Short())
+		}
+	} else {
+		if t.Decision == nil {
+			return fmt.Errorf("%w: %w: no proof of the decision", transform.ErrInvalid, ErrMalformed)
+		}
+		if err := verifyRemote(st, x.Coordinator, key, t.Decision); err != nil {
+			return err
+		}
+		if err := encoding.Unmarshal(t.Decision.Value, &t.dec); err != nil {
+			return fmt.Errorf("%w: %w: %s: %w", transform.ErrInvalid, ErrBadProof, key, err)
+		}
+	}
+	if t.dec.Commit && (rec == nil || rec.Status != Prepared) {
+		// Only a broken coordinator or light client can get here: commit needs every
+		// leg proven prepared.
+		return fmt.Errorf("%w: %w: commit of leg %d of %s, which this chain did not prepare", transform.ErrInvalid, ErrNotPrepared, t.Leg, t.id.Short())
+	}
+	return nil
+}
+
+// Apply implements transform.Transform.
+func (t *Finish) Apply(ctx *transform.Context, st transform.State) error {
+	l := t.XTx.Legs[t.Leg]
+	key := LegKey(t.id, int(t.Leg))
+	out := LegRecord{Status: Aborted, Reason: t.dec.Reason, Height: ctx.Height}
+	if t.rec != nil && t.rec.Status == Refused {
+		out.Reason = t.rec.Reason
+	}
+	if t.dec.Commit {
+		out = LegRecord{Status: Committed, Height: ctx.Height}
+	}
+	if t.rec != nil && t.rec.Status == Prepared {
+		ek := EscrowKey(t.id, int(t.Leg))
+		var e Escrow
+		found, err := st.Get(ek, &e)
+		if err != nil {
+			return err
+		}
+		if !found || e.Asset != l.Asset || e.Amount != l.Amount {
+			return fmt.Errorf("%w: escrow of leg %d of %s is %+v, want %d %s", transform.ErrInvalid, t.Leg, t.id.Short(), e, l.Amount, l.Asset)
+		}
+		to := l.From
+		if t.dec.Commit {
+			to = l.To
+		}
+		if err := asset.Credit(st, l.Asset, to, e.Amount); err != nil {
+			return err
+		}
+		if err := st.Delete(ek); err != nil {
+			return err
+		}
+	}
+	return st.Set(key, out)
+}
