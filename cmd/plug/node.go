@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 	"io"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
@@ -156,6 +159,7 @@ func runNode(c *cli.Context, o *output, h *node.Home) error {
 	if f, ok := o.w.(*os.File); ok {
 		f.Sync()
 	}
+	go syncBar(ctx, o, n)
 
 	var gwErr error
 	select {
@@ -234,5 +238,42 @@ func nodeIDCommand() *cli.Command {
 					{"address", out.Address}, {"public key", out.Scheme + " " + out.PublicKey}, {"p2p", p2p}})
 			})
 		},
+	}
+}
+
+// syncBar shows a progress bar on a terminal while the node catches up with blocks
+// it missed (never in json mode or when standard error is not a terminal).
+func syncBar(ctx context.Context, o *output, n *node.Node) {
+	if o.JSON() || o.errw != os.Stderr || !term.IsTerminal(int(os.Stderr.Fd())) {
+		return
+	}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	var bar *progressbar.ProgressBar
+	var from uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := n.Status()
+		switch {
+		case st.CatchingUp && st.BestHeight > st.Height && bar == nil:
+			from = st.Height
+			bar = progressbar.NewOptions64(int64(st.BestHeight-from),
+				progressbar.OptionSetWriter(os.Stderr),
+				progressbar.OptionSetDescription("catching up"),
+				progressbar.OptionShowCount(),
+				progressbar.OptionClearOnFinish())
+		case bar != nil && !st.CatchingUp:
+			_ = bar.Finish()
+			bar = nil
+		case bar != nil:
+			if st.BestHeight > from {
+				bar.ChangeMax64(int64(st.BestHeight - from))
+			}
+			_ = bar.Set64(int64(st.Height - from))
+		}
 	}
 }
