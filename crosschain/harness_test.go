@@ -105,8 +105,6 @@ type chain struct {
 func newChain(t tb, id string, extra func(*transform.Registry)) *chain {
 	t.Helper()
 	c := &chain{t: t, id: id, reg: builtin.Registry(), ms: builtin.Models(), time: T0}
-	crosschain.Register(c.reg)
-	crosschain.AddModels(c.ms)
 	if extra != nil {
 		extra(c.reg)
 	}

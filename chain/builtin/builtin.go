@@ -1,5 +1,5 @@
 // Package builtin assembles the transforms and models every PLUG chain has: assets,
-// RBAC, validators and nonces. Applications start from these and register their own
+// RBAC, validators, nonces, and the crosschain light clients and two-phase commit. Applications start from these and register their own
 // transforms and models next to them.
 package builtin
 
@@ -9,6 +9,7 @@ import (
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/crosschain"
 )
 
 // Registry returns a registry holding the built-in transforms.
@@ -17,6 +18,7 @@ func Registry() *transform.Registry {
 	asset.Register(r)
 	rbac.Register(r)
 	validator.Register(r)
+	crosschain.Register(r)
 	return r
 }
 
@@ -27,6 +29,7 @@ func Models() *transform.Models {
 	rbac.AddModels(ms)
 	validator.AddModels(ms)
 	exec.AddModels(ms)
+	crosschain.AddModels(ms)
 	return ms
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/crosschain"
 )
 
 // MaxFileSize is the largest genesis file Load reads.
@@ -223,7 +224,9 @@ const (
 //     asset/create, asset/issue, asset/burn; it is the issuer of STAKE;
 //   - "public" (everyone): asset/transfer;
 //   - "validator" (members: the validators): validator/stake, validator/unstake,
-//     validator/transfer-power.
+//     validator/transfer-power;
+//   - the crosschain roles of AddCrosschainRoles ("relayer", "trader", and
+//     lc/create and lc/misbehaviour for the admin).
 //
 // The admin holds DefaultAdminStake STAKE. Callers may change the result (e.g.
 // its GenesisTime) before writing it out.
@@ -250,11 +253,46 @@ func Default(chainID string, validators []crypto.PublicKey, admin crypto.Address
 			validator.TypeStake, validator.TypeUnstake, validator.TypeTransferPower,
 		}},
 	}
+	AddCrosschainRoles(d, admin, validators)
 	d.Assets = []Asset{{
 		Name: DefaultStakingAsset, Issuer: "admin",
 		Balances: map[string]uint64{admin.String(): DefaultAdminStake},
 	}}
 	return d
+}
+
+// Names of the roles AddCrosschainRoles adds.
+const (
+	RelayerRole = "relayer"
+	TraderRole  = "trader"
+)
+
+// AddCrosschainRoles adds the roles of crosschain settlement to d: the "admin"
+// role (if d has one) gains lc/create and lc/misbehaviour; a "relayer" role
+// (members: admin and the validators) holds crosschain.RelayerTransforms; a public
+// "trader" role lets every account trade (xchain/prepare) and carry decide and
+// finish steps, which verify everything they are given.
+func AddCrosschainRoles(d *Doc, admin crypto.Address, validators []crypto.PublicKey) {
+	for i := range d.Roles {
+		if d.Roles[i].Name != "admin" {
+			continue
+		}
+		for _, t := range []string{crosschain.TypeLCCreate, crosschain.TypeLCMisbehaviour} {
+			if !slices.Contains(d.Roles[i].Transforms, t) {
+				d.Roles[i].Transforms = append(d.Roles[i].Transforms, t)
+			}
+		}
+	}
+	members := []string{admin.String()}
+	for _, k := range validators {
+		if a := k.Address().String(); !slices.Contains(members, a) {
+			members = append(members, a)
+		}
+	}
+	d.Roles = append(d.Roles,
+		Role{Name: RelayerRole, Members: members, Transforms: slices.Clone(crosschain.RelayerTransforms)},
+		Role{Name: TraderRole, Public: true, Transforms: []string{crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish}},
+	)
 }
 
 // Marshal returns d as indented JSON, the form Parse reads.

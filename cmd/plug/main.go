@@ -30,7 +30,10 @@ func groups() []*cli.Command {
 		nodeCommand(),
 		txCommand(),
 		queryCommand(),
+		settleCommand(),
+		xchainCommand(),
 		testnetCommand(),
+		relayCommand(),
 		versionCommand(),
 	}
 }

@@ -1,0 +1,13 @@
+package main
+
+import "github.com/urfave/cli/v2"
+
+// xchainCommand returns `plug xchain`.
+func xchainCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "xchain",
+		Usage:       "inspect crosschain transactions",
+		UsageText:   "plug xchain status ID --testnet DIR [--prove]",
+		Subcommands: []*cli.Command{settleStatusCommand("xchain")},
+	}
+}

@@ -1,0 +1,613 @@
+// Package relay is PLUG's relay daemon. It follows several chains over their HTTP
+// gateways, keeps every chain's on-chain light clients of the others current
+// (lc/update, one header per source block), learns crosschain transactions from
+// the xchain/prepare transactions in their blocks, and carries the two-phase
+// commit along: leg records to the coordinator (xchain/decide) and the decision
+// back to every leg (xchain/finish).
+//
+// A relay is untrusted: every header, certificate and Merkle proof it submits is
+// verified on chain, so it can delay settlement but never forge it. It pipelines:
+// transactions to one chain get consecutive local nonces and are sent without
+// waiting for each other, so a backlog clears in a few blocks. Progress (the last
+// scanned block of each chain and the known XTxs with their phase) lives in a
+// bbolt file, and the relay reconciles from chain state on every pass, so events
+// missed while it was down are never lost. See docs/relay.md.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	logging "github.com/ipfs/go-log/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/keyring"
+	"github.com/plugchain/plug/chain/transform"
+	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/crosschain"
+	"github.com/plugchain/plug/spv"
+)
+
+var log = logging.Logger("plug/relay")
+
+// maxScanPerPass bounds the blocks of one chain scanned per pass, and
+// maxUpdatesPerPass the header updates sent on one path per pass.
+const (
+	maxScanPerPass    = 500
+	maxUpdatesPerPass = 200
+)
+
+// chainState is what the relay tracks of one chain.
+type chainState struct {
+	id     string
+	c      *client.Client
+	height uint64
+	time   int64 // latest block time, Unix ms
+	// nonce is the relayer's next nonce here; nonceOK false forces a re-read.
+	nonce      uint64
+	nonceOK    bool
+	committed  uint64 // the relayer's committed nonce, last read
+	stuckSince time.Time
+}
+
+// pathState tracks dest's light client of source.
+type pathState struct {
+	src, dst *chainState
+	// client is the light client's committed height; sent the highest header
+	// submitted (committed or not).
+	client, sent uint64
+	progress     time.Time // when client last advanced
+}
+
+// provable is the highest source height whose root dest has or will have before
+// the relay's next transaction there executes.
+func (p *pathState) provable() uint64 { return max(p.client, p.sent) }
+
+// Relay is a running relay.
+type Relay struct {
+	cfg    *Config
+	key    crypto.PrivateKey
+	addr   crypto.Address
+	reg    *transform.Registry
+	db     *db
+	m      *Metrics
+	chains map[string]*chainState
+	order  []string
+	paths  []*pathState
+	pathOf map[[2]string]*pathState
+
+	mu    sync.Mutex // guards xtxs, for Status
+	xtxs  map[hash.Hash]*xtxRecord
+	tries map[string]time.Time // step -> last submission
+}
+
+// Registry returns the transform registry a relay encodes with: the built-ins,
+// crosschain transforms included.
+func Registry() *transform.Registry { return builtin.Registry() }
+
+// New opens the relay's db and clients; Run drives it.
+func New(cfg *Config) (*Relay, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	key := cfg.Signer
+	if key == nil {
+		var err error
+		if key, err = loadKey(cfg.Key); err != nil {
+			return nil, err
+		}
+	}
+	r := &Relay{cfg: cfg, key: key, addr: key.Public().Address(), reg: Registry(), m: NewMetrics(),
+		chains: map[string]*chainState{}, pathOf: map[[2]string]*pathState{}, tries: map[string]time.Time{}}
+	for _, ch := range cfg.Chains {
+		c, err := client.New(ch.Endpoints, client.WithChainID(ch.ID))
+		if err != nil {
+			return nil, fmt.Errorf("chain %s: %w", ch.ID, err)
+		}
+		r.chains[ch.ID] = &chainState{id: ch.ID, c: c}
+		r.order = append(r.order, ch.ID)
+	}
+	for _, p := range cfg.Paths {
+		ps := &pathState{src: r.chains[p.Source], dst: r.chains[p.Dest], progress: time.Now()}
+		r.paths = append(r.paths, ps)
+		r.pathOf[[2]string{p.Source, p.Dest}] = ps
+	}
+	d, err := openDB(cfg.DB, false)
+	if err != nil {
+		return nil, err
+	}
+	r.db = d
+	if r.xtxs, err = d.xtxs(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	r.m.Pending.Set(float64(r.pending()))
+	return r, nil
+}
+
+func loadKey(k KeyConfig) (crypto.PrivateKey, error) {
+	if k.Dir == "" {
+		return nil, errors.New("key.dir: the keyring directory is required")
+	}
+	b := keyring.Test
+	if k.Backend != "" {
+		var err error
+		if b, err = keyring.ParseBackend(k.Backend); err != nil {
+			return nil, err
+		}
+	}
+	kr, err := keyring.Open(k.Dir, b, k.passphrase)
+	if err != nil {
+		return nil, err
+	}
+	return kr.Get(k.Name)
+}
+
+// Metrics returns the relay's collectors.
+func (r *Relay) Metrics() *Metrics { return r.m }
+
+// Address is the relayer's account, which needs the relayer role on every chain.
+func (r *Relay) Address() crypto.Address { return r.addr }
+
+// Close closes the db.
+func (r *Relay) Close() error { return r.db.Close() }
+
+// Run opens a relay for cfg and runs it until ctx ends.
+func Run(ctx context.Context, cfg *Config) error {
+	r, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.Run(ctx)
+}
+
+// Run serves metrics (if configured) and relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) error {
+	if r.cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", r.cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", r.cfg.MetricsListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(r.m.Reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/status", r.serveStatus)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Infow("metrics listening", "addr", ln.Addr().String())
+	}
+	log.Infow("relay started", "name", r.cfg.Name, "relayer", r.addr.String(), "chains", r.order, "paths", len(r.paths), "known_xtxs", len(r.xtxs))
+	t := time.NewTicker(r.cfg.PollInterval.Duration)
+	defer t.Stop()
+	for {
+		if err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+			log.Warnw("relay pass", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			log.Infow("relay stopped", "name", r.cfg.Name)
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Pass does one round of work: poll every chain, scan new blocks, send header
+// updates, then advance every known XTx. Errors of one chain do not stop the others.
+func (r *Relay) Pass(ctx context.Context) error {
+	var errs []error
+	for _, id := range r.order {
+		if err := r.poll(ctx, r.chains[id]); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", id, err))
+		}
+	}
+	for _, id := range r.order {
+		if err := r.scan(ctx, r.chains[id]); err != nil {
+			errs = append(errs, fmt.Errorf("scan %s: %w", id, err))
+		}
+	}
+	for _, p := range r.paths {
+		if err := r.updateClient(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("client of %s on %s: %w", p.src.id, p.dst.id, err))
+		}
+	}
+	r.advanceAll(ctx)
+	return errors.Join(errs...)
+}
+
+// poll reads the chain's height and the relayer's committed nonce; a nonce that
+// stays behind the local one for RetryAfter means transactions were lost, so the
+// local nonce is re-read.
+func (r *Relay) poll(ctx context.Context, cs *chainState) error {
+	st, err := cs.c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	cs.height, cs.time = st.Height, st.Time
+	r.m.Height.WithLabelValues(cs.id).Set(float64(st.Height))
+	n, err := cs.c.Nonce(ctx, r.addr)
+	if err != nil {
+		return err
+	}
+	if n != cs.committed || !cs.nonceOK || n >= cs.nonce {
+		cs.stuckSince = time.Now()
+	}
+	cs.committed = n
+	if cs.nonceOK && (n > cs.nonce || time.Since(cs.stuckSince) > r.cfg.RetryAfter.Duration) {
+		log.Infow("nonce resync", "chain", cs.id, "local", cs.nonce, "committed", n)
+		cs.nonceOK = false
+	}
+	if !cs.nonceOK {
+		cs.nonce, cs.nonceOK, cs.stuckSince = n, true, time.Now()
+	}
+	return nil
+}
+
+// submit signs tr with the next local nonce and sends it without waiting.
+func (r *Relay) submit(ctx context.Context, cs *chainState, tr transform.Transform) error {
+	if !cs.nonceOK {
+		n, err := cs.c.Nonce(ctx, r.addr)
+		if err != nil {
+			return err
+		}
+		cs.nonce, cs.nonceOK, cs.committed = n, true, n
+	}
+	if cs.nonce-cs.committed >= uint64(r.cfg.MaxInflight) {
+		return errInflight
+	}
+	t, err := tx.New(r.reg, cs.id, tr, tx.Signer{Key: r.key.Public(), Nonce: cs.nonce})
+	if err != nil {
+		return err
+	}
+	if err := t.Sign(r.key); err != nil {
+		return err
+	}
+	if _, err := cs.c.Submit(ctx, t, false, 0); err != nil {
+		r.m.SubmitErrors.WithLabelValues(cs.id).Inc()
+		if errors.Is(err, client.ErrInvalid) && strings.Contains(strings.ToLower(err.Error()), "nonce") {
+			cs.nonceOK = false
+		}
+		return err
+	}
+	cs.nonce++
+	return nil
+}
+
+var errInflight = errors.New("too many transactions in flight")
+
+// scan reads the chain's new blocks and learns the XTxs of their xchain/prepare
+// transactions, saving them with the scanned height.
+func (r *Relay) scan(ctx context.Context, cs *chainState) error {
+	done, err := r.db.scanned()
+	if err != nil {
+		return err
+	}
+	from := done[cs.id] + 1
+	to := min(cs.height, from+maxScanPerPass-1)
+	if from > to {
+		return nil
+	}
+	learned := map[hash.Hash]*xtxRecord{}
+	last := from - 1
+	for h := from; h <= to; h++ {
+		br, err := cs.c.Block(ctx, h)
+		if err != nil {
+			if len(learned) > 0 || last >= from {
+				break
+			}
+			return err
+		}
+		for _, t := range br.Block.Txs {
+			if t.Body.Type != crosschain.TypePrepare {
+				continue
+			}
+			tr, err := r.reg.Decode(t.Body.Type, t.Body.Payload)
+			if err != nil {
+				continue
+			}
+			p, ok := tr.(*crosschain.Prepare)
+			if !ok || p.Tx.XTx.Check() != nil {
+				continue
+			}
+			id := p.Tx.XTx.ID()
+			r.mu.Lock()
+			_, known := r.xtxs[id]
+			if !known {
+				rec := &xtxRecord{Signed: p.Tx, Phase: PhasePending, Done: make([]bool, len(p.Tx.XTx.Legs)), Learned: time.Now().UnixMilli()}
+				r.xtxs[id] = rec
+				learned[id] = rec
+				log.Debugw("learned xtx", "id", id.Short(), "chain", cs.id, "height", h)
+			}
+			r.mu.Unlock()
+		}
+		last = h
+	}
+	r.m.Pending.Set(float64(r.pending()))
+	return r.db.save(cs.id, last, learned)
+}
+
+// updateClient sends the headers dest's light client of source lacks.
+func (r *Relay) updateClient(ctx context.Context, p *pathState) error {
+	res, err := p.dst.c.State(ctx, 0, crosschain.LCKey(p.src.id), false)
+	if err != nil {
+		return err
+	}
+	if !res.Found {
+		return nil // no client: an admin must lc/create it first
+	}
+	var c spv.ClientState
+	if err := res.Decode(&c); err != nil {
+		return err
+	}
+	if c.Height > p.client {
+		p.progress = time.Now()
+	}
+	p.client = c.Height
+	r.m.Lag.WithLabelValues(p.src.id, p.dst.id).Set(float64(p.src.height) - float64(c.Height))
+	if c.Frozen {
+		return fmt.Errorf("client is frozen")
+	}
+	if p.sent < p.client || (p.sent > p.client && time.Since(p.progress) > r.cfg.RetryAfter.Duration) {
+		p.sent, p.progress = p.client, time.Now()
+	}
+	for h := p.sent + 1; h <= p.src.height && h <= p.sent+maxUpdatesPerPass; h++ {
+		u, err := r.headerUpdate(ctx, p.src, h)
+		if err != nil {
+			return err
+		}
+		if err := r.submit(ctx, p.dst, u); err != nil {
+			return err
+		}
+		p.sent = h
+		r.m.HeaderUpdates.WithLabelValues(p.src.id, p.dst.id).Inc()
+	}
+	return nil
+}
+
+// headerUpdate builds the lc/update for height h of cs: its header, its commit
+// certificate and the set that signs h+1 (state key "validators" at h).
+func (r *Relay) headerUpdate(ctx context.Context, cs *chainState, h uint64) (*crosschain.LCUpdate, error) {
+	hr, err := cs.c.Header(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := cs.c.State(ctx, h, validator.SetKey, false)
+	if err != nil {
+		return nil, err
+	}
+	var set validator.Set
+	if err := vs.Decode(&set); err != nil {
+		return nil, err
+	}
+	return &crosschain.LCUpdate{ChainID: cs.id, Header: *hr.Header, Cert: *hr.Certificate, NextSet: set}, nil
+}
+
+// pending counts the XTxs not done.
+func (r *Relay) pending() int {
+	n := 0
+	for _, x := range r.xtxs {
+		if x.Phase != PhaseDone {
+			n++
+		}
+	}
+	return n
+}
+
+// advanceAll moves every unfinished XTx one step, reading its records from chain
+// state (not from events), and saves the XTxs whose phase changed.
+func (r *Relay) advanceAll(ctx context.Context) {
+	r.mu.Lock()
+	ids := make([]hash.Hash, 0, len(r.xtxs))
+	for id, x := range r.xtxs {
+		if x.Phase != PhaseDone {
+			ids = append(ids, id)
+		}
+	}
+	r.mu.Unlock()
+	changed := map[hash.Hash]*xtxRecord{}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		x := r.xtxs[id]
+		before := fmt.Sprint(x.Phase, x.Done)
+		if err := r.advance(ctx, id, x); err != nil && !errors.Is(err, errInflight) {
+			log.Debugw("advance xtx", "id", id.Short(), "err", err)
+		}
+		if fmt.Sprint(x.Phase, x.Done) != before {
+			changed[id] = x
+			if x.Phase == PhaseDone {
+				log.Infow("xtx finished", "id", id.Short(), "commit", x.Dec != nil && x.Dec.Commit)
+			}
+		}
+	}
+	if len(changed) > 0 {
+		if err := r.db.save("", 0, changed); err != nil {
+			log.Warnw("save xtxs", "err", err)
+		}
+	}
+	r.mu.Lock()
+	r.m.Pending.Set(float64(r.pending()))
+	r.mu.Unlock()
+}
+
+// due reports whether step may be (re)submitted now, and marks it submitted.
+func (r *Relay) due(step string) bool {
+	if t, ok := r.tries[step]; ok && time.Since(t) < r.cfg.RetryAfter.Duration {
+		return false
+	}
+	r.tries[step] = time.Now()
+	return true
+}
+
+// advance moves one XTx along.
+func (r *Relay) advance(ctx context.Context, id hash.Hash, x *xtxRecord) error {
+	xt := &x.Signed.XTx
+	coord := r.chains[xt.Coordinator]
+	if coord == nil {
+		return fmt.Errorf("coordinator %q is not followed", xt.Coordinator)
+	}
+	if x.Phase == PhasePending {
+		var dec crosschain.Decision
+		res, err := coord.c.State(ctx, 0, crosschain.DecisionKey(id), false)
+		if err != nil {
+			return err
+		}
+		if !res.Found {
+			return r.decide(ctx, id, x, coord)
+		}
+		if err := res.Decode(&dec); err != nil {
+			return err
+		}
+		x.Dec, x.Phase = &dec, PhaseDecided
+	}
+	return r.finish(ctx, id, x, coord)
+}
+
+// decide submits xchain/decide when every leg has a record (with proofs of the
+// remote ones), when a leg is refused, or when the deadline passed; it submits
+// xchain/prepare for legs no one prepared yet when the parties' signatures are
+// all there.
+func (r *Relay) decide(ctx context.Context, id hash.Hash, x *xtxRecord, coord *chainState) error {
+	xt := &x.Signed.XTx
+	step := "decide/" + id.String()
+	if coord.time > xt.Deadline {
+		if !r.due(step) {
+			return nil
+		}
+		return r.sendStep(ctx, coord, "decide", &crosschain.Decide{XTx: *xt})
+	}
+	var proofs []crosschain.LegProof
+	ready, refused := true, false
+	for i, l := range xt.Legs {
+		lc := r.chains[l.Chain]
+		if lc == nil {
+			ready = false
+			continue
+		}
+		var h uint64 // 0: latest (local legs)
+		if l.Chain != coord.id {
+			p := r.pathOf[[2]string{l.Chain, coord.id}]
+			if p == nil || p.provable() == 0 {
+				ready = false
+				continue
+			}
+			h = min(p.provable(), lc.height)
+		}
+		res, err := lc.c.State(ctx, h, crosschain.LegKey(id, i), h != 0)
+		if err != nil {
+			return err
+		}
+		if !res.Found {
+			ready = false
+			r.prepare(ctx, id, x, lc, i)
+			continue
+		}
+		var rec crosschain.LegRecord
+		if err := res.Decode(&rec); err != nil {
+			return err
+		}
+		if rec.Status == crosschain.Refused {
+			refused = true
+		}
+		if h != 0 {
+			proofs = append(proofs, crosschain.LegProof{Leg: uint32(i), Proof: crosschain.Proof{Height: res.Height, Value: res.Value, Proof: res.Proof}})
+		}
+	}
+	if (!ready && !refused) || !r.due(step) {
+		return nil
+	}
+	return r.sendStep(ctx, coord, "decide", &crosschain.Decide{XTx: *xt, Proofs: proofs})
+}
+
+// prepare submits xchain/prepare of leg i if every party signed (a relay's
+// prepare without the signatures would fail anyway).
+func (r *Relay) prepare(ctx context.Context, id hash.Hash, x *xtxRecord, lc *chainState, i int) {
+	if x.Signed.VerifySigs() != nil || !r.due(fmt.Sprintf("prepare/%s/%d", id, i)) {
+		return
+	}
+	if err := r.sendStep(ctx, lc, "prepare", &crosschain.Prepare{Tx: x.Signed, Leg: uint32(i)}); err != nil {
+		log.Debugw("prepare", "id", id.Short(), "leg", i, "err", err)
+	}
+}
+
+// finish submits xchain/finish to every leg not yet finished, with a proof of the
+// decision at a height the leg chain's client of the coordinator has.
+func (r *Relay) finish(ctx context.Context, id hash.Hash, x *xtxRecord, coord *chainState) error {
+	xt := &x.Signed.XTx
+	all := true
+	for i, l := range xt.Legs {
+		if x.Done[i] {
+			continue
+		}
+		all = false
+		lc := r.chains[l.Chain]
+		if lc == nil {
+			continue
+		}
+		res, err := lc.c.State(ctx, 0, crosschain.LegKey(id, i), false)
+		if err != nil {
+			return err
+		}
+		var rec crosschain.LegRecord
+		if err := res.Decode(&rec); err != nil {
+			return err
+		}
+		if res.Found && (rec.Status == crosschain.Committed || rec.Status == crosschain.Aborted) {
+			x.Done[i] = true
+			continue
+		}
+		f := &crosschain.Finish{XTx: *xt, Leg: uint32(i)}
+		if l.Chain != coord.id {
+			p := r.pathOf[[2]string{coord.id, l.Chain}]
+			if p == nil || p.provable() < x.Dec.Height {
+				continue // wait for the client of the coordinator to reach the decision
+			}
+			h := min(p.provable(), coord.height)
+			dr, err := coord.c.State(ctx, h, crosschain.DecisionKey(id), true)
+			if err != nil {
+				return err
+			}
+			if !dr.Found {
+				continue
+			}
+			f.Decision = &crosschain.Proof{Height: dr.Height, Value: dr.Value, Proof: dr.Proof}
+		}
+		if !r.due(fmt.Sprintf("finish/%s/%d", id, i)) {
+			continue
+		}
+		if err := r.sendStep(ctx, lc, "finish", f); err != nil {
+			return err
+		}
+	}
+	if all {
+		x.Phase = PhaseDone
+		for k := range r.tries {
+			if strings.Contains(k, id.String()) {
+				delete(r.tries, k)
+			}
+		}
+	}
+	return nil
+}
+
+// sendStep submits one crosschain step and counts it.
+func (r *Relay) sendStep(ctx context.Context, cs *chainState, kind string, tr transform.Transform) error {
+	if err := r.submit(ctx, cs, tr); err != nil {
+		return err
+	}
+	r.m.Proofs.WithLabelValues(kind).Inc()
+	return nil
+}
