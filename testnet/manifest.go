@@ -21,6 +21,25 @@ type Manifest struct {
 	// Dir is the testnet directory (absolute).
 	Dir    string  `json:"dir"`
 	Chains []Chain `json:"chains"`
+	// Relays are the relay processes between the chains.
+	Relays []Relay `json:"relays,omitempty"`
+}
+
+// Relay is one relay process of the testnet (`plug relay start`).
+type Relay struct {
+	// Name is unique across the testnet, e.g. "relay-1"; it is also the name
+	// of the relayer's key in the testnet keyring.
+	Name string `json:"name"`
+	// Home holds relay.toml, relay.db and relay.log.
+	Home string `json:"home"`
+	// Config is the relay's config file.
+	Config string `json:"config"`
+	// Metrics is the base URL of its /metrics and /status.
+	Metrics string `json:"metrics"`
+	// Chains are the chains it connects.
+	Chains []string `json:"chains"`
+	// PID is the process id while running, 0 when stopped.
+	PID int `json:"pid"`
 }
 
 // Chain is one chain of the testnet.
@@ -97,6 +116,43 @@ func (m *Manifest) Chain(id string) (*Chain, error) {
 	return nil, fmt.Errorf("the testnet has no chain %q", id)
 }
 
+// proc is a process of the testnet, a node or a relay, as Up, Kill and
+// Restart handle it.
+type proc struct {
+	name, home, log string
+	pid             *int
+	args            []string
+}
+
+// procs lists every process of m: relays first, so that stopping in this
+// order never leaves a relay talking to stopped nodes.
+func (m *Manifest) procs() []proc {
+	var ps []proc
+	for i := range m.Relays {
+		r := &m.Relays[i]
+		ps = append(ps, proc{name: r.Name, home: r.Home, log: RelayLogFile, pid: &r.PID,
+			args: []string{"relay", "start", "--config", r.Config}})
+	}
+	for ci := range m.Chains {
+		for ni := range m.Chains[ci].Nodes {
+			n := &m.Chains[ci].Nodes[ni]
+			ps = append(ps, proc{name: n.Name, home: n.Home, log: LogFile, pid: &n.PID,
+				args: []string{"node", "start", "--home", n.Home}})
+		}
+	}
+	return ps
+}
+
+// proc returns the process called name.
+func (m *Manifest) proc(name string) (proc, error) {
+	for _, p := range m.procs() {
+		if p.name == name {
+			return p, nil
+		}
+	}
+	return proc{}, fmt.Errorf("the testnet has no node or relay %q: see `plug testnet status --dir %s`", name, m.Dir)
+}
+
 // Node returns the node called name and its chain.
 func (m *Manifest) Node(name string) (*Chain, *Node, error) {
 	for i := range m.Chains {
@@ -120,4 +176,14 @@ func (c *Chain) Endpoints() []string {
 		}
 	}
 	return append(up, down...)
+}
+
+// Relay returns the relay called name, or nil.
+func (m *Manifest) Relay(name string) *Relay {
+	for i := range m.Relays {
+		if m.Relays[i].Name == name {
+			return &m.Relays[i]
+		}
+	}
+	return nil
 }

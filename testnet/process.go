@@ -12,25 +12,29 @@ import (
 	"time"
 )
 
-// LogFile is the name of a node's log inside its home.
-const LogFile = "node.log"
+// LogFile is the name of a node's log inside its home, and RelayLogFile that
+// of a relay's.
+const (
+	LogFile      = "node.log"
+	RelayLogFile = "relay.log"
+)
 
-// startNode starts `exe node start --home HOME` as its own process group, its
-// output appended to HOME/node.log. The returned channel is closed once the
-// process has exited and been reaped.
-func startNode(exe string, n *Node) (int, <-chan struct{}, error) {
-	logf, err := os.OpenFile(filepath.Join(n.Home, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+// start starts `exe ARGS...` as its own process group in p's home, its output
+// appended to the log there. The returned channel is closed once the process
+// has exited and been reaped.
+func start(exe string, p proc) (int, <-chan struct{}, error) {
+	logf, err := os.OpenFile(filepath.Join(p.home, p.log), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "--- %s: plug testnet starts %s\n", time.Now().Format(time.RFC3339), n.Name)
-	cmd := exec.Command(exe, "node", "start", "--home", n.Home)
-	cmd.Dir = n.Home
+	fmt.Fprintf(logf, "--- %s: plug testnet starts %s\n", time.Now().Format(time.RFC3339), p.name)
+	cmd := exec.Command(exe, p.args...)
+	cmd.Dir = p.home
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, nil, fmt.Errorf("start %s: %w", n.Name, err)
+		return 0, nil, fmt.Errorf("start %s: %w", p.name, err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -93,9 +97,9 @@ func lockDir(dir string) (unlock func(), err error) {
 	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
-// logTail returns the last lines of a node's log, for error messages.
-func logTail(home string, lines int) string {
-	b, err := os.ReadFile(filepath.Join(home, LogFile))
+// logTail returns the last lines of a log file, for error messages.
+func logTail(path string, lines int) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}

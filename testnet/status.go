@@ -7,15 +7,37 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/plugchain/plug/relay"
 )
 
 // Report is the status of a testnet: what `plug testnet status --output json` prints.
 type Report struct {
 	Dir    string        `json:"dir"`
 	Chains []ChainReport `json:"chains"`
+	Relays []RelayReport `json:"relays,omitempty"`
+}
+
+// RelayReport is the status of one relay process: its light clients and the
+// crosschain transactions it has not finished, from its /status.
+type RelayReport struct {
+	Name    string   `json:"name"`
+	Chains  []string `json:"chains"`
+	Home    string   `json:"home"`
+	Config  string   `json:"config"`
+	Metrics string   `json:"metrics"`
+	PID     int      `json:"pid"`
+	Alive   bool     `json:"alive"`
+	// Paths are the light clients it keeps, with their lag.
+	Paths []relay.PathStatus `json:"paths,omitempty"`
+	// Pending is the number of crosschain transactions not finished on every leg.
+	Pending int `json:"pending"`
+	// Error says why a running relay did not answer.
+	Error string `json:"error,omitempty"`
 }
 
 // ChainReport is the status of one chain's nodes.
@@ -83,6 +105,28 @@ func Status(ctx context.Context, dir string) (*Report, error) {
 		}
 		r.Chains = append(r.Chains, cr)
 	}
+	r.Relays = make([]RelayReport, len(m.Relays))
+	for i, rl := range m.Relays {
+		rr := &r.Relays[i]
+		*rr = RelayReport{Name: rl.Name, Chains: rl.Chains, Home: rl.Home, Config: rl.Config, Metrics: rl.Metrics, PID: rl.PID}
+		rr.Alive = alive(rl.PID, rl.Home)
+		if !rr.Alive {
+			rr.PID = 0
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			var st relay.StatusReport
+			if err := getJSON(ctx, rl.Metrics+"/status", &st); err != nil {
+				rr.Error = err.Error()
+				return
+			}
+			rr.Paths, rr.Pending = st.Paths, st.Pending
+		}()
+	}
 	wg.Wait()
 	return r, nil
 }
@@ -95,7 +139,7 @@ type nodeStatus struct {
 	CatchingUp bool   `json:"catching_up"`
 }
 
-var client = &http.Client{Timeout: 5 * time.Second}
+var httpClient = &http.Client{Timeout: 5 * time.Second}
 
 func fetchStatus(ctx context.Context, base string) (*nodeStatus, error) {
 	var st nodeStatus
@@ -131,7 +175,7 @@ func getJSON(ctx context.Context, url string, v any) error {
 	if err != nil {
 		return err
 	}
-	resp, err := client.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -169,7 +213,7 @@ func WaitCaughtUp(ctx context.Context, dir, name string) (uint64, error) {
 	var ref string
 	for {
 		if !alive(n.PID, n.Home) {
-			return 0, fmt.Errorf("node %s is not running; the end of its log:\n%s", name, logTail(n.Home, 15))
+			return 0, fmt.Errorf("node %s is not running; the end of its log:\n%s", name, logTail(filepath.Join(n.Home, LogFile), 15))
 		}
 		if target == 0 {
 			for _, o := range c.Nodes {

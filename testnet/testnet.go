@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -78,21 +79,20 @@ func Up(ctx context.Context, topo *Topology, dir string, opts Options) (*Manifes
 		return nil, err
 	}
 	defer unlock()
-	for ci := range m.Chains {
-		for ni := range m.Chains[ci].Nodes {
-			n := &m.Chains[ci].Nodes[ni]
-			if err := ctx.Err(); err != nil {
-				stopAll(m)
-				return nil, err
-			}
-			pid, _, err := startNode(exe, n)
-			if err != nil {
-				stopAll(m)
-				m.Save()
-				return nil, err
-			}
-			n.PID = pid
+	// Nodes first, then the relays that talk to them.
+	all := m.procs()
+	for _, p := range slices.Concat(all[len(m.Relays):], all[:len(m.Relays)]) {
+		if err := ctx.Err(); err != nil {
+			stopAll(m)
+			return nil, err
 		}
+		pid, _, err := start(exe, p)
+		if err != nil {
+			stopAll(m)
+			m.Save()
+			return nil, err
+		}
+		*p.pid = pid
 	}
 	if err := m.Save(); err != nil {
 		stopAll(m)
@@ -116,12 +116,10 @@ func prepare(topo *Topology, dir string, opts Options) (*Manifest, error) {
 			}
 			break
 		}
-		for _, c := range old.Chains {
-			for _, n := range c.Nodes {
-				if alive(n.PID, n.Home) {
-					return nil, fmt.Errorf("the testnet in %s is running (node %s, pid %d): see `plug testnet status --dir %s`, or stop it with `plug testnet down --dir %s`",
-						dir, n.Name, n.PID, dir, dir)
-				}
+		for _, p := range old.procs() {
+			if alive(*p.pid, p.home) {
+				return nil, fmt.Errorf("the testnet in %s is running (%s, pid %d): see `plug testnet status --dir %s`, or stop it with `plug testnet down --dir %s`",
+					dir, p.name, *p.pid, dir, dir)
 			}
 		}
 		old.Dir = dir
@@ -177,11 +175,17 @@ func create(topo *Topology, dir string) (*Manifest, error) {
 			funded = append(funded, info.Address)
 		}
 	}
-	total := 0
-	for _, c := range topo.Chains {
-		total += c.Validators + c.FullNodes
+	// Relayer keys are made first: every chain's genesis lists them in its
+	// relayer role.
+	var relayers []crypto.Address
+	for _, r := range topo.Relays {
+		info, err := kr.Add(r.Name, crypto.Ed25519)
+		if err != nil {
+			return nil, err
+		}
+		relayers = append(relayers, info.Address)
 	}
-	ports, err := pickPorts(topo.BasePort, 2*total)
+	ports, err := pickPorts(topo.BasePort, topo.ports())
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +222,7 @@ func create(topo *Topology, dir string) (*Manifest, error) {
 			planned = append(planned, p)
 			k++
 		}
-		doc, err := chainGenesis(spec.ID, planned, admin, funded)
+		doc, err := chainGenesis(spec.ID, planned, admin, funded, relayers)
 		if err != nil {
 			return nil, err
 		}
@@ -231,13 +235,21 @@ func create(topo *Topology, dir string) (*Manifest, error) {
 		}
 		m.Chains = append(m.Chains, c)
 	}
+	for i, spec := range topo.Relays {
+		// Relay ports follow the nodes' two ports each.
+		r, err := writeRelayHome(m, spec, ports[2*k+i])
+		if err != nil {
+			return nil, fmt.Errorf("relay %s: %w", spec.Name, err)
+		}
+		m.Relays = append(m.Relays, *r)
+	}
 	return m, m.Save()
 }
 
 // chainGenesis returns the genesis of a testnet chain: genesis.Default with
 // the chain's validators and admin, plus USD and EUR (issuer role admin) with
-// InitialBalance for each funded account.
-func chainGenesis(chainID string, nodes []*plannedNode, admin crypto.Address, funded []crypto.Address) (*genesis.Doc, error) {
+// InitialBalance for each funded account; the relayers join the relayer role.
+func chainGenesis(chainID string, nodes []*plannedNode, admin crypto.Address, funded, relayers []crypto.Address) (*genesis.Doc, error) {
 	var vals []crypto.PublicKey
 	var names []string
 	for _, n := range nodes {
@@ -249,6 +261,13 @@ func chainGenesis(chainID string, nodes []*plannedNode, admin crypto.Address, fu
 	doc := genesis.Default(chainID, vals, admin)
 	for i := range doc.Validators {
 		doc.Validators[i].Name = names[i]
+	}
+	for i := range doc.Roles {
+		if doc.Roles[i].Name == genesis.RelayerRole {
+			for _, r := range relayers {
+				doc.Roles[i].Members = append(doc.Roles[i].Members, r.String())
+			}
+		}
 	}
 	for _, a := range Assets {
 		bal := map[string]uint64{}
@@ -306,7 +325,7 @@ func Wait(ctx context.Context, m *Manifest, height uint64, opts Options) error {
 			for _, n := range c.Nodes {
 				if !alive(n.PID, n.Home) {
 					return fmt.Errorf("node %s stopped; the end of its log (%s):\n%s",
-						n.Name, filepath.Join(n.Home, LogFile), logTail(n.Home, 15))
+						n.Name, filepath.Join(n.Home, LogFile), logTail(filepath.Join(n.Home, LogFile), 15))
 				}
 				st, err := fetchStatus(ctx, n.HTTP)
 				if err == nil {
@@ -335,30 +354,28 @@ func Wait(ctx context.Context, m *Manifest, height uint64, opts Options) error {
 	}
 }
 
-// stopAll stops every running node of m (SIGTERM, then SIGKILL after a grace
-// period) and sets their PIDs to 0.
+// stopAll stops every running relay and node of m (SIGTERM, then SIGKILL
+// after a grace period) and sets their PIDs to 0. It returns the names of
+// those that had to be killed.
 func stopAll(m *Manifest) []string {
-	var running []*Node
-	for ci := range m.Chains {
-		for ni := range m.Chains[ci].Nodes {
-			n := &m.Chains[ci].Nodes[ni]
-			if alive(n.PID, n.Home) {
-				signalNode(n.PID, syscall.SIGTERM)
-				running = append(running, n)
-			} else {
-				n.PID = 0
-			}
+	var running []proc
+	for _, p := range m.procs() {
+		if alive(*p.pid, p.home) {
+			signalNode(*p.pid, syscall.SIGTERM)
+			running = append(running, p)
+		} else {
+			*p.pid = 0
 		}
 	}
 	var killed []string
 	deadline := time.Now().Add(10 * time.Second)
-	for _, n := range running {
-		if !waitExit(n.PID, n.Home, time.Until(deadline)) {
-			signalNode(n.PID, syscall.SIGKILL)
-			waitExit(n.PID, n.Home, 5*time.Second)
-			killed = append(killed, n.Name)
+	for _, p := range running {
+		if !waitExit(*p.pid, p.home, time.Until(deadline)) {
+			signalNode(*p.pid, syscall.SIGKILL)
+			waitExit(*p.pid, p.home, 5*time.Second)
+			killed = append(killed, p.name)
 		}
-		n.PID = 0
+		*p.pid = 0
 	}
 	return killed
 }
@@ -388,46 +405,46 @@ func DownReport(dir string) (killed []string, err error) {
 	return killed, m.Save()
 }
 
-// Kill sends SIGKILL to one node, the crash of fault-injection tests; its
-// home stays as the crash left it, so Restart brings it back.
+// Kill sends SIGKILL to one node or relay, the crash of fault-injection
+// tests; its home stays as the crash left it, so Restart brings it back.
 func Kill(dir, name string) error {
-	return update(dir, name, func(_ *Manifest, n *Node) error {
-		if !alive(n.PID, n.Home) {
-			n.PID = 0
-			return fmt.Errorf("node %s is not running", name)
+	return update(dir, name, func(_ *Manifest, p proc) error {
+		if !alive(*p.pid, p.home) {
+			*p.pid = 0
+			return fmt.Errorf("%s is not running", name)
 		}
-		signalNode(n.PID, syscall.SIGKILL)
-		if !waitExit(n.PID, n.Home, 10*time.Second) {
-			return fmt.Errorf("node %s (pid %d) did not die after SIGKILL", name, n.PID)
+		signalNode(*p.pid, syscall.SIGKILL)
+		if !waitExit(*p.pid, p.home, 10*time.Second) {
+			return fmt.Errorf("%s (pid %d) did not die after SIGKILL", name, *p.pid)
 		}
-		n.PID = 0
+		*p.pid = 0
 		return nil
 	})
 }
 
-// Restart starts a stopped node again from its home. It does not wait for
-// the node to catch up: poll Status for that.
+// Restart starts a stopped node or relay again from its home. It does not
+// wait for a node to catch up: poll Status for that.
 func Restart(dir, name string, opts Options) error {
 	exe, err := opts.exe()
 	if err != nil {
 		return err
 	}
-	return update(dir, name, func(m *Manifest, n *Node) error {
-		if alive(n.PID, n.Home) {
-			return fmt.Errorf("node %s is running (pid %d): kill it first with `plug testnet kill --dir %s %s`", name, n.PID, m.Dir, name)
+	return update(dir, name, func(m *Manifest, p proc) error {
+		if alive(*p.pid, p.home) {
+			return fmt.Errorf("%s is running (pid %d): kill it first with `plug testnet kill --dir %s %s`", name, *p.pid, m.Dir, name)
 		}
-		pid, _, err := startNode(exe, n)
+		pid, _, err := start(exe, p)
 		if err != nil {
 			return err
 		}
-		n.PID = pid
+		*p.pid = pid
 		return nil
 	})
 }
 
-// update runs f on the node called name under the directory lock and saves
-// the manifest, also when f fails (f may have changed the PID).
-func update(dir, name string, f func(*Manifest, *Node) error) error {
+// update runs f on the process called name under the directory lock and
+// saves the manifest, also when f fails (f may have changed the PID).
+func update(dir, name string, f func(*Manifest, proc) error) error {
 	if _, err := LoadManifest(dir); err != nil {
 		return err
 	}
@@ -440,11 +457,11 @@ func update(dir, name string, f func(*Manifest, *Node) error) error {
 	if err != nil {
 		return err
 	}
-	_, n, err := m.Node(name)
+	p, err := m.proc(name)
 	if err != nil {
 		return err
 	}
-	ferr := f(m, n)
+	ferr := f(m, p)
 	if err := m.Save(); err != nil {
 		return errors.Join(ferr, err)
 	}

@@ -17,6 +17,7 @@ const (
 	MaxChains     = 16
 	MaxValidators = 32
 	MaxFullNodes  = 16
+	MaxRelays     = 8
 )
 
 // Topology declares a testnet: its chains, each with its validators and
@@ -33,6 +34,10 @@ const (
 //	id = "beta"
 //	validators = 4
 //	full_nodes = 1
+//
+//	[[relays]]          # optional; chains default to all of them
+//	name = "relay-1"
+//	chains = ["alpha", "beta"]
 type Topology struct {
 	// BasePort, when set, gives node k (counting every node of every chain in
 	// order from 0) the HTTP port BasePort+2k and the P2P port BasePort+2k+1.
@@ -40,6 +45,18 @@ type Topology struct {
 	BasePort int `json:"base_port,omitempty" toml:"base_port"`
 	// Chains are the chains to run, at least one.
 	Chains []ChainSpec `json:"chains" toml:"chains"`
+	// Relays connect chains: every chain of a relay keeps an on-chain light
+	// client of each other chain of it, created by the admin at `up`, and the
+	// relay process keeps them current and carries crosschain proofs.
+	Relays []RelaySpec `json:"relays,omitempty" toml:"relays"`
+}
+
+// RelaySpec is one relay process of a topology.
+type RelaySpec struct {
+	// Name is unique across the testnet's nodes and relays. Empty: relay-1, relay-2, ...
+	Name string `json:"name,omitempty" toml:"name"`
+	// Chains are the chain ids the relay connects, at least two. Empty: every chain.
+	Chains []string `json:"chains,omitempty" toml:"chains"`
 }
 
 // ChainSpec is one chain of a topology.
@@ -57,11 +74,15 @@ var chainNames = []string{"alpha", "beta", "gamma", "delta", "epsilon", "zeta", 
 	"iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi"}
 
 // DefaultTopology returns chains chains (named alpha, beta, ...) of
-// validators validators each: the topology of `plug testnet up` without a file.
+// validators validators each, and, when there are two chains or more, one
+// relay between all of them: the topology of `plug testnet up` without a file.
 func DefaultTopology(chains, validators int) *Topology {
 	t := &Topology{}
 	for i := 0; i < chains; i++ {
 		t.Chains = append(t.Chains, ChainSpec{Validators: validators})
+	}
+	if chains > 1 {
+		t.Relays = []RelaySpec{{}}
 	}
 	return t
 }
@@ -86,7 +107,7 @@ func LoadTopology(path string) (*Topology, error) {
 			return nil, fmt.Errorf("topology %s: %w", path, err)
 		}
 		if un := md.Undecoded(); len(un) > 0 {
-			return nil, fmt.Errorf("topology %s: unknown field %q (known: base_port, chains.id, chains.validators, chains.full_nodes)", path, un[0].String())
+			return nil, fmt.Errorf("topology %s: unknown field %q (known: base_port, chains.id, chains.validators, chains.full_nodes, relays.name, relays.chains)", path, un[0].String())
 		}
 	}
 	if err := t.Normalize(); err != nil {
@@ -127,9 +148,64 @@ func (t *Topology) Normalize() error {
 		}
 		nodes += c.Validators + c.FullNodes
 	}
-	if t.BasePort != 0 && (t.BasePort < 1024 || t.BasePort+2*nodes > 65535) {
-		return fmt.Errorf("base_port %d: the %d nodes need ports %d to %d; pick a base port in 1024..%d, or leave it out for free ports",
-			t.BasePort, nodes, t.BasePort, t.BasePort+2*nodes-1, 65535-2*nodes)
+	if err := t.normalizeRelays(seen); err != nil {
+		return err
+	}
+	ports := t.ports()
+	if t.BasePort != 0 && (t.BasePort < 1024 || t.BasePort+ports > 65535) {
+		return fmt.Errorf("base_port %d: the %d nodes and %d relays need ports %d to %d; pick a base port in 1024..%d, or leave it out for free ports",
+			t.BasePort, nodes, len(t.Relays), t.BasePort, t.BasePort+ports-1, 65535-ports)
+	}
+	return nil
+}
+
+// ports is the number of TCP ports the testnet listens on: HTTP and P2P of
+// every node, then the metrics port of every relay.
+func (t *Topology) ports() int {
+	n := len(t.Relays)
+	for _, c := range t.Chains {
+		n += 2 * (c.Validators + c.FullNodes)
+	}
+	return n
+}
+
+// normalizeRelays names the relays, fills in their chains and checks them;
+// chains holds the topology's chain ids.
+func (t *Topology) normalizeRelays(chains map[string]bool) error {
+	if len(t.Relays) > MaxRelays {
+		return fmt.Errorf("%d relays: at most %d", len(t.Relays), MaxRelays)
+	}
+	names := map[string]bool{}
+	for i := range t.Relays {
+		r := &t.Relays[i]
+		if r.Name == "" {
+			r.Name = fmt.Sprintf("relay-%d", i+1)
+		}
+		if !chainIDRe.MatchString(r.Name) {
+			return fmt.Errorf("relay %d: bad name %q: use 1 to 64 of a-z 0-9 and -", i+1, r.Name)
+		}
+		if names[r.Name] || strings.Contains(r.Name, "-val-") || strings.Contains(r.Name, "-full-") {
+			return fmt.Errorf("relay %d: name %q is taken (relay names are unique and differ from node names)", i+1, r.Name)
+		}
+		names[r.Name] = true
+		if len(r.Chains) == 0 {
+			for _, c := range t.Chains {
+				r.Chains = append(r.Chains, c.ID)
+			}
+		}
+		in := map[string]bool{}
+		for _, id := range r.Chains {
+			if !chains[id] {
+				return fmt.Errorf("relay %s: no chain %q in the topology", r.Name, id)
+			}
+			if in[id] {
+				return fmt.Errorf("relay %s: chain %q listed twice", r.Name, id)
+			}
+			in[id] = true
+		}
+		if len(r.Chains) < 2 {
+			return fmt.Errorf("relay %s: connects %d chain: a relay needs at least two (declare a second [[chains]])", r.Name, len(r.Chains))
+		}
 	}
 	return nil
 }

@@ -50,6 +50,10 @@ func TestLoadTopologyErrors(t *testing.T) {
 		{"a.toml", "[[chains]]\nid = \"x\"\nvalidators = 1\n[[chains]]\nid = \"x\"\nvalidators = 1\n", "twice"},
 		{"a.toml", "base_port = 80\n[[chains]]\nvalidators = 1\n", "base_port"},
 		{"a.toml", "[[chains]\n", "topology"},
+		{"a.toml", "[[chains]]\nvalidators = 1\n[[relays]]\n", "at least two"},
+		{"a.toml", "[[chains]]\nvalidators = 1\n[[chains]]\nvalidators = 1\n[[relays]]\nchains = [\"alpha\", \"gamma\"]\n", "no chain \"gamma\""},
+		{"a.toml", "[[chains]]\nvalidators = 1\n[[chains]]\nvalidators = 1\n[[relays]]\nname = \"r\"\n[[relays]]\nname = \"r\"\n", "taken"},
+		{"a.toml", "[[chains]]\nvalidators = 1\n[[chains]]\nvalidators = 1\n[[relays]]\nport = 3\n", "unknown field"},
 	} {
 		_, err := LoadTopology(writeFile(t, tc.name, tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -65,6 +69,12 @@ func TestDefaultTopology(t *testing.T) {
 	}
 	if topo.Chains[0].ID != "alpha" || topo.Chains[1].ID != "beta" || topo.Chains[1].Validators != 4 {
 		t.Errorf("got %+v", topo)
+	}
+	if len(topo.Relays) != 1 || topo.Relays[0].Name != "relay-1" || strings.Join(topo.Relays[0].Chains, ",") != "alpha,beta" {
+		t.Errorf("relays: got %+v, want relay-1 between alpha and beta", topo.Relays)
+	}
+	if one := DefaultTopology(1, 4); len(one.Relays) != 0 {
+		t.Errorf("one chain gets relays %+v", one.Relays)
 	}
 	if got := nodeName("beta", true, 2); got != "beta-full-2" {
 		t.Errorf("nodeName = %s", got)

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,7 +53,8 @@ func testnetCommand() *cli.Command {
 					&cli.IntFlag{Name: "chains", Value: 1, Usage: "number of chains, without --topology"},
 					&cli.IntFlag{Name: "validators", Value: 4, Usage: "validators per chain, without --topology"},
 					&cli.IntFlag{Name: "full-nodes", Usage: "full nodes per chain, without --topology"},
-					&cli.IntFlag{Name: "base-port", Usage: "use ports from here up (HTTP and P2P alternate) instead of free ones"},
+					&cli.IntFlag{Name: "relays", Usage: "relays connecting all the chains, without --topology (default: 1 when there are 2 chains or more, else 0)"},
+					&cli.IntFlag{Name: "base-port", Usage: "use ports from here up (HTTP and P2P alternate, then one per relay) instead of free ones"},
 					&cli.BoolFlag{Name: "detach", Usage: "return once every chain commits blocks, leaving the nodes running"},
 					&cli.BoolFlag{Name: "reset", Usage: "stop and delete the testnet already in --dir, then create a new one"},
 					&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "how long to wait for every chain to commit blocks"},
@@ -136,7 +138,7 @@ func testnetUp(c *cli.Context) error {
 	}
 	var topo *testnet.Topology
 	if f := c.String("topology"); f != "" {
-		for _, n := range []string{"chains", "validators", "full-nodes", "base-port"} {
+		for _, n := range []string{"chains", "validators", "full-nodes", "relays", "base-port"} {
 			if c.IsSet(n) {
 				return fmt.Errorf("--%s and --topology exclude each other: put it in the topology file", n)
 			}
@@ -150,12 +152,15 @@ func testnetUp(c *cli.Context) error {
 		for i := range topo.Chains {
 			topo.Chains[i].FullNodes = c.Int("full-nodes")
 		}
+		if c.IsSet("relays") {
+			topo.Relays = make([]testnet.RelaySpec, c.Int("relays"))
+		}
 		if err := topo.Normalize(); err != nil {
 			return fmt.Errorf("%w: see `plug testnet up --help`", err)
 		}
 	}
 	if _, err := testnet.LoadManifest(dir); err == nil && !c.Bool("reset") &&
-		(c.IsSet("topology") || c.IsSet("chains") || c.IsSet("validators") || c.IsSet("full-nodes") || c.IsSet("base-port")) {
+		(c.IsSet("topology") || c.IsSet("chains") || c.IsSet("validators") || c.IsSet("full-nodes") || c.IsSet("relays") || c.IsSet("base-port")) {
 		o.Warn("%s already holds a testnet: starting it again as it was (the topology flags are ignored; --reset makes a new one)", dir)
 	}
 
@@ -179,6 +184,16 @@ func testnetUp(c *cli.Context) error {
 	if bar != nil {
 		bar.Finish()
 		fmt.Fprintln(c.App.ErrWriter)
+	}
+	if err == nil && len(m.Relays) > 0 {
+		// The relays keep light clients current; the admin creates them once.
+		wctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
+		var n int
+		n, err = testnet.Connect(wctx, m)
+		cancel()
+		if err == nil && n > 0 && !o.JSON() {
+			fmt.Fprintf(c.App.ErrWriter, "created %d on-chain light clients for the relays\n", n)
+		}
 	}
 	if err != nil {
 		_, derr := testnet.DownReport(dir)
@@ -231,6 +246,9 @@ func stoppedElsewhere(ctx context.Context, dir string) bool {
 				running = running || n.PID != 0
 			}
 		}
+		for _, r := range m.Relays {
+			running = running || r.PID != 0
+		}
 		if !running {
 			return true
 		}
@@ -247,9 +265,13 @@ func printTestnet(c *cli.Context, o *output, dir string, foreground bool) error 
 		if err := statusTable(o, r); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "\nkeyring: %s (unencrypted; admin, alice, bob, carol and one key per node)\n", filepath.Join(dir, testnet.KeyringDir))
+		fmt.Fprintf(w, "\nkeyring: %s (unencrypted; admin, alice, bob, carol and one key per node and relay)\n", filepath.Join(dir, testnet.KeyringDir))
 		fmt.Fprintf(w, "try:     plug query balance --testnet %s%s --account alice --asset USD\n", dir, chainHint(r))
 		fmt.Fprintf(w, "         plug tx transfer --testnet %s%s --from alice --to bob --asset USD --amount 5 --wait\n", dir, chainHint(r))
+		if len(r.Relays) > 0 && len(r.Chains) > 1 {
+			a, b := r.Chains[0].ChainID, r.Chains[1].ChainID
+			fmt.Fprintf(w, "         plug settle dvp --testnet %s --seller alice --buyer bob --delivery %s:EUR:100 --payment %s:USD:110 --wait\n", dir, a, b)
+		}
 		if !foreground {
 			fmt.Fprintf(w, "stop:    plug testnet down --dir %s\n", dir)
 		}
@@ -288,7 +310,35 @@ func statusTable(o *output, r *testnet.Report) error {
 			rows = append(rows, []string{c.ChainID, n.Name, role, state, height, root, n.HTTP, pid})
 		}
 	}
-	return o.Table([]string{"CHAIN", "NODE", "ROLE", "STATE", "HEIGHT", "STATE ROOT", "HTTP", "PID"}, rows)
+	if err := o.Table([]string{"CHAIN", "NODE", "ROLE", "STATE", "HEIGHT", "STATE ROOT", "HTTP", "PID"}, rows); err != nil {
+		return err
+	}
+	if len(r.Relays) == 0 {
+		return nil
+	}
+	rows = nil
+	for _, rl := range r.Relays {
+		state, pending, lag, pid := "down", "-", "-", "-"
+		if rl.Alive {
+			state, pending, pid = "up", strconv.Itoa(rl.Pending), strconv.Itoa(rl.PID)
+			if rl.Error != "" {
+				state, pending = "not answering", "-"
+			}
+			worst := int64(-1)
+			for _, p := range rl.Paths {
+				if !p.Exists {
+					state = "no light client"
+				}
+				worst = max(worst, p.Lag)
+			}
+			if worst >= 0 {
+				lag = strconv.FormatInt(worst, 10)
+			}
+		}
+		rows = append(rows, []string{rl.Name, strings.Join(rl.Chains, ","), state, lag, pending, rl.Metrics, pid})
+	}
+	fmt.Fprintln(o.w)
+	return o.Table([]string{"RELAY", "CHAINS", "STATE", "MAX LAG", "PENDING XTXS", "METRICS", "PID"}, rows)
 }
 
 func testnetStatus(c *cli.Context) error {
@@ -379,6 +429,17 @@ func testnetRestart(c *cli.Context) error {
 		return err
 	}
 	res := map[string]any{"name": name, "restarted": true}
+	m, err := testnet.LoadManifest(dir)
+	if err != nil {
+		return err
+	}
+	if r := m.Relay(name); r != nil {
+		// A relay resumes from its db; there is nothing to catch up with.
+		return o.Emit(res, func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "relay %s is running again; it resumes from %s\n", name, filepath.Join(r.Home, "relay.db"))
+			return err
+		})
+	}
 	if c.Bool("wait") {
 		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 		defer cancel()

@@ -1,0 +1,314 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plugchain/plug/chain/block"
+	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/gateway"
+	"github.com/plugchain/plug/chain/genesis"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/node"
+	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/crosschain"
+	"github.com/plugchain/plug/relay"
+)
+
+// BenchmarkDvP settles DvP trades between two chains of four validators each
+// (real libp2p on 127.0.0.1, real bbolt files, every node with its HTTP
+// gateway) and one relay that talks to them over HTTP — all in this process,
+// so the eight validators and the relay share this machine's two cores. Each
+// trade moves SEC on alpha (the coordinator) against USD on beta; the seller
+// prepares on alpha and the buyer on beta, the relay does the rest. A trade's
+// latency runs from the submission of its prepares to the commit of its last
+// finish (both legs final).
+//
+//   - stream: the relay runs; all trades are submitted at once.
+//   - paced-100: the relay runs; trades are submitted at 100 per second, the
+//     latency a client sees below capacity.
+//   - backlog: every trade is prepared while the relay is down; the relay then
+//     starts from an empty db and clears them (what a restart after downtime
+//     costs).
+func BenchmarkDvP(b *testing.B) {
+	b.Run("stream", func(b *testing.B) { benchDvP(b, 1000, 0, false) })
+	b.Run("paced-100", func(b *testing.B) { benchDvP(b, 500, 100, false) })
+	b.Run("backlog", func(b *testing.B) { benchDvP(b, 2000, 0, true) })
+}
+
+const benchParties = 200
+
+func benchKey(i uint64) crypto.PrivateKey {
+	var seed [32]byte
+	binary.BigEndian.PutUint64(seed[:], i)
+	k, err := crypto.GenerateKey(crypto.Ed25519, bytes.NewReader(seed[:]))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// benchNet is one chain of four in-process validators with their gateways.
+type benchNet struct {
+	id    string
+	nodes []*node.Node
+	urls  []string
+	c     *client.Client
+	// committed counts the transactions committed on this chain.
+	committed int
+}
+
+// startBenchNet starts chain id with holders funded in assetName; onCommit
+// hooks node 0's commits.
+func startBenchNet(b *testing.B, id, assetName string, holders []crypto.PrivateKey, onCommit func(*block.Block, []exec.Receipt)) *benchNet {
+	b.Helper()
+	var vals []crypto.PrivateKey
+	var pubs []crypto.PublicKey
+	for i := 0; i < 4; i++ {
+		k := key(fmt.Sprintf("%s/val-%d", id, i))
+		vals, pubs = append(vals, k), append(pubs, k.Public())
+	}
+	gen := genesis.Default(id, pubs, addr(admin))
+	for i := range gen.Roles {
+		if gen.Roles[i].Name == genesis.RelayerRole {
+			gen.Roles[i].Members = append(gen.Roles[i].Members, addr(relayer).String())
+		}
+	}
+	bal := map[string]uint64{}
+	for _, h := range holders {
+		bal[addr(h).String()] = funds
+	}
+	gen.Assets = append(gen.Assets, genesis.Asset{Name: assetName, Issuer: "admin", Balances: bal})
+	bn := &benchNet{id: id}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	dir := b.TempDir()
+	var peers []string
+	for i, k := range vals {
+		cfg := node.Config{Name: fmt.Sprintf("%s-val-%d", id, i+1), Home: filepath.Join(dir, fmt.Sprint(i)), Genesis: gen, Key: k,
+			Validator: true, P2PListen: "/ip4/127.0.0.1/tcp/0", Peers: slices.Clone(peers)}
+		if i == 0 {
+			cfg.OnCommit = onCommit
+		}
+		n, err := node.New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := n.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); gateway.New(n).Serve(ctx, ln) }()
+		bn.nodes = append(bn.nodes, n)
+		bn.urls = append(bn.urls, "http://"+ln.Addr().String())
+		peers = append(peers, n.Addrs()[0])
+	}
+	b.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		for _, n := range bn.nodes {
+			n.Close()
+		}
+	})
+	var err error
+	if bn.c, err = client.New(bn.urls, client.WithChainID(id)); err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, 60*time.Second, "block 2 on "+id, func() bool {
+		st, err := bn.c.Status(context.Background())
+		return err == nil && st.Height >= 2
+	})
+	return bn
+}
+
+// submit hands t to node i%4, retrying while its mempool is busy.
+func (n *benchNet) submit(b *testing.B, i int, t *tx.Tx) {
+	for {
+		_, err := n.nodes[i%len(n.nodes)].Submit(context.Background(), t)
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "busy") {
+			b.Fatalf("%s: submit: %v", n.id, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func benchDvP(b *testing.B, trades, rate int, backlog bool) {
+	sellers := make([]crypto.PrivateKey, benchParties)
+	buyers := make([]crypto.PrivateKey, benchParties)
+	for i := range sellers {
+		sellers[i], buyers[i] = benchKey(uint64(1000+i)), benchKey(uint64(5000+i))
+	}
+
+	// finished[id] counts the finished legs of a trade; final[id] is when the
+	// second one committed. Node 0 of each chain reports its commits.
+	var mu sync.Mutex
+	finished := map[hash.Hash]int{}
+	final := make(map[hash.Hash]time.Time, trades)
+	done := make(chan struct{})
+	var alpha, beta *benchNet
+	hook := func(net **benchNet) func(*block.Block, []exec.Receipt) {
+		return func(blk *block.Block, rs []exec.Receipt) {
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if *net != nil {
+				(*net).committed += len(rs)
+			}
+			for i, t := range blk.Txs {
+				if t.Body.Type != crosschain.TypeFinish || rs[i].Code != exec.OK {
+					continue
+				}
+				tr, err := relay.Registry().Decode(t.Body.Type, t.Body.Payload)
+				if err != nil {
+					continue
+				}
+				id := tr.(*crosschain.Finish).XTx.ID()
+				if finished[id]++; finished[id] == 2 {
+					final[id] = now
+					if len(final) == trades {
+						close(done)
+					}
+				}
+			}
+		}
+	}
+	alpha = startBenchNet(b, "alpha", "SEC", sellers, hook(&alpha))
+	beta = startBenchNet(b, "beta", "USD", buyers, hook(&beta))
+	ctx := context.Background()
+	for _, p := range [][2]*benchNet{{alpha, beta}, {beta, alpha}} {
+		if _, err := relay.CreateClient(ctx, p[0].c, p[1].c, p[0].id, p[1].id, admin, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	// Pre-sign every prepare: signing is the parties' cost, not the network's.
+	reg := relay.Registry()
+	type pair struct{ a, b *tx.Tx }
+	txs := make([]pair, trades)
+	ids := make([]hash.Hash, trades)
+	deadline := time.Now().Add(10 * time.Minute).UnixMilli()
+	for i := range txs {
+		p, n := i%benchParties, uint64(i/benchParties)
+		s, bu := sellers[p], buyers[p]
+		x := crosschain.XTx{Legs: []crosschain.Leg{
+			{Chain: "alpha", Asset: "SEC", From: addr(s), To: addr(bu), Amount: 1},
+			{Chain: "beta", Asset: "USD", From: addr(bu), To: addr(s), Amount: 2},
+		}, Coordinator: "alpha", Deadline: deadline, Nonce: uint64(i + 1)}
+		sg, err := crosschain.NewSigned(x, s, bu)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ta, err := tx.New(reg, "alpha", &crosschain.Prepare{Tx: *sg, Leg: 0}, tx.Signer{Key: s.Public(), Nonce: n})
+		if err == nil {
+			err = ta.Sign(s)
+		}
+		tb, err2 := tx.New(reg, "beta", &crosschain.Prepare{Tx: *sg, Leg: 1}, tx.Signer{Key: bu.Public(), Nonce: n})
+		if err == nil && err2 == nil {
+			err = tb.Sign(bu)
+		}
+		if err != nil || err2 != nil {
+			b.Fatal(err, err2)
+		}
+		txs[i], ids[i] = pair{ta, tb}, x.ID()
+	}
+
+	cfg := &relay.Config{Name: "bench", DB: filepath.Join(b.TempDir(), "relay.db"), Signer: relayer,
+		PollInterval: relay.Duration{Duration: 100 * time.Millisecond},
+		Chains:       []relay.ChainConfig{{ID: "alpha", Endpoints: alpha.urls}, {ID: "beta", Endpoints: beta.urls}}}
+	startRelay := func() {
+		rctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- relay.Run(rctx, cfg) }()
+		b.Cleanup(func() {
+			cancel()
+			if err := <-errc; err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	if !backlog {
+		startRelay()
+	}
+	mu.Lock()
+	alpha.committed, beta.committed = 0, 0
+	mu.Unlock()
+
+	b.ResetTimer()
+	start := time.Now()
+	submitted := make([]time.Time, trades)
+	for i, p := range txs {
+		if rate > 0 {
+			if w := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); w > 0 {
+				time.Sleep(w)
+			}
+		}
+		submitted[i] = time.Now()
+		alpha.submit(b, i, p.a)
+		beta.submit(b, i, p.b)
+	}
+	if backlog {
+		// Wait until every leg is prepared, then time the relay alone.
+		last := ids[len(ids)-1]
+		waitFor(b, 5*time.Minute, "backlog prepared", func() bool {
+			ra, _ := alpha.c.State(ctx, 0, crosschain.LegKey(last, 0), false)
+			rb, _ := beta.c.State(ctx, 0, crosschain.LegKey(last, 1), false)
+			return ra != nil && ra.Found && rb != nil && rb.Found
+		})
+		start = time.Now()
+		for i := range submitted {
+			submitted[i] = start
+		}
+		startRelay()
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		mu.Lock()
+		n := len(final)
+		mu.Unlock()
+		b.Fatalf("only %d of %d trades final after 5 minutes", n, trades)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	mu.Lock()
+	lat := make([]float64, trades)
+	for i, id := range ids {
+		lat[i] = final[id].Sub(submitted[i]).Seconds() * 1000
+	}
+	chainTxs := alpha.committed + beta.committed
+	mu.Unlock()
+	slices.Sort(lat)
+	b.ReportMetric(float64(trades)/elapsed.Seconds(), "trades/s")
+	b.ReportMetric(lat[len(lat)/2], "p50-ms")
+	b.ReportMetric(lat[len(lat)*99/100], "p99-ms")
+	b.ReportMetric(float64(chainTxs)/float64(trades), "chain-txs/trade")
+	b.ReportMetric(float64(chainTxs)/elapsed.Seconds(), "chain-tx/s")
+
+	// Every trade committed (none aborted on the way).
+	for i, id := range ids {
+		a, _ := alpha.c.State(ctx, 0, crosschain.LegKey(id, 0), false)
+		var rec crosschain.LegRecord
+		if a == nil || a.Decode(&rec) != nil || rec.Status != crosschain.Committed {
+			b.Fatalf("trade %d (%s): leg 0 is %+v", i, id.Short(), rec)
+		}
+	}
+}
