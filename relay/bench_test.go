@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/gateway"
@@ -42,12 +44,21 @@ import (
 //     starts from an empty db and clears them (what a restart after downtime
 //     costs).
 func BenchmarkDvP(b *testing.B) {
-	b.Run("stream", func(b *testing.B) { benchDvP(b, 1000, 0, false) })
-	b.Run("paced-100", func(b *testing.B) { benchDvP(b, 500, 100, false) })
-	b.Run("backlog", func(b *testing.B) { benchDvP(b, 2000, 0, true) })
+	n := *dvpTrades
+	b.Run("stream", func(b *testing.B) { benchDvP(b, n, 0, false) })
+	b.Run("paced-100", func(b *testing.B) { benchDvP(b, n/2, 100, false) })
+	b.Run("backlog", func(b *testing.B) { benchDvP(b, 2*n, 0, true) })
 }
 
+var dvpTrades = flag.Int("dvp.trades", 1000, "trades per BenchmarkDvP run (backlog: twice as many)")
+
 const benchParties = 200
+
+var benchTimeouts = func() consensus.Timeouts {
+	t := consensus.DefaultTimeouts()
+	t.Stagger = 200
+	return t
+}()
 
 func benchKey(i uint64) crypto.PrivateKey {
 	var seed [32]byte
@@ -97,7 +108,7 @@ func startBenchNet(b *testing.B, id, assetName string, holders []crypto.PrivateK
 	var peers []string
 	for i, k := range vals {
 		cfg := node.Config{Name: fmt.Sprintf("%s-val-%d", id, i+1), Home: filepath.Join(dir, fmt.Sprint(i)), Genesis: gen, Key: k,
-			Validator: true, P2PListen: "/ip4/127.0.0.1/tcp/0", Peers: slices.Clone(peers)}
+			Validator: true, P2PListen: "/ip4/127.0.0.1/tcp/0", Peers: slices.Clone(peers), Timeouts: benchTimeouts}
 		if i == 0 {
 			cfg.OnCommit = onCommit
 		}
@@ -264,6 +275,7 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 		alpha.submit(b, i, p.a)
 		beta.submit(b, i, p.b)
 	}
+	b.Logf("%d trades submitted in %v", trades, time.Since(start))
 	if backlog {
 		// Wait until every leg is prepared, then time the relay alone.
 		last := ids[len(ids)-1]
@@ -272,6 +284,8 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 			rb, _ := beta.c.State(ctx, 0, crosschain.LegKey(last, 1), false)
 			return ra != nil && ra.Found && rb != nil && rb.Found
 		})
+		st, _ := alpha.c.Status(ctx)
+		b.Logf("%d trades prepared on both chains in %v (alpha at height %d)", trades, time.Since(start), st.Height)
 		start = time.Now()
 		for i := range submitted {
 			submitted[i] = start
@@ -300,6 +314,7 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 	b.ReportMetric(float64(trades)/elapsed.Seconds(), "trades/s")
 	b.ReportMetric(lat[len(lat)/2], "p50-ms")
 	b.ReportMetric(lat[len(lat)*99/100], "p99-ms")
+	b.ReportMetric(lat[len(lat)-1], "max-ms")
 	b.ReportMetric(float64(chainTxs)/float64(trades), "chain-txs/trade")
 	b.ReportMetric(float64(chainTxs)/elapsed.Seconds(), "chain-tx/s")
 

@@ -18,6 +18,7 @@ const (
 	DefaultPollInterval = 200 * time.Millisecond
 	DefaultRetryAfter   = 3 * time.Second
 	DefaultMaxInflight  = 500
+	DefaultWorkers      = 16
 	DefaultDB           = "relay.db"
 )
 
@@ -76,8 +77,11 @@ type Config struct {
 	// RetryAfter is how long a submitted step is given before it is sent again.
 	RetryAfter Duration `toml:"retry_after"`
 	// MaxInflight bounds the relay's uncommitted transactions per chain.
-	MaxInflight int           `toml:"max_inflight"`
-	Chains      []ChainConfig `toml:"chains"`
+	MaxInflight int `toml:"max_inflight"`
+	// Workers is how many crosschain transactions are advanced at once (their
+	// reads and proofs run in parallel; submissions to one chain stay in nonce order).
+	Workers int           `toml:"workers"`
+	Chains  []ChainConfig `toml:"chains"`
 	// Paths default to every ordered pair of chains.
 	Paths []PathConfig `toml:"paths"`
 
@@ -128,6 +132,9 @@ func (c *Config) Check() error {
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
 	}
 	if c.DB == "" {
 		return errors.New("db: a bbolt file path is required")

@@ -15,11 +15,13 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +32,7 @@ import (
 	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/transform"
@@ -59,6 +62,9 @@ type chainState struct {
 	nonceOK    bool
 	committed  uint64 // the relayer's committed nonce, last read
 	stuckSince time.Time
+	// mu guards the nonce and the outbox, which workers fill during a pass.
+	mu     sync.Mutex
+	outbox []outStep
 }
 
 // pathState tracks dest's light client of source.
@@ -87,9 +93,17 @@ type Relay struct {
 	paths  []*pathState
 	pathOf map[[2]string]*pathState
 
-	mu    sync.Mutex // guards xtxs, for Status
-	xtxs  map[hash.Hash]*xtxRecord
-	tries map[string]time.Time // step -> last submission
+	mu   sync.Mutex // guards xtxs and dirty, and the records' phases for Status
+	xtxs map[hash.Hash]*xtxRecord
+	// dirty are the XTxs a scanned block touched (a prepare, decide or finish
+	// of theirs): they are advanced on the next pass. The others wait for the
+	// full reconciliation every RetryAfter, which reads every unfinished XTx
+	// from chain state whatever the blocks said.
+	dirty    map[hash.Hash]bool
+	lastFull time.Time
+
+	triesMu sync.Mutex
+	tries   map[string]time.Time // step -> last submission
 }
 
 // Registry returns the transform registry a relay encodes with: the built-ins,
@@ -109,9 +123,12 @@ func New(cfg *Config) (*Relay, error) {
 		}
 	}
 	r := &Relay{cfg: cfg, key: key, addr: key.Public().Address(), reg: Registry(), m: NewMetrics(),
-		chains: map[string]*chainState{}, pathOf: map[[2]string]*pathState{}, tries: map[string]time.Time{}}
+		chains: map[string]*chainState{}, pathOf: map[[2]string]*pathState{}, tries: map[string]time.Time{},
+		dirty: map[hash.Hash]bool{}}
+	// Keep a connection per worker open to each node instead of redialling.
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Workers + 4, IdleConnTimeout: time.Minute}}
 	for _, ch := range cfg.Chains {
-		c, err := client.New(ch.Endpoints, client.WithChainID(ch.ID))
+		c, err := client.New(ch.Endpoints, client.WithChainID(ch.ID), client.WithHTTPClient(hc))
 		if err != nil {
 			return nil, fmt.Errorf("chain %s: %w", ch.ID, err)
 		}
@@ -208,22 +225,40 @@ func (r *Relay) Run(ctx context.Context) error {
 // updates, then advance every known XTx. Errors of one chain do not stop the others.
 func (r *Relay) Pass(ctx context.Context) error {
 	var errs []error
+	t0 := time.Now()
 	for _, id := range r.order {
 		if err := r.poll(ctx, r.chains[id]); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", id, err))
 		}
 	}
+	t1 := time.Now()
 	for _, id := range r.order {
 		if err := r.scan(ctx, r.chains[id]); err != nil {
 			errs = append(errs, fmt.Errorf("scan %s: %w", id, err))
 		}
 	}
+	t2 := time.Now()
 	for _, p := range r.paths {
 		if err := r.updateClient(ctx, p); err != nil {
 			errs = append(errs, fmt.Errorf("client of %s on %s: %w", p.src.id, p.dst.id, err))
 		}
 	}
-	r.advanceAll(ctx)
+	t3 := time.Now()
+	n := r.advanceAll(ctx)
+	t4 := time.Now()
+	var fmu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range r.order {
+		wg.Go(func() {
+			if err := r.flush(ctx, r.chains[id]); err != nil {
+				fmu.Lock()
+				errs = append(errs, fmt.Errorf("submit to %s: %w", id, err))
+				fmu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	log.Debugw("pass", "poll", t1.Sub(t0), "scan", t2.Sub(t1), "update", t3.Sub(t2), "advance", t4.Sub(t3), "flush", time.Since(t4), "xtxs", n)
 	return errors.Join(errs...)
 }
 
@@ -231,6 +266,8 @@ func (r *Relay) Pass(ctx context.Context) error {
 // stays behind the local one for RetryAfter means transactions were lost, so the
 // local nonce is re-read.
 func (r *Relay) poll(ctx context.Context, cs *chainState) error {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
 	st, err := cs.c.Status(ctx)
 	if err != nil {
 		return err
@@ -255,37 +292,110 @@ func (r *Relay) poll(ctx context.Context, cs *chainState) error {
 	return nil
 }
 
-// submit signs tr with the next local nonce and sends it without waiting.
-func (r *Relay) submit(ctx context.Context, cs *chainState, tr transform.Transform) error {
+// outStep is a transaction the relay sends to a chain at the end of a pass.
+type outStep struct {
+	kind string // update, prepare, decide or finish
+	key  string // its due() key, released if it is not sent; "" for updates
+	tr   transform.Transform
+}
+
+// enqueue adds a transaction for cs to this pass's batch.
+func (r *Relay) enqueue(cs *chainState, s outStep) {
+	cs.mu.Lock()
+	cs.outbox = append(cs.outbox, s)
+	cs.mu.Unlock()
+}
+
+// flush signs this pass's transactions for cs with consecutive nonces and sends
+// them in batches (POST /v1/txs) without waiting for commits: one request carries
+// the header updates and the steps that use them, updates first. Steps that do
+// not fit under MaxInflight, or that the node refuses, are released for the
+// next pass. A refused nonce makes the next flush re-read it from the chain; a
+// gap left by a refused transaction is healed by poll's stuck-nonce check.
+func (r *Relay) flush(ctx context.Context, cs *chainState) error {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := cs.outbox
+	cs.outbox = nil
+	if len(out) == 0 {
+		return nil
+	}
+	release := func(ss []outStep) {
+		r.triesMu.Lock()
+		for _, s := range ss {
+			if s.key != "" {
+				delete(r.tries, s.key)
+			}
+		}
+		r.triesMu.Unlock()
+	}
 	if !cs.nonceOK {
 		n, err := cs.c.Nonce(ctx, r.addr)
 		if err != nil {
+			release(out)
 			return err
 		}
 		cs.nonce, cs.nonceOK, cs.committed = n, true, n
 	}
-	if cs.nonce-cs.committed >= uint64(r.cfg.MaxInflight) {
-		return errInflight
+	room := int(max(0, int64(r.cfg.MaxInflight)-int64(cs.nonce-cs.committed)))
+	if room < len(out) {
+		release(out[room:])
+		out = out[:room]
 	}
-	t, err := tx.New(r.reg, cs.id, tr, tx.Signer{Key: r.key.Public(), Nonce: cs.nonce})
-	if err != nil {
-		return err
-	}
-	if err := t.Sign(r.key); err != nil {
-		return err
-	}
-	if _, err := cs.c.Submit(ctx, t, false, 0); err != nil {
-		r.m.SubmitErrors.WithLabelValues(cs.id).Inc()
-		if errors.Is(err, client.ErrInvalid) && strings.Contains(strings.ToLower(err.Error()), "nonce") {
-			cs.nonceOK = false
+	var errs []error
+	for len(out) > 0 {
+		batch := out[:min(len(out), gateway.MaxBatchTxs)]
+		out = out[len(batch):]
+		txs := make([]*tx.Tx, len(batch))
+		for i, s := range batch {
+			t, err := tx.New(r.reg, cs.id, s.tr, tx.Signer{Key: r.key.Public(), Nonce: cs.nonce + uint64(i)})
+			if err == nil {
+				err = t.Sign(r.key)
+			}
+			if err != nil {
+				release(batch)
+				release(out)
+				return errors.Join(append(errs, fmt.Errorf("sign %s: %w", s.kind, err))...)
+			}
+			txs[i] = t
 		}
-		return err
+		res, err := cs.c.SubmitBatch(ctx, txs)
+		if err != nil {
+			// Nothing is known to be admitted: start again from the chain's nonce.
+			r.m.SubmitErrors.WithLabelValues(cs.id).Inc()
+			cs.nonceOK = false
+			release(batch)
+			release(out)
+			return errors.Join(append(errs, err)...)
+		}
+		cs.nonce += uint64(len(batch))
+		for i, e := range res {
+			if e == nil {
+				r.countStep(cs, batch[i].kind)
+				continue
+			}
+			r.m.SubmitErrors.WithLabelValues(cs.id).Inc()
+			release(batch[i : i+1])
+			if strings.Contains(strings.ToLower(e.Error()), "nonce") {
+				cs.nonceOK = false
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", batch[i].kind, e))
+		}
+		if !cs.nonceOK {
+			release(out)
+			break
+		}
 	}
-	cs.nonce++
-	return nil
+	return errors.Join(errs...)
 }
 
-var errInflight = errors.New("too many transactions in flight")
+// countStep counts a transaction the node admitted.
+func (r *Relay) countStep(cs *chainState, kind string) {
+	if kind == "update" {
+		return // counted per path when enqueued
+	}
+	r.m.Proofs.WithLabelValues(kind).Inc()
+}
 
 // scan reads the chain's new blocks and learns the XTxs of their xchain/prepare
 // transactions, saving them with the scanned height.
@@ -310,23 +420,40 @@ func (r *Relay) scan(ctx context.Context, cs *chainState) error {
 			return err
 		}
 		for _, t := range br.Block.Txs {
-			if t.Body.Type != crosschain.TypePrepare {
+			switch t.Body.Type {
+			case crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish:
+			default:
 				continue
 			}
 			tr, err := r.reg.Decode(t.Body.Type, t.Body.Payload)
 			if err != nil {
 				continue
 			}
-			p, ok := tr.(*crosschain.Prepare)
-			if !ok || p.Tx.XTx.Check() != nil {
+			var xt *crosschain.XTx
+			var signed *crosschain.Signed
+			switch p := tr.(type) {
+			case *crosschain.Prepare:
+				xt, signed = &p.Tx.XTx, &p.Tx
+			case *crosschain.Decide:
+				xt = &p.XTx
+			case *crosschain.Finish:
+				xt = &p.XTx
+			}
+			if xt == nil || xt.Check() != nil {
 				continue
 			}
-			id := p.Tx.XTx.ID()
+			id := xt.ID()
 			r.mu.Lock()
 			_, known := r.xtxs[id]
-			if !known {
-				rec := &xtxRecord{Signed: p.Tx, Phase: PhasePending, Done: make([]bool, len(p.Tx.XTx.Legs)), Learned: time.Now().UnixMilli()}
+			switch {
+			case known:
+				r.dirty[id] = true
+			case signed != nil:
+				// Only a prepare carries the parties' signatures, which a relay
+				// needs to prepare the legs nobody prepared yet.
+				rec := &xtxRecord{Signed: *signed, Phase: PhasePending, Done: make([]bool, len(xt.Legs)), Learned: time.Now().UnixMilli()}
 				r.xtxs[id] = rec
+				r.dirty[id] = true
 				learned[id] = rec
 				log.Debugw("learned xtx", "id", id.Short(), "chain", cs.id, "height", h)
 			}
@@ -334,7 +461,9 @@ func (r *Relay) scan(ctx context.Context, cs *chainState) error {
 		}
 		last = h
 	}
+	r.mu.Lock()
 	r.m.Pending.Set(float64(r.pending()))
+	r.mu.Unlock()
 	return r.db.save(cs.id, last, learned)
 }
 
@@ -367,9 +496,7 @@ func (r *Relay) updateClient(ctx context.Context, p *pathState) error {
 		if err != nil {
 			return err
 		}
-		if err := r.submit(ctx, p.dst, u); err != nil {
-			return err
-		}
+		r.enqueue(p.dst, outStep{kind: "update", tr: u})
 		p.sent = h
 		r.m.HeaderUpdates.WithLabelValues(p.src.id, p.dst.id).Inc()
 	}
@@ -405,46 +532,105 @@ func (r *Relay) pending() int {
 	return n
 }
 
-// advanceAll moves every unfinished XTx one step, reading its records from chain
-// state (not from events), and saves the XTxs whose phase changed.
-func (r *Relay) advanceAll(ctx context.Context) {
+// advanceAll moves the XTxs that scanned blocks touched one step — every
+// unfinished one, every RetryAfter — reading their records from chain state
+// (not from events), with cfg.Workers at once, and saves those whose phase changed.
+func (r *Relay) advanceAll(ctx context.Context) int {
+	full := time.Since(r.lastFull) >= r.cfg.RetryAfter.Duration
+	if full {
+		r.lastFull = time.Now()
+	}
 	r.mu.Lock()
-	ids := make([]hash.Hash, 0, len(r.xtxs))
-	for id, x := range r.xtxs {
-		if x.Phase != PhaseDone {
-			ids = append(ids, id)
+	ids := make([]hash.Hash, 0, len(r.dirty))
+	if full {
+		for id, x := range r.xtxs {
+			if x.Phase != PhaseDone {
+				ids = append(ids, id)
+			}
+		}
+	} else {
+		for id := range r.dirty {
+			if x := r.xtxs[id]; x != nil && x.Phase != PhaseDone {
+				ids = append(ids, id)
+			}
 		}
 	}
+	clear(r.dirty)
 	r.mu.Unlock()
+	// Oldest first, so a backlog clears in the order it built up.
+	slices.SortFunc(ids, func(a, b hash.Hash) int { return cmp.Compare(r.learned(a), r.learned(b)) })
+
+	var cmu sync.Mutex
 	changed := map[hash.Hash]*xtxRecord{}
+	work := make(chan hash.Hash)
+	var wg sync.WaitGroup
+	for range min(r.cfg.Workers, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				r.mu.Lock()
+				x := r.xtxs[id]
+				before := fmt.Sprint(x.Phase, x.Done)
+				r.mu.Unlock()
+				if err := r.advance(ctx, id, x); err != nil {
+					log.Debugw("advance xtx", "id", id.Short(), "err", err)
+				}
+				r.mu.Lock()
+				after := fmt.Sprint(x.Phase, x.Done)
+				r.mu.Unlock()
+				if after != before {
+					cmu.Lock()
+					changed[id] = x
+					cmu.Unlock()
+					if x.Phase == PhaseDone {
+						log.Infow("xtx finished", "id", id.Short(), "commit", x.Dec != nil && x.Dec.Commit)
+					}
+				}
+			}
+		}()
+	}
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
 		}
-		x := r.xtxs[id]
-		before := fmt.Sprint(x.Phase, x.Done)
-		if err := r.advance(ctx, id, x); err != nil && !errors.Is(err, errInflight) {
-			log.Debugw("advance xtx", "id", id.Short(), "err", err)
-		}
-		if fmt.Sprint(x.Phase, x.Done) != before {
-			changed[id] = x
-			if x.Phase == PhaseDone {
-				log.Infow("xtx finished", "id", id.Short(), "commit", x.Dec != nil && x.Dec.Commit)
-			}
-		}
+		work <- id
 	}
+	close(work)
+	wg.Wait()
 	if len(changed) > 0 {
-		if err := r.db.save("", 0, changed); err != nil {
+		r.mu.Lock()
+		err := r.db.save("", 0, changed)
+		r.mu.Unlock()
+		if err != nil {
 			log.Warnw("save xtxs", "err", err)
 		}
 	}
 	r.mu.Lock()
 	r.m.Pending.Set(float64(r.pending()))
 	r.mu.Unlock()
+	return len(ids)
+}
+
+// recheck makes the next pass advance id again: it waits for a light client,
+// which catches up within a block or two, not for a party.
+func (r *Relay) recheck(id hash.Hash) {
+	r.mu.Lock()
+	r.dirty[id] = true
+	r.mu.Unlock()
+}
+
+// learned is when the relay learned the XTx id.
+func (r *Relay) learned(id hash.Hash) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.xtxs[id].Learned
 }
 
 // due reports whether step may be (re)submitted now, and marks it submitted.
 func (r *Relay) due(step string) bool {
+	r.triesMu.Lock()
+	defer r.triesMu.Unlock()
 	if t, ok := r.tries[step]; ok && time.Since(t) < r.cfg.RetryAfter.Duration {
 		return false
 	}
@@ -471,7 +657,9 @@ func (r *Relay) advance(ctx context.Context, id hash.Hash, x *xtxRecord) error {
 		if err := res.Decode(&dec); err != nil {
 			return err
 		}
+		r.mu.Lock()
 		x.Dec, x.Phase = &dec, PhaseDecided
+		r.mu.Unlock()
 	}
 	return r.finish(ctx, id, x, coord)
 }
@@ -484,10 +672,10 @@ func (r *Relay) decide(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 	xt := &x.Signed.XTx
 	step := "decide/" + id.String()
 	if coord.time > xt.Deadline {
-		if !r.due(step) {
-			return nil
+		if r.due(step) {
+			r.sendStep(coord, "decide", step, &crosschain.Decide{XTx: *xt})
 		}
-		return r.sendStep(ctx, coord, "decide", &crosschain.Decide{XTx: *xt})
+		return nil
 	}
 	var proofs []crosschain.LegProof
 	ready, refused := true, false
@@ -512,6 +700,9 @@ func (r *Relay) decide(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 		}
 		if !res.Found {
 			ready = false
+			if h != 0 && h < lc.height {
+				r.recheck(id) // the record may be above what the client has yet
+			}
 			r.prepare(ctx, id, x, lc, i)
 			continue
 		}
@@ -529,18 +720,23 @@ func (r *Relay) decide(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 	if (!ready && !refused) || !r.due(step) {
 		return nil
 	}
-	return r.sendStep(ctx, coord, "decide", &crosschain.Decide{XTx: *xt, Proofs: proofs})
+	r.sendStep(coord, "decide", step, &crosschain.Decide{XTx: *xt, Proofs: proofs})
+	return nil
 }
 
 // prepare submits xchain/prepare of leg i if every party signed (a relay's
 // prepare without the signatures would fail anyway).
 func (r *Relay) prepare(ctx context.Context, id hash.Hash, x *xtxRecord, lc *chainState, i int) {
-	if x.Signed.VerifySigs() != nil || !r.due(fmt.Sprintf("prepare/%s/%d", id, i)) {
+	// The parties usually prepare their own legs, often in the same blocks;
+	// the relay steps in only for legs still missing after RetryAfter.
+	if time.Since(time.UnixMilli(x.Learned)) < r.cfg.RetryAfter.Duration {
 		return
 	}
-	if err := r.sendStep(ctx, lc, "prepare", &crosschain.Prepare{Tx: x.Signed, Leg: uint32(i)}); err != nil {
-		log.Debugw("prepare", "id", id.Short(), "leg", i, "err", err)
+	key := fmt.Sprintf("prepare/%s/%d", id, i)
+	if x.Signed.VerifySigs() != nil || !r.due(key) {
+		return
 	}
+	r.sendStep(lc, "prepare", key, &crosschain.Prepare{Tx: x.Signed, Leg: uint32(i)})
 }
 
 // finish submits xchain/finish to every leg not yet finished, with a proof of the
@@ -566,14 +762,17 @@ func (r *Relay) finish(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 			return err
 		}
 		if res.Found && (rec.Status == crosschain.Committed || rec.Status == crosschain.Aborted) {
+			r.mu.Lock()
 			x.Done[i] = true
+			r.mu.Unlock()
 			continue
 		}
 		f := &crosschain.Finish{XTx: *xt, Leg: uint32(i)}
 		if l.Chain != coord.id {
 			p := r.pathOf[[2]string{coord.id, l.Chain}]
 			if p == nil || p.provable() < x.Dec.Height {
-				continue // wait for the client of the coordinator to reach the decision
+				r.recheck(id) // the client of the coordinator reaches the decision soon
+				continue
 			}
 			h := min(p.provable(), coord.height)
 			dr, err := coord.c.State(ctx, h, crosschain.DecisionKey(id), true)
@@ -585,29 +784,27 @@ func (r *Relay) finish(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 			}
 			f.Decision = &crosschain.Proof{Height: dr.Height, Value: dr.Value, Proof: dr.Proof}
 		}
-		if !r.due(fmt.Sprintf("finish/%s/%d", id, i)) {
-			continue
-		}
-		if err := r.sendStep(ctx, lc, "finish", f); err != nil {
-			return err
+		key := fmt.Sprintf("finish/%s/%d", id, i)
+		if r.due(key) {
+			r.sendStep(lc, "finish", key, f)
 		}
 	}
 	if all {
+		r.mu.Lock()
 		x.Phase = PhaseDone
-		for k := range r.tries {
-			if strings.Contains(k, id.String()) {
-				delete(r.tries, k)
-			}
+		r.mu.Unlock()
+		r.triesMu.Lock()
+		delete(r.tries, "decide/"+id.String())
+		for i := range xt.Legs {
+			delete(r.tries, fmt.Sprintf("prepare/%s/%d", id, i))
+			delete(r.tries, fmt.Sprintf("finish/%s/%d", id, i))
 		}
+		r.triesMu.Unlock()
 	}
 	return nil
 }
 
-// sendStep submits one crosschain step and counts it.
-func (r *Relay) sendStep(ctx context.Context, cs *chainState, kind string, tr transform.Transform) error {
-	if err := r.submit(ctx, cs, tr); err != nil {
-		return err
-	}
-	r.m.Proofs.WithLabelValues(kind).Inc()
-	return nil
+// sendStep queues one crosschain step for this pass's batch; key is its due() key.
+func (r *Relay) sendStep(cs *chainState, kind, key string, tr transform.Transform) {
+	r.enqueue(cs, outStep{kind: kind, key: key, tr: tr})
 }

@@ -394,6 +394,42 @@ func (c *Client) Submit(ctx context.Context, t *tx.Tx, wait bool, timeout time.D
 	return sr, nil
 }
 
+// SubmitBatch sends txs in one request (POST /v1/txs, at most
+// gateway.MaxBatchTxs), admitted by the node in order without waiting for
+// commits. It returns one error per transaction — nil when admitted, else an
+// *APIError as Submit would return — or an error for the whole request.
+func (c *Client) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]error, error) {
+	raws := make([][]byte, len(txs))
+	for i, t := range txs {
+		var err error
+		if raws[i], err = t.Encode(); err != nil {
+			return nil, fmt.Errorf("transaction %d: %w", i, err)
+		}
+	}
+	body, err := encoding.Marshal(raws)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", body: body, ctype: "application/cbor"})
+	if err != nil {
+		return nil, err
+	}
+	var out gateway.BatchResponse
+	if err := decodeJSON(resp, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != len(txs) {
+		return nil, fmt.Errorf("%s answered %d results for %d transactions", resp.endpoint, len(out.Results), len(txs))
+	}
+	errs := make([]error, len(txs))
+	for i, r := range out.Results {
+		if r.Status != "pending" {
+			errs[i] = &APIError{Endpoint: resp.endpoint, Status: http.StatusOK, Code: r.Code, Message: r.Error}
+		}
+	}
+	return errs, nil
+}
+
 // TxResult returns a committed transaction's outcome; ErrNotFound while it is
 // pending or unknown.
 func (c *Client) TxResult(ctx context.Context, id hash.Hash) (*gateway.TxResult, error) {

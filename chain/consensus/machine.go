@@ -44,7 +44,10 @@ type App interface {
 
 // Timeouts in milliseconds. Round r waits Base + r*Delta for each timeout.
 type Timeouts struct {
-	// Stagger is the wait between two proposer ranks.
+	// Stagger is the wait between two proposer ranks. It should exceed the time
+	// to build, send and check a full block: a better-ranked proposal still being
+	// built when the next rank's turn comes makes both propose, and every
+	// validator then executes both candidates, which slows the height further.
 	Stagger int64
 	// Propose is how long a round waits for an acceptable proposal beyond the
 	// staggering of every rank, before pre-committing nil.
@@ -80,7 +83,7 @@ type Pender interface {
 
 // DefaultTimeouts suit validators on one LAN or one machine.
 func DefaultTimeouts() Timeouts {
-	return Timeouts{Stagger: 50, Propose: 300, PreCommit: 200, Commit: 200, Delta: 100, Rebroadcast: 500, NewHeight: 100, EmptyBlocks: 1000}
+	return Timeouts{Stagger: 200, Propose: 300, PreCommit: 200, Commit: 200, Delta: 100, Rebroadcast: 500, NewHeight: 100, EmptyBlocks: 1000}
 }
 
 // Config configures a machine.

@@ -259,7 +259,7 @@ func (s *simulation) push(e *event) {
 }
 
 func (s *simulation) cfg(n *simNode) Config {
-	return Config{ChainID: "sim", Signer: n.key, Timeouts: DefaultTimeouts(), noLocking: s.sc.noLocking}
+	return Config{ChainID: "sim", Signer: n.key, Timeouts: simTimeouts(), noLocking: s.sc.noLocking}
 }
 
 // boot starts a node fresh or, after a crash, from its disk: the committed chain is
@@ -604,4 +604,13 @@ func TestSimulationCatchesBrokenLocking(t *testing.T) {
 		}
 	}
 	t.Fatal("no seed broke safety with locking turned off: the simulator is too gentle")
+}
+
+// simTimeouts are the default timeouts with a short proposer stagger (50 ms, the
+// default's quarter): more ranks propose in the same round, so rounds split more
+// often — the harder case for safety, which no timeout may affect.
+func simTimeouts() Timeouts {
+	t := DefaultTimeouts()
+	t.Stagger = 50
+	return t
 }

@@ -833,3 +833,55 @@ func TestUncleanPathRedirects(t *testing.T) {
 		t.Fatalf("unclean path: %d %q", rec.Code, rec.Header().Get("Location"))
 	}
 }
+
+// TestSubmitBatch: POST /v1/txs admits each transaction on its own, in order,
+// answers one result per transaction, and refuses a body that is no batch.
+func TestSubmitBatch(t *testing.T) {
+	h := setup(t)
+	good, other := signedTx(t, 0), signedTx(t, 1)
+	garbled := encodeTx(t, signedTx(t, 2))[:20] // truncated
+	body := encoding.MustMarshal([][]byte{encodeTx(t, good), garbled, []byte{0xff}, encodeTx(t, other)})
+	var got gateway.BatchResponse
+	wantStatus(t, h.do(t, "POST", "/v1/txs", "application/cbor", body, &got), http.StatusOK)
+	if len(got.Results) != 4 {
+		t.Fatalf("%d results for 4 transactions: %+v", len(got.Results), got)
+	}
+	gid, _ := good.ID()
+	oid, _ := other.ID()
+	if r := got.Results[0]; r.Status != "pending" || r.ID != gid {
+		t.Errorf("result 0: %+v, want pending %s", r, gid.Short())
+	}
+	for i := 1; i <= 2; i++ {
+		if r := got.Results[i]; r.Status != "error" || r.Code != gateway.CodeInvalid || r.Error == "" {
+			t.Errorf("result %d: %+v, want an invalid error", i, r)
+		}
+	}
+	if r := got.Results[3]; r.Status != "pending" || r.ID != oid {
+		t.Errorf("result 3: %+v, want pending %s", r, oid.Short())
+	}
+	h.f.mu.Lock()
+	n := len(h.f.pending)
+	h.f.mu.Unlock()
+	if n != 2 {
+		t.Errorf("%d transactions admitted, want 2", n)
+	}
+
+	var e gateway.ErrorBody
+	for name, b := range map[string][]byte{
+		"not cbor":  []byte("{}"),
+		"not array": encoding.MustMarshal(map[string]int{"a": 1}),
+		"empty":     encoding.MustMarshal([][]byte{}),
+		"too many":  encoding.MustMarshal(make([][]byte, gateway.MaxBatchTxs+1)),
+	} {
+		wantStatus(t, h.do(t, "POST", "/v1/txs", "application/cbor", b, &e), http.StatusBadRequest)
+		if e.Code != gateway.CodeInvalid {
+			t.Errorf("%s: code %q", name, e.Code)
+		}
+	}
+
+	h.f.set(func(f *fakeBackend) { f.busy = true })
+	wantStatus(t, h.do(t, "POST", "/v1/txs", "application/cbor", encoding.MustMarshal([][]byte{encodeTx(t, signedTx(t, 5))}), &got), http.StatusOK)
+	if r := got.Results[0]; r.Code != gateway.CodeBusy {
+		t.Errorf("busy node: %+v", r)
+	}
+}

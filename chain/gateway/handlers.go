@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/spv"
 )
 
@@ -64,6 +66,27 @@ type StateCBOR struct {
 	Proof       *spv.StateProof        `cbor:"6,keyasint,omitempty"`
 	Header      *block.Header          `cbor:"7,keyasint,omitempty"`
 	Certificate *consensus.Certificate `cbor:"8,keyasint,omitempty"`
+}
+
+// MaxBatchTxs bounds the transactions of one POST /v1/txs, and
+// BatchBodyFactor its body: that many times the single-transaction body limit.
+const (
+	MaxBatchTxs     = 1000
+	BatchBodyFactor = 8
+)
+
+// BatchResult is one transaction's answer in POST /v1/txs: Status "pending"
+// (admitted), or "error" with the code and message POST /v1/tx would have given.
+type BatchResult struct {
+	ID     hash.Hash `json:"id"`
+	Status string    `json:"status"`
+	Code   string    `json:"code,omitempty"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// BatchResponse answers POST /v1/txs, one result per transaction, in order.
+type BatchResponse struct {
+	Results []BatchResult `json:"results"`
 }
 
 // HealthResponse answers GET /healthz.
@@ -127,6 +150,52 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.fail(w, r, err)
 	}
+}
+
+// handleSubmitBatch: POST /v1/txs with a CBOR array of encoded transactions.
+// Each is admitted as POST /v1/tx would admit it, in order, so one sender's
+// consecutive nonces arrive in sequence; one refusal does not stop the rest.
+// It answers 200 with a result per transaction, or an error for a body that
+// is not such an array.
+func (s *Server) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, BatchBodyFactor*s.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			err = fmt.Errorf("request body exceeds %d bytes: %w", mbe.Limit, mbe)
+		} else {
+			err = invalid("read body: %v", err)
+		}
+		s.fail(w, r, err)
+		return
+	}
+	var raws [][]byte
+	if err := encoding.Unmarshal(body, &raws); err != nil {
+		s.fail(w, r, invalid("body: want a CBOR array of encoded transactions: %v", err))
+		return
+	}
+	if len(raws) == 0 || len(raws) > MaxBatchTxs {
+		s.fail(w, r, invalid("%d transactions: send 1 to %d", len(raws), MaxBatchTxs))
+		return
+	}
+	res := make([]BatchResult, len(raws))
+	for i, raw := range raws {
+		t, err := tx.Decode(raw)
+		if err == nil && t.Body.ChainID != s.b.ChainID() {
+			err = fmt.Errorf("%w: transaction is for chain %q, this node serves %q", tx.ErrWrongChain, t.Body.ChainID, s.b.ChainID())
+		}
+		var id hash.Hash
+		if err == nil {
+			id, err = s.b.Submit(r.Context(), t)
+		}
+		if err != nil {
+			_, code := classify(err)
+			res[i] = BatchResult{ID: id, Status: "error", Code: code, Error: err.Error()}
+			continue
+		}
+		res[i] = BatchResult{ID: id, Status: "pending"}
+	}
+	s.reply(w, r, http.StatusOK, BatchResponse{Results: res})
 }
 
 func parseTimeout(v string) (time.Duration, error) {

@@ -40,6 +40,7 @@ type ErrorBody struct {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/tx", s.handleSubmit)
+	mux.HandleFunc("POST /v1/txs", s.handleSubmitBatch)
 	mux.HandleFunc("GET /v1/tx/{id}", s.handleTx)
 	mux.HandleFunc("GET /v1/state/{key...}", s.handleState)
 	mux.HandleFunc("GET /v1/blocks/{height}", s.handleBlock)
