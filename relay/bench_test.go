@@ -38,15 +38,15 @@ import (
 // finish (both legs final).
 //
 //   - stream: the relay runs; all trades are submitted at once.
-//   - paced-100: the relay runs; trades are submitted at 100 per second, the
-//     latency a client sees below capacity.
+//   - paced-50: the relay runs; trades are submitted at 50 per second, below
+//     capacity: the latency a client sees in steady state.
 //   - backlog: every trade is prepared while the relay is down; the relay then
 //     starts from an empty db and clears them (what a restart after downtime
 //     costs).
 func BenchmarkDvP(b *testing.B) {
 	n := *dvpTrades
 	b.Run("stream", func(b *testing.B) { benchDvP(b, n, 0, false) })
-	b.Run("paced-100", func(b *testing.B) { benchDvP(b, n/2, 100, false) })
+	b.Run("paced-50", func(b *testing.B) { benchDvP(b, n/2, 50, false) })
 	b.Run("backlog", func(b *testing.B) { benchDvP(b, 2*n, 0, true) })
 }
 

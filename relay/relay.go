@@ -294,8 +294,9 @@ func (r *Relay) poll(ctx context.Context, cs *chainState) error {
 
 // outStep is a transaction the relay sends to a chain at the end of a pass.
 type outStep struct {
-	kind string // update, prepare, decide or finish
-	key  string // its due() key, released if it is not sent; "" for updates
+	kind string    // update, prepare, decide or finish
+	key  string    // its due() key, released if it is not sent; "" for updates
+	id   hash.Hash // its XTx, advanced again next pass if it is not sent
 	tr   transform.Transform
 }
 
@@ -328,6 +329,11 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 			}
 		}
 		r.triesMu.Unlock()
+		for _, s := range ss {
+			if s.key != "" {
+				r.recheck(s.id)
+			}
+		}
 	}
 	if !cs.nonceOK {
 		n, err := cs.c.Nonce(ctx, r.addr)
@@ -673,7 +679,7 @@ func (r *Relay) decide(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 	step := "decide/" + id.String()
 	if coord.time > xt.Deadline {
 		if r.due(step) {
-			r.sendStep(coord, "decide", step, &crosschain.Decide{XTx: *xt})
+			r.sendStep(coord, id, "decide", step, &crosschain.Decide{XTx: *xt})
 		}
 		return nil
 	}
@@ -720,7 +726,7 @@ func (r *Relay) decide(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 	if (!ready && !refused) || !r.due(step) {
 		return nil
 	}
-	r.sendStep(coord, "decide", step, &crosschain.Decide{XTx: *xt, Proofs: proofs})
+	r.sendStep(coord, id, "decide", step, &crosschain.Decide{XTx: *xt, Proofs: proofs})
 	return nil
 }
 
@@ -736,7 +742,7 @@ func (r *Relay) prepare(ctx context.Context, id hash.Hash, x *xtxRecord, lc *cha
 	if x.Signed.VerifySigs() != nil || !r.due(key) {
 		return
 	}
-	r.sendStep(lc, "prepare", key, &crosschain.Prepare{Tx: x.Signed, Leg: uint32(i)})
+	r.sendStep(lc, id, "prepare", key, &crosschain.Prepare{Tx: x.Signed, Leg: uint32(i)})
 }
 
 // finish submits xchain/finish to every leg not yet finished, with a proof of the
@@ -786,7 +792,7 @@ func (r *Relay) finish(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 		}
 		key := fmt.Sprintf("finish/%s/%d", id, i)
 		if r.due(key) {
-			r.sendStep(lc, "finish", key, f)
+			r.sendStep(lc, id, "finish", key, f)
 		}
 	}
 	if all {
@@ -804,7 +810,7 @@ func (r *Relay) finish(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 	return nil
 }
 
-// sendStep queues one crosschain step for this pass's batch; key is its due() key.
-func (r *Relay) sendStep(cs *chainState, kind, key string, tr transform.Transform) {
-	r.enqueue(cs, outStep{kind: kind, key: key, tr: tr})
+// sendStep queues one step of XTx id for this pass's batch; key is its due() key.
+func (r *Relay) sendStep(cs *chainState, id hash.Hash, kind, key string, tr transform.Transform) {
+	r.enqueue(cs, outStep{kind: kind, key: key, id: id, tr: tr})
 }

@@ -166,6 +166,9 @@ type scenario struct {
 	heights    uint64 // heights every honest node must reach
 	noLocking  bool
 	idleMode   bool // validators wait for transactions before a height (consensus.Pender)
+	// staggerFloors, when set, are each node's SetMinStagger: unequal, as nodes
+	// derive them from their own block timings; safety must not depend on them.
+	staggerFloors []int64
 }
 
 type partition struct {
@@ -214,6 +217,12 @@ func drawScenario(seed uint64) scenario {
 	}
 	sc.heights = 3
 	sc.idleMode = r.IntN(2) == 0
+	if r.IntN(2) == 0 {
+		sc.staggerFloors = make([]int64, n)
+		for i := range sc.staggerFloors {
+			sc.staggerFloors[i] = int64(r.IntN(400))
+		}
+	}
 	sc.end = sc.heal + 30000
 	return sc
 }
@@ -276,6 +285,9 @@ func (s *simulation) boot(n *simNode, restart bool) {
 		app = pendingApp{n.app}
 	}
 	n.m = New(s.cfg(n), app)
+	if f := s.sc.staggerFloors; f != nil {
+		n.m.SetMinStagger(f[n.idx])
+	}
 	height := uint64(len(n.disk.blocks)) + 1
 	if restart && n.disk.state != nil && n.disk.state.Height == height {
 		n.m.Restore(n.disk.state, s.set, s.now)
