@@ -174,6 +174,7 @@ func TestFourValidatorsSurviveACrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		tn.waitTx(0, id, 20*time.Second)
+		tn.waitTx(1, id, 20*time.Second) // the balance is read from node 1
 	}
 	if got := balance(t, tn.nodes[1], bob); got != 25 {
 		t.Fatalf("bob has %d, want 25", got)
