@@ -225,9 +225,6 @@ type Machine struct {
 
 	out   Ready
 	dirty bool
-
-	// minStagger is the driver's floor for the stagger (SetMinStagger).
-	minStagger int64
 }
 
 // New returns a machine at height with validator set set, at time now (ms). For a
@@ -629,16 +626,8 @@ func (m *Machine) timeout(base int64, r uint32) int64 { return base + int64(r)*m
 // round like the timeouts do, so that once it exceeds the network's delay a better-
 // ranked proposal always arrives before a worse-ranked validator would propose.
 func (m *Machine) stagger() int64 {
-	return max(m.cfg.Timeouts.Stagger, m.minStagger) + int64(m.round)*m.cfg.Timeouts.Delta/2
+	return m.cfg.Timeouts.Stagger + int64(m.round)*m.cfg.Timeouts.Delta/2
 }
-
-// SetMinStagger raises the stagger to at least ms (0 removes the floor). A
-// driver passes what building and checking a full block costs on its machine,
-// so that a better-ranked validator still building a heavy block is not
-// overtaken by the next rank — which would make every validator execute two
-// candidates and slow the height further. The stagger only paces proposals and
-// pre-commits: it bears on liveness, never on safety.
-func (m *Machine) SetMinStagger(ms int64) { m.minStagger = max(0, ms) }
 
 func (m *Machine) startRound(r uint32) {
 	m.round, m.step, m.roundStart = r, StepPropose, m.now

@@ -166,9 +166,9 @@ type scenario struct {
 	heights    uint64 // heights every honest node must reach
 	noLocking  bool
 	idleMode   bool // validators wait for transactions before a height (consensus.Pender)
-	// staggerFloors, when set, are each node's SetMinStagger: unequal, as nodes
-	// derive them from their own block timings; safety must not depend on them.
-	staggerFloors []int64
+	// stagger is every node's proposer stagger: 50 ms (rounds split often) or
+	// up to 400 ms (the default is 200).
+	stagger int64
 }
 
 type partition struct {
@@ -217,11 +217,9 @@ func drawScenario(seed uint64) scenario {
 	}
 	sc.heights = 3
 	sc.idleMode = r.IntN(2) == 0
+	sc.stagger = 50
 	if r.IntN(2) == 0 {
-		sc.staggerFloors = make([]int64, n)
-		for i := range sc.staggerFloors {
-			sc.staggerFloors[i] = int64(r.IntN(400))
-		}
+		sc.stagger += int64(r.IntN(350))
 	}
 	sc.end = sc.heal + 30000
 	return sc
@@ -268,7 +266,9 @@ func (s *simulation) push(e *event) {
 }
 
 func (s *simulation) cfg(n *simNode) Config {
-	return Config{ChainID: "sim", Signer: n.key, Timeouts: simTimeouts(), noLocking: s.sc.noLocking}
+	t := DefaultTimeouts()
+	t.Stagger = s.sc.stagger
+	return Config{ChainID: "sim", Signer: n.key, Timeouts: t, noLocking: s.sc.noLocking}
 }
 
 // boot starts a node fresh or, after a crash, from its disk: the committed chain is
@@ -285,9 +285,6 @@ func (s *simulation) boot(n *simNode, restart bool) {
 		app = pendingApp{n.app}
 	}
 	n.m = New(s.cfg(n), app)
-	if f := s.sc.staggerFloors; f != nil {
-		n.m.SetMinStagger(f[n.idx])
-	}
 	height := uint64(len(n.disk.blocks)) + 1
 	if restart && n.disk.state != nil && n.disk.state.Height == height {
 		n.m.Restore(n.disk.state, s.set, s.now)
@@ -616,13 +613,4 @@ func TestSimulationCatchesBrokenLocking(t *testing.T) {
 		}
 	}
 	t.Fatal("no seed broke safety with locking turned off: the simulator is too gentle")
-}
-
-// simTimeouts are the default timeouts with a short proposer stagger (50 ms, the
-// default's quarter): more ranks propose in the same round, so rounds split more
-// often — the harder case for safety, which no timeout may affect.
-func simTimeouts() Timeouts {
-	t := DefaultTimeouts()
-	t.Stagger = 50
-	return t
 }

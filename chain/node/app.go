@@ -3,8 +3,6 @@ package node
 import (
 	"fmt"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/consensus"
@@ -25,30 +23,7 @@ type app struct {
 
 	mu       sync.Mutex
 	outcomes map[hash.Hash]*executed // by block ID, for the current height
-
-	// execMs is how long building or checking a block took lately, in ms: the
-	// latest time, or a slowly decaying earlier maximum (see observe).
-	execMs atomic.Int64
 }
-
-// observe records how long a block's Build or Check took.
-func (a *app) observe(start time.Time) {
-	d := time.Since(start).Milliseconds()
-	for {
-		old := a.execMs.Load()
-		if a.execMs.CompareAndSwap(old, max(d, old*7/8)) {
-			return
-		}
-	}
-}
-
-// staggerFloor is the minimum proposer stagger this node asks its machine for:
-// twice the recent block execution time, so that the next rank waits for a
-// heavy block being built instead of building a second one, at most MaxStaggerFloor.
-func (a *app) staggerFloor() int64 { return min(2*a.execMs.Load(), MaxStaggerFloor) }
-
-// MaxStaggerFloor caps the stagger a slow block can ask for, in ms.
-const MaxStaggerFloor = 2000
 
 type executed struct {
 	block *block.Block
@@ -95,9 +70,7 @@ func (a *app) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
 	}
 	txs := n.pool.Reap(n.cfg.MaxBlockTxs, n.cfg.MaxBlockBytes, n.nonces())
 	sigs := make([]error, len(txs)) // the mempool admits only verified transactions
-	start := time.Now()
 	b, out, err := block.Build(n.exec, n.state, prev, n.cfg.ChainID, now, txs, sigs)
-	a.observe(start)
 	if err != nil {
 		return nil, hash.Hash{}, fmt.Errorf("build block %d: %w", height, err)
 	}
@@ -144,9 +117,7 @@ func (a *app) Validate(height uint64, raw []byte) (hash.Hash, error) {
 	if err := n.verifyTxs(b.Txs); err != nil {
 		return hash.Hash{}, err
 	}
-	start := time.Now()
 	out, err := block.Check(n.exec, n.state, n.lastHeader(), b, make([]error, len(b.Txs)))
-	a.observe(start)
 	if err != nil {
 		return hash.Hash{}, err
 	}

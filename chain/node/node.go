@@ -566,7 +566,6 @@ func (n *Node) loop(ctx context.Context, wal *consensus.State) {
 				log.Debugw("consensus message refused", "err", err)
 			}
 		case now := <-tick.C:
-			n.machine.SetMinStagger(n.app.staggerFloor())
 			n.machine.Tick(n.clock())
 			if now.Sub(lastPeers) >= time.Second {
 				lastPeers = now
