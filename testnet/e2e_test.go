@@ -123,22 +123,16 @@ func maxHeight(nodes []testnet.NodeReport, skip string) uint64 {
 	return h
 }
 
-// TestTestnetEndToEnd starts a real 4-validator testnet as processes,
-// submits transfers through the CLI, crashes one validator with SIGKILL,
-// keeps committing with the other three, restarts it and checks that it
-// catches up with the same state root.
-func TestTestnetEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 4-node testnet; skipped with -short")
-	}
-	start := time.Now()
+// testnetDir returns a directory for a testnet that is stopped when the test
+// ends, with the end of every node's and relay's log shown if the test failed.
+func testnetDir(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "tn")
 	t.Cleanup(func() {
 		if err := plugErr(t, nil, "testnet", "down", "--dir", dir); err != nil {
 			t.Error(err)
 		}
 		if t.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*", "*", testnet.LogFile))
+			logs, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*.log"))
 			for _, l := range logs {
 				b, _ := os.ReadFile(l)
 				if len(b) > 4000 {
@@ -148,6 +142,19 @@ func TestTestnetEndToEnd(t *testing.T) {
 			}
 		}
 	})
+	return dir
+}
+
+// TestTestnetEndToEnd starts a real 4-validator testnet as processes,
+// submits transfers through the CLI, crashes one validator with SIGKILL,
+// keeps committing with the other three, restarts it and checks that it
+// catches up with the same state root.
+func TestTestnetEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-node testnet; skipped with -short")
+	}
+	start := time.Now()
+	dir := testnetDir(t)
 
 	var up testnet.Report
 	plug(t, &up, "testnet", "up", "--dir", dir, "--chains", "1", "--validators", "4", "--detach", "--output", "json")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,22 +82,7 @@ func TestCrosschainEndToEnd(t *testing.T) {
 		t.Skip("starts two 4-validator chains and a relay; skipped with -short")
 	}
 	start := time.Now()
-	dir := filepath.Join(t.TempDir(), "tn")
-	t.Cleanup(func() {
-		if err := plugErr(t, nil, "testnet", "down", "--dir", dir); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*.log"))
-			for _, l := range logs {
-				b, _ := os.ReadFile(l)
-				if len(b) > 3000 {
-					b = b[len(b)-3000:]
-				}
-				t.Logf("--- end of %s:\n%s", l, b)
-			}
-		}
-	})
+	dir := testnetDir(t)
 	var up testnet.Report
 	plug(t, &up, "testnet", "up", "--dir", dir, "--chains", "2", "--validators", "4", "--detach", "--output", "json")
 	if len(up.Chains) != 2 || len(up.Relays) != 1 || !up.Relays[0].Alive {
