@@ -76,8 +76,10 @@ type benchNet struct {
 	nodes []*node.Node
 	urls  []string
 	c     *client.Client
-	// committed counts the transactions committed on this chain.
+	// committed counts the transactions committed on this chain, and byType
+	// them by type and outcome ("xchain/decide ok").
 	committed int
+	byType    map[string]int
 }
 
 // startBenchNet starts chain id with holders funded in assetName; onCommit
@@ -101,7 +103,7 @@ func startBenchNet(b *testing.B, id, assetName string, holders []crypto.PrivateK
 		bal[addr(h).String()] = funds
 	}
 	gen.Assets = append(gen.Assets, genesis.Asset{Name: assetName, Issuer: "admin", Balances: bal})
-	bn := &benchNet{id: id}
+	bn := &benchNet{id: id, byType: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	dir := b.TempDir()
@@ -182,6 +184,12 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 			defer mu.Unlock()
 			if *net != nil {
 				(*net).committed += len(rs)
+				for i, t := range blk.Txs {
+					k := t.Body.Type + " " + rs[i].Code.String()
+					if (*net).byType[k]++; (*net).byType[k] == 1 && rs[i].Code != exec.OK {
+						b.Logf("%s: first %s: %s", (*net).id, k, rs[i].Error)
+					}
+				}
 			}
 			for i, t := range blk.Txs {
 				if t.Body.Type != crosschain.TypeFinish || rs[i].Code != exec.OK {
@@ -260,6 +268,8 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 	}
 	mu.Lock()
 	alpha.committed, beta.committed = 0, 0
+	clear(alpha.byType)
+	clear(beta.byType)
 	mu.Unlock()
 
 	b.ResetTimer()
@@ -309,6 +319,7 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 		lat[i] = final[id].Sub(submitted[i]).Seconds() * 1000
 	}
 	chainTxs := alpha.committed + beta.committed
+	b.Logf("transactions committed on alpha: %v; on beta: %v", alpha.byType, beta.byType)
 	mu.Unlock()
 	slices.Sort(lat)
 	b.ReportMetric(float64(trades)/elapsed.Seconds(), "trades/s")

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	logging "github.com/ipfs/go-log/v2"
@@ -58,10 +59,15 @@ type chainState struct {
 	height uint64
 	time   int64 // latest block time, Unix ms
 	// nonce is the relayer's next nonce here; nonceOK false forces a re-read.
-	nonce      uint64
-	nonceOK    bool
-	committed  uint64 // the relayer's committed nonce, last read
-	stuckSince time.Time
+	nonce     uint64
+	nonceOK   bool
+	committed uint64 // the relayer's committed nonce, last read
+	// seen mirrors committed and epoch counts nonce resyncs, for due(), which
+	// runs in workers without mu.
+	seen, epoch atomic.Uint64
+	stuckSince  time.Time
+	// stuckHeight is the chain's height at stuckSince.
+	stuckHeight uint64
 	// mu guards the nonce and the outbox, which workers fill during a pass.
 	mu     sync.Mutex
 	outbox []outStep
@@ -103,7 +109,7 @@ type Relay struct {
 	lastFull time.Time
 
 	triesMu sync.Mutex
-	tries   map[string]time.Time // step -> last submission
+	tries   map[string]try // step -> its last submission
 }
 
 // Registry returns the transform registry a relay encodes with: the built-ins,
@@ -123,7 +129,7 @@ func New(cfg *Config) (*Relay, error) {
 		}
 	}
 	r := &Relay{cfg: cfg, key: key, addr: key.Public().Address(), reg: Registry(), m: NewMetrics(),
-		chains: map[string]*chainState{}, pathOf: map[[2]string]*pathState{}, tries: map[string]time.Time{},
+		chains: map[string]*chainState{}, pathOf: map[[2]string]*pathState{}, tries: map[string]try{},
 		dirty: map[hash.Hash]bool{}}
 	// Keep a connection per worker open to each node instead of redialling.
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Workers + 4, IdleConnTimeout: time.Minute}}
@@ -262,9 +268,10 @@ func (r *Relay) Pass(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// poll reads the chain's height and the relayer's committed nonce; a nonce that
-// stays behind the local one for RetryAfter means transactions were lost, so the
-// local nonce is re-read.
+// poll reads the chain's height and the relayer's committed nonce. A committed
+// nonce that stays behind the local one for RetryAfter while the chain commits
+// stuckBlocks blocks means transactions were lost (a slow chain that commits
+// nothing is only slow), so the local nonce is re-read.
 func (r *Relay) poll(ctx context.Context, cs *chainState) error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -279,24 +286,35 @@ func (r *Relay) poll(ctx context.Context, cs *chainState) error {
 		return err
 	}
 	if n != cs.committed || !cs.nonceOK || n >= cs.nonce {
-		cs.stuckSince = time.Now()
+		cs.stuckSince, cs.stuckHeight = time.Now(), cs.height
 	}
 	cs.committed = n
-	if cs.nonceOK && (n > cs.nonce || time.Since(cs.stuckSince) > r.cfg.RetryAfter.Duration) {
+	cs.seen.Store(n)
+	stuck := time.Since(cs.stuckSince) > r.cfg.RetryAfter.Duration && cs.height >= cs.stuckHeight+stuckBlocks
+	if cs.nonceOK && (n > cs.nonce || stuck) {
 		log.Infow("nonce resync", "chain", cs.id, "local", cs.nonce, "committed", n)
 		cs.nonceOK = false
+		cs.epoch.Add(1)
 	}
 	if !cs.nonceOK {
-		cs.nonce, cs.nonceOK, cs.stuckSince = n, true, time.Now()
+		cs.nonce, cs.nonceOK, cs.stuckSince, cs.stuckHeight = n, true, time.Now(), cs.height
 	}
 	return nil
 }
+
+// stuckBlocks is how many blocks a chain commits without any of the relayer's
+// pending transactions before they count as lost.
+const stuckBlocks = 3
 
 // outStep is a transaction the relay sends to a chain at the end of a pass.
 type outStep struct {
 	kind string    // update, prepare, decide or finish
 	key  string    // its due() key, released if it is not sent; "" for updates
 	id   hash.Hash // its XTx, advanced again next pass if it is not sent
+	// path is the light client an update advances: if the update is not sent,
+	// the path's sent height falls back, since later updates and the proofs
+	// taken at their heights cannot apply without it.
+	path *pathState
 	tr   transform.Transform
 }
 
@@ -332,6 +350,9 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 		for _, s := range ss {
 			if s.key != "" {
 				r.recheck(s.id)
+			}
+			if u, ok := s.tr.(*crosschain.LCUpdate); ok && s.path != nil && s.path.sent >= u.Header.Height {
+				s.path.sent = max(s.path.client, u.Header.Height-1)
 			}
 		}
 	}
@@ -370,11 +391,23 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 			// Nothing is known to be admitted: start again from the chain's nonce.
 			r.m.SubmitErrors.WithLabelValues(cs.id).Inc()
 			cs.nonceOK = false
+			cs.epoch.Add(1)
 			release(batch)
 			release(out)
 			return errors.Join(append(errs, err)...)
 		}
+		base := cs.nonce
 		cs.nonce += uint64(len(batch))
+		r.triesMu.Lock()
+		for i, e := range res {
+			if k := batch[i].key; e == nil && k != "" {
+				if t, ok := r.tries[k]; ok {
+					t.cs, t.nonce, t.epoch, t.sent = cs, base+uint64(i), cs.epoch.Load(), true
+					r.tries[k] = t
+				}
+			}
+		}
+		r.triesMu.Unlock()
 		for i, e := range res {
 			if e == nil {
 				r.countStep(cs, batch[i].kind)
@@ -382,8 +415,9 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 			}
 			r.m.SubmitErrors.WithLabelValues(cs.id).Inc()
 			release(batch[i : i+1])
-			if strings.Contains(strings.ToLower(e.Error()), "nonce") {
+			if strings.Contains(strings.ToLower(e.Error()), "nonce") && cs.nonceOK {
 				cs.nonceOK = false
+				cs.epoch.Add(1)
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", batch[i].kind, e))
 		}
@@ -502,7 +536,7 @@ func (r *Relay) updateClient(ctx context.Context, p *pathState) error {
 		if err != nil {
 			return err
 		}
-		r.enqueue(p.dst, outStep{kind: "update", tr: u})
+		r.enqueue(p.dst, outStep{kind: "update", path: p, tr: u})
 		p.sent = h
 		r.m.HeaderUpdates.WithLabelValues(p.src.id, p.dst.id).Inc()
 	}
@@ -633,14 +667,34 @@ func (r *Relay) learned(id hash.Hash) int64 {
 	return r.xtxs[id].Learned
 }
 
-// due reports whether step may be (re)submitted now, and marks it submitted.
+// try is a step's last submission: when, and once a node admitted it, on which
+// chain with which nonce.
+type try struct {
+	at    time.Time
+	sent  bool
+	cs    *chainState
+	nonce uint64
+	epoch uint64 // cs.epoch when sent
+}
+
+// due reports whether step may be (re)submitted now, and marks it submitted. A
+// step is not sent again while its transaction is still in flight — its nonce
+// not yet committed, with no nonce resync since — however long the chain takes:
+// under load, resending would only add duplicates to the backlog. Once its
+// nonce is committed (the transaction executed, and failed or has not shown in
+// state yet), it is due again RetryAfter after it was sent.
 func (r *Relay) due(step string) bool {
 	r.triesMu.Lock()
 	defer r.triesMu.Unlock()
-	if t, ok := r.tries[step]; ok && time.Since(t) < r.cfg.RetryAfter.Duration {
-		return false
+	if t, ok := r.tries[step]; ok {
+		if t.sent && t.epoch == t.cs.epoch.Load() && t.cs.seen.Load() <= t.nonce {
+			return false
+		}
+		if time.Since(t.at) < r.cfg.RetryAfter.Duration {
+			return false
+		}
 	}
-	r.tries[step] = time.Now()
+	r.tries[step] = try{at: time.Now()}
 	return true
 }
 
