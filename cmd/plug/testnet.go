@@ -44,7 +44,7 @@ func testnetCommand() *cli.Command {
 				UsageText: "plug testnet up --dir DIR [--chains N --validators N | --topology FILE] [--detach]\n\n" +
 					"Examples:\n" +
 					"  plug testnet up --dir /tmp/tn --detach                     # 1 chain (alpha) of 4 validators, in the background\n" +
-					"  plug testnet up --dir /tmp/tn --chains 2 --validators 4    # alpha and beta; Ctrl-C stops them\n" +
+					"  plug testnet up --dir /tmp/tn --chains 2 --validators 4    # alpha, beta and relay-1; Ctrl-C stops them\n" +
 					"  plug testnet up --dir /tmp/tn --topology net.toml --detach\n" +
 					"  plug testnet up --dir /tmp/tn --reset --detach             # throw the old one away first",
 				Flags: []cli.Flag{
@@ -83,20 +83,21 @@ func testnetCommand() *cli.Command {
 			},
 			{
 				Name:      "kill",
-				Usage:     "crash one node with SIGKILL (fault injection)",
-				ArgsUsage: "NODE",
-				UsageText: "plug testnet kill --dir DIR NODE\n\n" +
+				Usage:     "crash one node or relay with SIGKILL (fault injection)",
+				ArgsUsage: "NAME",
+				UsageText: "plug testnet kill --dir DIR NAME\n\n" +
 					"Examples:\n" +
 					"  plug testnet kill --dir /tmp/tn alpha-val-4\n" +
+					"  plug testnet kill --dir /tmp/tn relay-1         # trades wait until it is back\n" +
 					"  plug testnet restart --dir /tmp/tn alpha-val-4   # bring it back; it catches up",
 				Flags:  []cli.Flag{dirFlag()},
 				Action: testnetKill,
 			},
 			{
 				Name:      "restart",
-				Usage:     "start a stopped node again from its home (it catches up with its chain)",
-				ArgsUsage: "NODE",
-				UsageText: "plug testnet restart --dir DIR NODE\n\n" +
+				Usage:     "start a stopped node or relay again from its home (a node catches up, a relay resumes from its db)",
+				ArgsUsage: "NAME",
+				UsageText: "plug testnet restart --dir DIR NAME\n\n" +
 					"Examples:\n" +
 					"  plug testnet restart --dir /tmp/tn alpha-val-4\n" +
 					"  plug testnet restart --dir /tmp/tn alpha-val-4 --wait   # return once it has caught up",
@@ -385,7 +386,7 @@ func testnetDown(c *cli.Context) error {
 // nodeArg returns the one NODE argument.
 func nodeArg(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
-		return "", fmt.Errorf("want one NODE argument, got %d: see `plug testnet status` for the names", c.NArg())
+		return "", fmt.Errorf("want one NAME argument (a node or relay), got %d: see `plug testnet status` for the names", c.NArg())
 	}
 	return c.Args().First(), nil
 }
