@@ -49,6 +49,11 @@ func (n *Node) TxResult(_ context.Context, id hash.Hash) (*gateway.TxResult, err
 	if err != nil {
 		return nil, err
 	}
+	if h > n.height() {
+		// The block is stored before the state is committed (crash safety); until
+		// the state follows, a client told "committed" could read the old state.
+		return nil, fmt.Errorf("%w: transaction %s is being committed", ErrNotFound, id)
+	}
 	rs, err := n.store.Receipts(h)
 	if err != nil {
 		return nil, err
