@@ -410,7 +410,7 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 		r.triesMu.Unlock()
 		for i, e := range res {
 			if e == nil {
-				r.countStep(cs, batch[i].kind)
+				r.countStep(batch[i])
 				continue
 			}
 			r.m.SubmitErrors.WithLabelValues(cs.id).Inc()
@@ -429,12 +429,14 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 	return errors.Join(errs...)
 }
 
-// countStep counts a transaction the node admitted.
-func (r *Relay) countStep(cs *chainState, kind string) {
-	if kind == "update" {
-		return // counted per path when enqueued
+// countStep counts a transaction a node admitted: a header update per path, a
+// crosschain step per kind.
+func (r *Relay) countStep(s outStep) {
+	if s.path != nil {
+		r.m.HeaderUpdates.WithLabelValues(s.path.src.id, s.path.dst.id).Inc()
+		return
 	}
-	r.m.Proofs.WithLabelValues(kind).Inc()
+	r.m.Proofs.WithLabelValues(s.kind).Inc()
 }
 
 // scan reads the chain's new blocks and learns the XTxs of their xchain/prepare
@@ -538,7 +540,6 @@ func (r *Relay) updateClient(ctx context.Context, p *pathState) error {
 		}
 		r.enqueue(p.dst, outStep{kind: "update", path: p, tr: u})
 		p.sent = h
-		r.m.HeaderUpdates.WithLabelValues(p.src.id, p.dst.id).Inc()
 	}
 	return nil
 }
