@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,13 +15,12 @@ import (
 
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/client"
-	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/exec"
-	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/node"
+	"github.com/plugchain/plug/chain/node/nodetest"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/relay"
@@ -53,12 +51,6 @@ func BenchmarkDvP(b *testing.B) {
 var dvpTrades = flag.Int("dvp.trades", 1000, "trades per BenchmarkDvP run (backlog: twice as many)")
 
 const benchParties = 200
-
-var benchTimeouts = func() consensus.Timeouts {
-	t := consensus.DefaultTimeouts()
-	t.Stagger = 200
-	return t
-}()
 
 func benchKey(i uint64) crypto.PrivateKey {
 	var seed [32]byte
@@ -104,40 +96,17 @@ func startBenchNet(b *testing.B, id, assetName string, holders []crypto.PrivateK
 	}
 	gen.Assets = append(gen.Assets, genesis.Asset{Name: assetName, Issuer: "admin", Balances: bal})
 	bn := &benchNet{id: id, byType: map[string]int{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	dir := b.TempDir()
 	var peers []string
 	for i, k := range vals {
-		cfg := node.Config{Name: fmt.Sprintf("%s-val-%d", id, i+1), Home: filepath.Join(dir, fmt.Sprint(i)), Genesis: gen, Key: k,
-			Validator: true, P2PListen: "/ip4/127.0.0.1/tcp/0", Peers: slices.Clone(peers), Timeouts: benchTimeouts}
+		cfg := node.Config{Name: fmt.Sprintf("%s-val-%d", id, i+1), Genesis: gen, Key: k, Validator: true, Peers: slices.Clone(peers)}
 		if i == 0 {
 			cfg.OnCommit = onCommit
 		}
-		n, err := node.New(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := n.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); gateway.New(n).Serve(ctx, ln) }()
+		n, url := nodetest.Start(b, cfg)
 		bn.nodes = append(bn.nodes, n)
-		bn.urls = append(bn.urls, "http://"+ln.Addr().String())
+		bn.urls = append(bn.urls, url)
 		peers = append(peers, n.Addrs()[0])
 	}
-	b.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		for _, n := range bn.nodes {
-			n.Close()
-		}
-	})
 	var err error
 	if bn.c, err = client.New(bn.urls, client.WithChainID(id)); err != nil {
 		b.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,10 +13,10 @@ import (
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
-	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/node"
+	"github.com/plugchain/plug/chain/node/nodetest"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
@@ -70,28 +69,10 @@ func startChain(t *testing.T, id, assetName string, holder crypto.PrivateKey) *t
 	gen.Assets = append(gen.Assets, genesis.Asset{Name: assetName, Issuer: "admin", Balances: map[string]uint64{addr(holder).String(): funds}})
 	to := consensus.DefaultTimeouts()
 	to.NewHeight, to.EmptyBlocks = 20, 500
-	n, err := node.New(node.Config{Name: id, Home: t.TempDir(), Genesis: gen, Key: val, Validator: true,
-		P2PListen: "/ip4/127.0.0.1/tcp/0", Registry: reg, Models: ms, Timeouts: to})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := gateway.New(n)
-	done := make(chan struct{})
-	go func() { gw.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		n.Close()
-	})
-	tc := &testChain{id: id, url: "http://" + ln.Addr().String(), nonces: map[crypto.Address]uint64{}}
+	_, url := nodetest.Start(t, node.Config{Name: id, Genesis: gen, Key: val, Validator: true,
+		Registry: reg, Models: ms, Timeouts: to})
+	tc := &testChain{id: id, url: url, nonces: map[crypto.Address]uint64{}}
+	var err error
 	if tc.c, err = client.New([]string{tc.url}); err != nil {
 		t.Fatal(err)
 	}

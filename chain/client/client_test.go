@@ -21,10 +21,10 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/exec"
-	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/node"
+	"github.com/plugchain/plug/chain/node/nodetest"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/spv"
 )
@@ -45,28 +45,7 @@ const chainID = "clienttest"
 func startNode(t *testing.T, val, admin crypto.PrivateKey) string {
 	t.Helper()
 	gen := genesis.Default(chainID, []crypto.PublicKey{val.Public()}, admin.Public().Address())
-	n, err := node.New(node.Config{Name: "v1", Home: t.TempDir(), Genesis: gen, Key: val, Validator: true,
-		P2PListen: "/ip4/127.0.0.1/tcp/0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := gateway.New(n)
-	done := make(chan struct{})
-	go func() { gw.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		n.Close()
-	})
-	url := "http://" + ln.Addr().String()
+	_, url := nodetest.Start(t, node.Config{Name: "v1", Genesis: gen, Key: val, Validator: true})
 	c, err := client.New([]string{url})
 	if err != nil {
 		t.Fatal(err)

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,21 +14,16 @@ import (
 	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
-	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/node"
+	"github.com/plugchain/plug/chain/node/nodetest"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/settlement"
 	"github.com/plugchain/plug/testnet"
 )
-
-// xchainModels is the builtin models with the crosschain ones.
-func xchainModels() *transform.Models {
-	return builtin.Models()
-}
 
 // settleNet is a one-chain testnet ("alpha", one in-process validator) whose
 // directory has a manifest and a test keyring with admin, alice and bob.
@@ -59,9 +52,6 @@ func startSettleNet(t *testing.T) *settleNet {
 	}
 	val, admin := keys["val"], keys["admin"]
 	gen := genesis.Default("alpha", []crypto.PublicKey{val.Public()}, admin.Public().Address())
-	if !slices.ContainsFunc(gen.Roles, func(r genesis.Role) bool { return r.Name == "relayer" }) {
-		genesis.AddCrosschainRoles(gen, admin.Public().Address(), []crypto.PublicKey{val.Public()})
-	}
 	for _, a := range []string{"USD", "EUR"} {
 		gen.Assets = append(gen.Assets, genesis.Asset{Name: a, Issuer: "admin", Balances: map[string]uint64{
 			keys["alice"].Public().Address().String(): 1000, keys["bob"].Public().Address().String(): 1000}})
@@ -69,28 +59,8 @@ func startSettleNet(t *testing.T) *settleNet {
 	if err := gen.Validate(xchainRegistry()); err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.New(node.Config{Name: "alpha-val-1", Home: t.TempDir(), Genesis: gen, Key: val, Validator: true,
-		P2PListen: "/ip4/127.0.0.1/tcp/0", Registry: xchainRegistry(), Models: xchainModels()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := gateway.New(n)
-	done := make(chan struct{})
-	go func() { gw.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		n.Close()
-	})
-	url := "http://" + ln.Addr().String()
+	_, url := nodetest.Start(t, node.Config{Name: "alpha-val-1", Genesis: gen, Key: val, Validator: true,
+		Registry: xchainRegistry(), Models: builtin.Models()})
 	m := &testnet.Manifest{Dir: dir, Chains: []testnet.Chain{{ChainID: "alpha", Nodes: []testnet.Node{{Name: "alpha-val-1", HTTP: url, Validator: true, PID: os.Getpid()}}}}}
 	if err := m.Save(); err != nil {
 		t.Fatal(err)
