@@ -206,19 +206,7 @@ func settleDvPCommand() *cli.Command {
 		),
 		Action: func(c *cli.Context) error {
 			return tradeAction(c, func(x *xenv) (settlement.Trade, []crypto.PrivateKey, error) {
-				sk, _, err := x.partyKey("seller", c.String("seller"))
-				if err != nil {
-					return settlement.Trade{}, nil, err
-				}
-				bk, _, err := x.partyKey("buyer", c.String("buyer"))
-				if err != nil {
-					return settlement.Trade{}, nil, err
-				}
-				d, err := legFlag(c, "delivery")
-				if err != nil {
-					return settlement.Trade{}, nil, err
-				}
-				p, err := legFlag(c, "payment")
+				sk, bk, d, p, err := twoSided(c, x, "seller", "buyer", "delivery", "payment")
 				if err != nil {
 					return settlement.Trade{}, nil, err
 				}
@@ -253,19 +241,7 @@ func settlePvPCommand() *cli.Command {
 					}
 					return multiLegTrade(x, legs)
 				}
-				k1, _, err := x.partyKey("party1", c.String("party1"))
-				if err != nil {
-					return settlement.Trade{}, nil, err
-				}
-				k2, _, err := x.partyKey("party2", c.String("party2"))
-				if err != nil {
-					return settlement.Trade{}, nil, err
-				}
-				l1, err := legFlag(c, "leg1")
-				if err != nil {
-					return settlement.Trade{}, nil, err
-				}
-				l2, err := legFlag(c, "leg2")
+				k1, k2, l1, l2, err := twoSided(c, x, "party1", "party2", "leg1", "leg2")
 				if err != nil {
 					return settlement.Trade{}, nil, err
 				}
@@ -273,6 +249,22 @@ func settlePvPCommand() *cli.Command {
 			})
 		},
 	}
+}
+
+// twoSided reads the two parties' keys and the two legs of a two-sided trade
+// from the flags named a, b (parties) and la, lb (legs).
+func twoSided(c *cli.Context, x *xenv, a, b, la, lb string) (ka, kb crypto.PrivateKey, legA, legB settlement.LegSpec, err error) {
+	if ka, _, err = x.partyKey(a, c.String(a)); err != nil {
+		return
+	}
+	if kb, _, err = x.partyKey(b, c.String(b)); err != nil {
+		return
+	}
+	if legA, err = legFlag(c, la); err != nil {
+		return
+	}
+	legB, err = legFlag(c, lb)
+	return
 }
 
 // multiLegTrade reads repeated --leg FROM:TO:CHAIN:ASSET:AMOUNT.
