@@ -24,6 +24,7 @@ var version = "dev"
 // groups returns the top-level commands, in help order.
 func groups() []*cli.Command {
 	return []*cli.Command{
+		demoCommand(),
 		keysCommand(),
 		initCommand(),
 		genesisCommand(),

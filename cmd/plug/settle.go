@@ -91,21 +91,9 @@ func newXEnvFor(c *cli.Context, needChains bool) (*xenv, error) {
 	case dir != "" && len(nodes) > 0:
 		return nil, errors.New("give --testnet or --node CHAIN=URL, not both")
 	case dir != "":
-		m, err := testnet.LoadManifest(dir)
-		if err != nil {
+		if err := x.useTestnet(dir, c.Duration("request-timeout")); err != nil {
 			return nil, err
 		}
-		base := m.Dir
-		if base == "" {
-			base = dir
-		}
-		for _, ch := range m.Chains {
-			if x.clients[ch.ChainID], err = client.New(ch.Endpoints(), opts(ch.ChainID)...); err != nil {
-				return nil, err
-			}
-		}
-		x.testnetKeys = filepath.Join(base, testnet.KeyringDir)
-		x.store = filepath.Join(base, "settlements")
 	case len(nodes) > 0:
 		byChain := map[string][]string{}
 		for _, n := range nodes {
@@ -135,6 +123,27 @@ func newXEnvFor(c *cli.Context, needChains bool) (*xenv, error) {
 		x.store = s
 	}
 	return x, nil
+}
+
+// useTestnet points x at the chains, the keyring and the trade store of the
+// local testnet in dir; requests to its nodes time out after timeout.
+func (x *xenv) useTestnet(dir string, timeout time.Duration) error {
+	m, err := testnet.LoadManifest(dir)
+	if err != nil {
+		return err
+	}
+	base := m.Dir
+	if base == "" {
+		base = dir
+	}
+	for _, ch := range m.Chains {
+		if x.clients[ch.ChainID], err = client.New(ch.Endpoints(), client.WithTimeout(timeout), client.WithChainID(ch.ChainID)); err != nil {
+			return err
+		}
+	}
+	x.testnetKeys = filepath.Join(base, testnet.KeyringDir)
+	x.store = filepath.Join(base, "settlements")
+	return nil
 }
 
 // readers returns the clients as settlement readers.
@@ -381,47 +390,58 @@ func tradeAction(c *cli.Context, build func(*xenv) (settlement.Trade, []crypto.P
 		return err
 	}
 	trade.Ref = c.String("ref")
-	if trade.Ref == "" {
-		var b [8]byte
-		rand.Read(b[:])
-		trade.Ref = hex.EncodeToString(b[:])
-	}
-	if c.Duration("deadline") <= 0 {
-		return errors.New("--deadline must be positive, e.g. 30s")
-	}
-	xt, err := trade.XTx(c.String("coordinator"), time.Now().Add(c.Duration("deadline")))
+	xt, prepares, err := x.submitTrade(trade, keys, c.String("coordinator"), c.Duration("deadline"))
 	if err != nil {
 		return err
-	}
-	for _, id := range append([]string{xt.Coordinator}, legChains(&xt)...) {
-		if x.clients[id] == nil {
-			return fmt.Errorf("chain %q is not one of %v: check the legs and --coordinator, or add --node %s=URL", id, x.chainIDs(), id)
-		}
-	}
-	signed, err := crosschain.NewSigned(xt, keys...)
-	if err != nil {
-		return err
-	}
-	if err := signed.VerifySigs(); err != nil {
-		return fmt.Errorf("%w: every party that pays must be given as a key", err)
-	}
-	if err := x.save(record{Kind: trade.Kind, XTx: xt, Submitted: time.Now().UTC()}); err != nil {
-		return fmt.Errorf("recording the trade: %w", err)
-	}
-	prepares, err := x.prepare(signed, keys)
-	if err != nil {
-		return err
-	}
-	for _, p := range prepares {
-		if p.Error != "" {
-			x.out.Warn("prepare of leg %d on %s: %s", p.Leg, p.Chain, p.Error)
-		}
 	}
 	st, err := x.waitFinal(&xt, c.Bool("wait"), c.Duration("timeout"))
 	if err != nil {
 		return err
 	}
 	return x.emitStatus(settleOut{Status: st, Kind: trade.Kind, Prepares: prepares}, c.Bool("wait"), c.Duration("timeout"))
+}
+
+// submitTrade signs trade with keys (a random Ref when it has none), records it
+// in the store and submits xchain/prepare of every leg, warning of prepares
+// that failed. The coordinator may commit it until deadline from now.
+func (x *xenv) submitTrade(trade settlement.Trade, keys []crypto.PrivateKey, coordinator string, deadline time.Duration) (crosschain.XTx, []prepareOut, error) {
+	if trade.Ref == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		trade.Ref = hex.EncodeToString(b[:])
+	}
+	if deadline <= 0 {
+		return crosschain.XTx{}, nil, errors.New("--deadline must be positive, e.g. 30s")
+	}
+	xt, err := trade.XTx(coordinator, time.Now().Add(deadline))
+	if err != nil {
+		return xt, nil, err
+	}
+	for _, id := range append([]string{xt.Coordinator}, legChains(&xt)...) {
+		if x.clients[id] == nil {
+			return xt, nil, fmt.Errorf("chain %q is not one of %v: check the legs and --coordinator, or add --node %s=URL", id, x.chainIDs(), id)
+		}
+	}
+	signed, err := crosschain.NewSigned(xt, keys...)
+	if err != nil {
+		return xt, nil, err
+	}
+	if err := signed.VerifySigs(); err != nil {
+		return xt, nil, fmt.Errorf("%w: every party that pays must be given as a key", err)
+	}
+	if err := x.save(record{Kind: trade.Kind, XTx: xt, Submitted: time.Now().UTC()}); err != nil {
+		return xt, nil, fmt.Errorf("recording the trade: %w", err)
+	}
+	prepares, err := x.prepare(signed, keys)
+	if err != nil {
+		return xt, nil, err
+	}
+	for _, p := range prepares {
+		if p.Error != "" {
+			x.out.Warn("prepare of leg %d on %s: %s", p.Leg, p.Chain, p.Error)
+		}
+	}
+	return xt, prepares, nil
 }
 
 func legChains(x *crosschain.XTx) []string {
