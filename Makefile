@@ -5,7 +5,7 @@ PKGS := ./...
 # Packages that run goroutines of their own get the race detector.
 RACE_PKGS := ./chain/crypto/... ./chain/state/... ./chain/exec/...
 
-.PHONY: all build test vet lint race fuzz bench tools clean
+.PHONY: all build test vet lint race fuzz bench tools clean demo
 
 # staticcheck is fetched through the module proxy at a pinned version.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -15,6 +15,11 @@ all: build
 build:
 	$(GO) mod download
 	$(GO) build -o bin/plug ./cmd/plug
+
+# make demo: two local chains of 4 validators and a relay settle a DvP, a PvP and
+# a trade that aborts and is refunded, in a temporary directory removed after.
+demo: build
+	bin/plug demo
 
 vet:
 	$(GO) mod download

@@ -209,8 +209,9 @@ func demoAction(c *cli.Context) error {
 		dir, testnet.LogFile, dir, testnet.RelayLogFile)
 
 	runErr := d.run()
-	if ctx.Err() != nil && runErr != nil {
-		runErr = fmt.Errorf("interrupted: %w", runErr)
+	interrupted := ctx.Err() != nil && runErr != nil
+	if interrupted {
+		runErr = errors.New("interrupted: the demo stopped its testnet; run `plug demo` again to see the whole story")
 	}
 
 	// Stop the testnet, whatever happened.
@@ -224,10 +225,10 @@ func demoAction(c *cli.Context) error {
 		downErr = fmt.Errorf("stopping the testnet in %s: %w: stop what is left with `plug testnet down --dir %s`", dir, downErr, dir)
 	}
 	d.say("done (%s)\n", seconds(time.Since(t0)))
-	keep := c.Bool("keep") || runErr != nil || downErr != nil
+	keep := c.Bool("keep") || (runErr != nil && !interrupted) || downErr != nil
 	if keep {
 		d.story.Kept = true
-		if runErr != nil {
+		if runErr != nil || downErr != nil {
 			d.say("the testnet is kept in %s for its logs; delete it when done\n", dir)
 		} else {
 			d.say("the testnet is kept in %s: `plug testnet up --dir %s` starts it again\n", dir, dir)
