@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/crosschain"
+	"github.com/plugchain/plug/crosschain/shard"
 )
 
 var (
@@ -41,8 +43,140 @@ func TestRandomized(t *testing.T) {
 		seed := base + uint64(i)
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
-			runRandom(t, seed)
+			runRandom(t, seed, nil)
 		})
+	}
+}
+
+var flagShardRuns = flag.Int("shard.runs", 40, "runs of TestShardedTransfers per cross-shard fraction")
+
+// TestShardedTransfers runs seeded sharded worlds: 2-4 shard chains of one logical
+// network, accounts placed by shard.Network (the hash rule, or a directory for some
+// seeds), random transfers of which a given fraction crosses shards (0, 10%, 50%,
+// 100%) — routed as the shard client routes them: asset/transfer within a shard,
+// shard.CrossTransfer between shards — with shards halted past deadlines, relays
+// that delay, duplicate, reorder and omit, and a malicious relay. Besides the
+// crosschain invariants, every asset's supply summed over the shards (plus what is
+// in flight between a finished Out leg and its In leg) stays what it was at
+// genesis, at every step. -xchain.seed=N replays one run of each fraction.
+func TestShardedTransfers(t *testing.T) {
+	runs := *flagShardRuns
+	if testing.Short() {
+		runs /= 8
+	}
+	base := uint64(time.Now().UnixNano())
+	if *flagSeed != 0 {
+		base, runs = *flagSeed, 1
+	}
+	t.Logf("base seed %d (rerun one run with -xchain.seed=<seed>)", base)
+	for _, frac := range []float64{0, 0.1, 0.5, 1} {
+		t.Run(fmt.Sprintf("cross=%g", frac), func(t *testing.T) {
+			var cross, intra atomic.Int64
+			t.Cleanup(func() { t.Logf("%d runs: %d cross-shard transfers, %d within a shard", runs, cross.Load(), intra.Load()) })
+			for i := 0; i < runs; i++ {
+				seed := base + uint64(i)
+				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+					t.Parallel()
+					sh := &sharded{cross: frac}
+					runRandom(t, seed, sh)
+					cross.Add(int64(sh.nCross))
+					intra.Add(int64(len(sh.transfers)))
+				})
+			}
+		})
+	}
+}
+
+// sharded is the logical network of a sharded run and its intra-shard transfers.
+type sharded struct {
+	cross     float64
+	net       *shard.Network
+	transfers []shardTransfer
+	nCross    int
+	supply0   map[string]uint64 // per asset, summed over the shards at genesis
+}
+
+// shardTransfer is an intra-shard asset/transfer and its outcome.
+type shardTransfer struct {
+	chain string
+	t     *asset.Transfer
+	p     *pending
+}
+
+// home is where the network places a party (the harness's parties exist on every
+// chain's genesis, so the rule of the latest generation decides).
+func (sh *sharded) home(k crypto.PrivateKey) string {
+	c := sh.net.Candidates(addr(k))
+	return c[len(c)-1]
+}
+
+// newTransfer makes a random transfer, across shards with probability sh.cross.
+func (s *sim) newTransfer() {
+	sh, r := s.sh, s.r
+	from := parties[r.IntN(len(parties))]
+	wantCross := r.Float64() < sh.cross
+	var tos []crypto.PrivateKey
+	for _, p := range parties {
+		if p != from && (sh.home(p) != sh.home(from)) == wantCross {
+			tos = append(tos, p)
+		}
+	}
+	if len(tos) == 0 {
+		return // no such counterparty under this placement
+	}
+	to := tos[r.IntN(len(tos))]
+	a := assets[r.IntN(len(assets))]
+	amount := uint64(1 + r.IntN(1000))
+	if r.IntN(8) == 0 {
+		amount = funds + uint64(r.IntN(1000)) // cannot be paid
+	}
+	src, dst := sh.home(from), sh.home(to)
+	if src == dst {
+		c := s.w.chains[src]
+		tr := &asset.Transfer{Asset: a, From: addr(from), To: addr(to), Amount: amount}
+		sh.transfers = append(sh.transfers, shardTransfer{chain: src, t: tr, p: c.submit("transfer", tr, from)})
+		return
+	}
+	x := shard.CrossTransfer(src, dst, a, addr(from), addr(to), amount, s.w.now+int64(4+r.IntN(25))*1000, uint64(len(s.trades)))
+	sh.nCross++
+	tr := &trade{s: signed(s.t, x, from)}
+	tr.finishes = make([][]*pending, len(x.Legs))
+	tr.prepares = make([][]*pending, len(x.Legs))
+	s.trades = append(s.trades, tr)
+}
+
+// checkSupply checks that every asset's supply summed over the shards, plus the
+// amounts between a committed Out leg and its not yet committed In leg (minus the
+// reverse), is the genesis total.
+func (s *sim) checkSupply() {
+	total := map[string]uint64{}
+	for _, id := range s.w.order {
+		for _, a := range assets {
+			var n uint64
+			s.w.chains[id].get(asset.SupplyKey(a), &n)
+			total[a] += n
+		}
+	}
+	for _, tr := range s.trades {
+		x := tr.s.XTx
+		for i, l := range x.Legs {
+			if l.Kind != crosschain.Out {
+				continue
+			}
+			out, _ := s.w.chains[l.Chain].leg(x.ID(), i)
+			in, _ := s.w.chains[x.Legs[i+1].Chain].leg(x.ID(), i+1)
+			switch {
+			case out.Status == crosschain.Committed && in.Status != crosschain.Committed:
+				total[l.Asset] += l.Amount
+			case in.Status == crosschain.Committed && out.Status != crosschain.Committed:
+				total[l.Asset] -= l.Amount
+			}
+		}
+	}
+	for _, a := range assets {
+		if total[a] != s.sh.supply0[a] {
+			s.t.Fatalf("%s: supply over the shards (with in-flight transfers) is %d, genesis %d", a, total[a], s.sh.supply0[a])
+		}
 	}
 }
 
@@ -72,6 +206,7 @@ type sim struct {
 	// delayed holds steps a relay carries late: each due at a world time.
 	delayed []delayedStep
 	halted  map[string]int64 // chain -> time it resumes
+	sh      *sharded         // nil: random multi-leg trades, not a sharded network
 }
 
 type delayedStep struct {
@@ -80,10 +215,31 @@ type delayedStep struct {
 	steps []*pending
 }
 
-func runRandom(t *testing.T, seed uint64) {
+func runRandom(t *testing.T, seed uint64, sh *sharded) {
 	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	ids := []string{"alpha", "beta", "gamma"}[:2+r.IntN(2)]
-	s := &sim{t: t, r: r, w: newWorld(t, ids...), halted: map[string]int64{}}
+	if sh != nil {
+		ids = []string{"shard-0", "shard-1", "shard-2", "shard-3"}[:2+r.IntN(3)]
+		sh.net = &shard.Network{Name: "sim", Assets: assets}
+		for _, id := range ids {
+			sh.net.Shards = append(sh.net.Shards, shard.Shard{ChainID: id})
+		}
+		if r.IntN(2) == 0 { // pin the parties round robin
+			for i, p := range parties {
+				if err := sh.net.Pin(addr(p), ids[i%len(ids)]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := sh.net.Check(); err != nil {
+			t.Fatal(err)
+		}
+		sh.supply0 = map[string]uint64{}
+		for _, a := range assets {
+			sh.supply0[a] = uint64(len(ids) * len(parties) * funds)
+		}
+	}
+	s := &sim{t: t, r: r, w: newWorld(t, ids...), halted: map[string]int64{}, sh: sh}
 	defer func() {
 		if t.Failed() {
 			t.Logf("seed %d failed", seed)
@@ -92,7 +248,10 @@ func runRandom(t *testing.T, seed uint64) {
 	nTrades := 2 + r.IntN(5)
 	steps := 30 + r.IntN(20)
 	for step := 0; step < steps; step++ {
-		if len(s.trades) < nTrades && r.IntN(4) == 0 {
+		switch {
+		case sh != nil && r.IntN(2) == 0:
+			s.newTransfer()
+		case sh == nil && len(s.trades) < nTrades && r.IntN(4) == 0:
 			s.newTrade()
 		}
 		s.chaos()
@@ -117,6 +276,9 @@ func runRandom(t *testing.T, seed uint64) {
 	}
 	if !s.settled() {
 		t.Fatalf("seed %d: not settled after the settle phase", seed)
+	}
+	if sh != nil {
+		s.produce(false) // transfers queued on a chain that was halted until now
 	}
 	s.check(true)
 	for _, tr := range s.trades {
@@ -428,6 +590,9 @@ func (s *sim) check(final bool) {
 			t.Fatalf("forged step %q applied", p.label)
 		}
 	}
+	if s.sh != nil {
+		s.checkSupply()
+	}
 	want := map[string]map[string]map[crypto.Address]uint64{} // chain, asset, addr
 	for _, id := range w.order {
 		want[id] = map[string]map[crypto.Address]uint64{}
@@ -495,9 +660,24 @@ func (s *sim) check(final bool) {
 			}
 			if dec.Commit {
 				for _, l := range x.Legs {
-					want[l.Chain][l.Asset][l.From] -= l.Amount
-					want[l.Chain][l.Asset][l.To] += l.Amount
+					if l.Kind != crosschain.In {
+						want[l.Chain][l.Asset][l.From] -= l.Amount
+					}
+					if l.Kind != crosschain.Out {
+						want[l.Chain][l.Asset][l.To] += l.Amount
+					}
 				}
+			}
+		}
+	}
+	if final && s.sh != nil {
+		for _, tr := range s.sh.transfers {
+			if !tr.p.done {
+				t.Fatalf("transfer on %s never executed", tr.chain)
+			}
+			if tr.p.code == exec.OK {
+				want[tr.chain][tr.t.Asset][tr.t.From] -= tr.t.Amount
+				want[tr.chain][tr.t.Asset][tr.t.To] += tr.t.Amount
 			}
 		}
 	}

@@ -31,6 +31,7 @@ const (
 	LegPrefix      = "xchain/leg/"
 	DecisionPrefix = "xchain/decision/"
 	EscrowPrefix   = "escrow/"
+	MintingPrefix  = "xchain/minting/"
 )
 
 // LCKey is where the light client of chainID is stored.
@@ -50,6 +51,10 @@ func DecisionKey(id hash.Hash) string { return DecisionPrefix + id.String() }
 
 // EscrowKey is where leg i of XTx id holds its escrowed amount.
 func EscrowKey(id hash.Hash, i int) string { return EscrowPrefix + id.String() + "/" + strconv.Itoa(i) }
+
+// MintingKey is where a chain sums the amounts of asset its prepared In legs have
+// reserved: they count against the asset's supply cap until they finish.
+func MintingKey(asset string) string { return MintingPrefix + asset }
 
 // Status is a leg's state on its chain.
 type Status string
@@ -125,6 +130,7 @@ func AddModels(ms *transform.Models) {
 		}
 		return fmt.Errorf("unknown leg status %q", r.Status)
 	}})
+	ms.MustAdd(transform.Model{Name: "xchain-minting", Prefix: MintingPrefix, Default: func() any { return uint64(0) }, Validate: want[uint64]})
 	ms.MustAdd(transform.Model{Name: "xchain-decision", Prefix: DecisionPrefix, Validate: want[Decision]})
 	ms.MustAdd(transform.Model{Name: "escrow", Prefix: EscrowPrefix, Validate: func(v any) error {
 		e, ok := v.(Escrow)

@@ -3,6 +3,7 @@ package crosschain
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/plugchain/plug/chain/asset"
@@ -67,7 +68,12 @@ func (t *Prepare) Keys(ctx *transform.Context) (r, w []string) {
 	if int(t.Leg) < len(t.Tx.XTx.Legs) {
 		l := t.Tx.XTx.Legs[t.Leg]
 		r = []string{asset.DefKey(l.Asset)}
-		w = append(w, asset.BalanceKey(l.Asset, l.From))
+		if l.Kind == In {
+			r = append(r, asset.SupplyKey(l.Asset))
+			w = append(w, MintingKey(l.Asset))
+		} else {
+			w = append(w, asset.BalanceKey(l.Asset, l.From))
+		}
 	}
 	return r, w
 }
@@ -103,7 +109,8 @@ func (t *Prepare) refusal(ctx *transform.Context, st transform.State, l Leg) (st
 	if ctx.Time > t.Tx.XTx.Deadline {
 		return fmt.Sprintf("deadline %d passed (block time %d)", t.Tx.XTx.Deadline, ctx.Time), nil
 	}
-	if _, err := asset.Load(st, l.Asset); err != nil {
+	def, err := asset.Load(st, l.Asset)
+	if err != nil {
 		if errors.Is(err, transform.ErrNotFound) || errors.Is(err, transform.ErrInvalid) {
 			return err.Error(), nil
 		}
@@ -118,6 +125,9 @@ func (t *Prepare) refusal(ctx *transform.Context, st transform.State, l Leg) (st
 			return err.Error(), nil
 		}
 		return "", err
+	}
+	if l.Kind == In {
+		return mintRoom(st, def, l)
 	}
 	var bal uint64
 	if _, err := st.Get(asset.BalanceKey(l.Asset, l.From), &bal); err != nil {
@@ -140,6 +150,14 @@ func (t *Prepare) Apply(ctx *transform.Context, st transform.State) error {
 	if reason != "" {
 		return st.Set(key, LegRecord{Status: Refused, Reason: reason, Height: ctx.Height})
 	}
+	if l.Kind == In {
+		// Nothing to escrow: the amount arrives from the Out leg's chain. Reserve
+		// it against the supply cap so that the mint at finish cannot fail.
+		if err := addUint(st, MintingKey(l.Asset), l.Amount, true); err != nil {
+			return err
+		}
+		return st.Set(key, LegRecord{Status: Prepared, Height: ctx.Height})
+	}
 	if err := asset.Debit(st, l.Asset, l.From, l.Amount); err != nil {
 		return err
 	}
@@ -147,6 +165,45 @@ func (t *Prepare) Apply(ctx *transform.Context, st transform.State) error {
 		return err
 	}
 	return st.Set(key, LegRecord{Status: Prepared, Height: ctx.Height})
+}
+
+// mintRoom returns why the supply cap of l's asset leaves no room for the In leg l,
+// counting the amounts other prepared In legs have reserved, or "".
+func mintRoom(st transform.State, def asset.Definition, l Leg) (string, error) {
+	var supply, minting uint64
+	if _, err := st.Get(asset.SupplyKey(l.Asset), &supply); err != nil {
+		return "", err
+	}
+	if _, err := st.Get(MintingKey(l.Asset), &minting); err != nil {
+		return "", err
+	}
+	limit := def.MaxSupply
+	if limit == 0 {
+		limit = math.MaxUint64
+	}
+	if supply > limit || minting > limit-supply || l.Amount > limit-supply-minting {
+		return fmt.Sprintf("receiving %d %s exceeds its supply cap %d on this chain (supply %d, %d arriving)", l.Amount, l.Asset, limit, supply, minting), nil
+	}
+	return "", nil
+}
+
+// addUint adds (up) or subtracts amount at a uint64 key, refusing to wrap.
+func addUint(st transform.State, key string, amount uint64, up bool) error {
+	var n uint64
+	if _, err := st.Get(key, &n); err != nil {
+		return err
+	}
+	switch {
+	case up && n > math.MaxUint64-amount:
+		return fmt.Errorf("%w: %s overflows", transform.ErrInvalid, key)
+	case !up && n < amount:
+		return fmt.Errorf("%w: %s is %d, below %d", transform.ErrInvalid, key, n, amount)
+	case up:
+		n += amount
+	default:
+		n -= amount
+	}
+	return st.Set(key, n)
 }
 
 // Decide is the coordinator's step: it records the one decision of XTx at
@@ -303,7 +360,14 @@ func (t *Finish) Keys(ctx *transform.Context) (r, w []string) {
 	w = []string{LegKey(id, int(t.Leg)), EscrowKey(id, int(t.Leg))}
 	if int(t.Leg) < len(t.XTx.Legs) {
 		l := t.XTx.Legs[t.Leg]
-		w = append(w, asset.BalanceKey(l.Asset, l.From), asset.BalanceKey(l.Asset, l.To))
+		switch l.Kind {
+		case Out:
+			w = append(w, asset.BalanceKey(l.Asset, l.From), asset.SupplyKey(l.Asset))
+		case In:
+			w = append(w, asset.BalanceKey(l.Asset, l.To), asset.SupplyKey(l.Asset), MintingKey(l.Asset))
+		default:
+			w = append(w, asset.BalanceKey(l.Asset, l.From), asset.BalanceKey(l.Asset, l.To))
+		}
 	}
 	return r, w
 }
@@ -368,7 +432,19 @@ func (t *Finish) Apply(ctx *transform.Context, st transform.State) error {
 	if t.dec.Commit {
 		out = LegRecord{Status: Committed, Height: ctx.Height}
 	}
-	if t.rec != nil && t.rec.Status == Prepared {
+	if t.rec != nil && t.rec.Status == Prepared && l.Kind == In {
+		if err := addUint(st, MintingKey(l.Asset), l.Amount, false); err != nil {
+			return err
+		}
+		if t.dec.Commit {
+			if err := addUint(st, asset.SupplyKey(l.Asset), l.Amount, true); err != nil {
+				return err
+			}
+			if err := asset.Credit(st, l.Asset, l.To, l.Amount); err != nil {
+				return err
+			}
+		}
+	} else if t.rec != nil && t.rec.Status == Prepared {
 		ek := EscrowKey(t.id, int(t.Leg))
 		var e Escrow
 		found, err := st.Get(ek, &e)
@@ -378,12 +454,20 @@ func (t *Finish) Apply(ctx *transform.Context, st transform.State) error {
 		if !found || e.Asset != l.Asset || e.Amount != l.Amount {
 			return fmt.Errorf("%w: escrow of leg %d of %s is %+v, want %d %s", transform.ErrInvalid, t.Leg, t.id.Short(), e, l.Amount, l.Asset)
 		}
-		to := l.From
-		if t.dec.Commit {
-			to = l.To
-		}
-		if err := asset.Credit(st, l.Asset, to, e.Amount); err != nil {
-			return err
+		switch {
+		case t.dec.Commit && l.Kind == Out:
+			// The value leaves this chain: the In leg's chain mints it.
+			if err := addUint(st, asset.SupplyKey(l.Asset), e.Amount, false); err != nil {
+				return err
+			}
+		case t.dec.Commit:
+			if err := asset.Credit(st, l.Asset, l.To, e.Amount); err != nil {
+				return err
+			}
+		default:
+			if err := asset.Credit(st, l.Asset, l.From, e.Amount); err != nil {
+				return err
+			}
 		}
 		if err := st.Delete(ek); err != nil {
 			return err

@@ -26,7 +26,27 @@ type Leg struct {
 	From   crypto.Address `cbor:"3,keyasint" json:"from"`
 	To     crypto.Address `cbor:"4,keyasint" json:"to"`
 	Amount uint64         `cbor:"5,keyasint" json:"amount"`
+	// Kind is Move (the zero value, omitted from the encoding so that XTx IDs of
+	// plain legs do not depend on it), Out or In.
+	Kind LegKind `cbor:"6,keyasint,omitempty" json:"kind,omitempty"`
 }
+
+// LegKind says what a leg does with its amount on its chain.
+type LegKind string
+
+// Leg kinds. A Move leg moves the amount from From to To on its chain. Out and In
+// legs come in adjacent pairs (Out at leg i, In at leg i+1, same asset, parties and
+// amount, on two different chains) and move value from one chain to another, as a
+// cross-shard transfer does: the Out leg escrows From's amount and, on commit, burns
+// it (its chain's supply falls); the In leg reserves the amount against its chain's
+// supply cap and, on commit, mints it to To (its chain's supply rises). So the sum
+// of the supplies over the chains is conserved, and value appears on the In chain
+// only when the chain that burnt it is proven prepared.
+const (
+	Move LegKind = ""
+	Out  LegKind = "out"
+	In   LegKind = "in"
+)
 
 // XTx is a crosschain transaction: legs that settle all together or not at all,
 // the chain that decides, and the deadline on that chain's clock.
@@ -109,8 +129,38 @@ func (x *XTx) Check() error {
 		case l.Amount == 0:
 			return fmt.Errorf("%w: leg %d: amount must be positive", ErrMalformed, i)
 		}
+		if err := x.checkKind(i); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// checkKind checks that leg i's kind is known and that Out and In legs pair up.
+func (x *XTx) checkKind(i int) error {
+	l := x.Legs[i]
+	switch l.Kind {
+	case Move:
+		return nil
+	case Out:
+		if i+1 >= len(x.Legs) || x.Legs[i+1].Kind != In {
+			return fmt.Errorf("%w: leg %d is out and leg %d is not its in leg", ErrMalformed, i, i+1)
+		}
+		return nil
+	case In:
+		if i == 0 || x.Legs[i-1].Kind != Out {
+			return fmt.Errorf("%w: leg %d is in and leg %d is not its out leg", ErrMalformed, i, i-1)
+		}
+		o := x.Legs[i-1]
+		if o.Asset != l.Asset || o.From != l.From || o.To != l.To || o.Amount != l.Amount {
+			return fmt.Errorf("%w: in leg %d does not match out leg %d (asset, from, to, amount)", ErrMalformed, i, i-1)
+		}
+		if o.Chain == l.Chain {
+			return fmt.Errorf("%w: out leg %d and in leg %d are both on %q", ErrMalformed, i-1, i, l.Chain)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: leg %d: unknown kind %q (want \"\", out or in)", ErrMalformed, i, l.Kind)
 }
 
 // PartySig is one party's signature over an XTx ID.

@@ -1,0 +1,139 @@
+package crosschain_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/plugchain/plug/chain/asset"
+	"github.com/plugchain/plug/crosschain"
+)
+
+// supplyOf reads an asset's supply on c.
+func supplyOf(c *chain, a string) uint64 {
+	var n uint64
+	c.get(asset.SupplyKey(a), &n)
+	return n
+}
+
+// crossTx is an Out leg on alpha and its In leg on beta: amount of USD from alice
+// to bob, coordinated by alpha.
+func crossTx(w *world, amount uint64) crosschain.XTx {
+	return crosschain.XTx{Coordinator: "alpha", Deadline: w.now + 60_000, Legs: []crosschain.Leg{
+		{Chain: "alpha", Asset: "USD", From: addr(alice), To: addr(bob), Amount: amount, Kind: crosschain.Out},
+		{Chain: "beta", Asset: "USD", From: addr(alice), To: addr(bob), Amount: amount, Kind: crosschain.In},
+	}}
+}
+
+// TestOutInCommit: the Out leg burns on its chain, the In leg mints on its own, and
+// the supply summed over both chains is what it was.
+func TestOutInCommit(t *testing.T) {
+	w := newWorld(t, "alpha", "beta")
+	a, b := w.chains["alpha"], w.chains["beta"]
+	sa0, sb0 := supplyOf(a, "USD"), supplyOf(b, "USD")
+	x := crossTx(w, 250)
+	s := signed(t, x, alice)
+	p0, p1 := w.prepare(s, 0, relayer), w.prepare(s, 1, relayer)
+	w.step()
+	mustOK(t, p0, p1)
+	wantBalance(t, a, "USD", alice, funds-250)
+	wantBalance(t, b, "USD", bob, funds) // nothing arrives before the commit
+	var minting uint64
+	b.get(crosschain.MintingKey("USD"), &minting)
+	if minting != 250 {
+		t.Fatalf("beta reserves %d USD for arriving legs, want 250", minting)
+	}
+	d := w.decide(x, relayer)
+	w.step()
+	mustOK(t, d)
+	q0, q1 := w.finish(x, 0, relayer), w.finish(x, 1, relayer)
+	w.step()
+	mustOK(t, q0, q1)
+	wantBalance(t, a, "USD", alice, funds-250)
+	wantBalance(t, a, "USD", bob, funds) // bob is paid on beta, not alpha
+	wantBalance(t, b, "USD", bob, funds+250)
+	wantBalance(t, b, "USD", alice, funds)
+	if sa, sb := supplyOf(a, "USD"), supplyOf(b, "USD"); sa != sa0-250 || sb != sb0+250 {
+		t.Fatalf("supplies alpha %d beta %d, want %d and %d", sa, sb, sa0-250, sb0+250)
+	}
+	b.get(crosschain.MintingKey("USD"), &minting)
+	if minting != 0 {
+		t.Fatalf("beta still reserves %d USD", minting)
+	}
+	checkConservation(t, w, 0)
+	// A replayed finish mints nothing more.
+	r := w.finish(x, 1, relayer)
+	w.step()
+	mustFail(t, r, crosschain.ErrAlreadyFinished)
+	wantBalance(t, b, "USD", bob, funds+250)
+}
+
+// TestOutInAbort: the payer lacks the funds; the In leg's reservation is released
+// and nothing is minted, the supplies are unchanged.
+func TestOutInAbort(t *testing.T) {
+	w := newWorld(t, "alpha", "beta")
+	a, b := w.chains["alpha"], w.chains["beta"]
+	sa0, sb0 := supplyOf(a, "USD"), supplyOf(b, "USD")
+	x := crossTx(w, funds+1)
+	s := signed(t, x, alice)
+	p0, p1 := w.prepare(s, 0, relayer), w.prepare(s, 1, relayer)
+	w.step()
+	mustOK(t, p0, p1)
+	wantLeg(t, a, x, 0, crosschain.Refused)
+	wantLeg(t, b, x, 1, crosschain.Prepared)
+	d := w.decide(x, relayer)
+	w.step()
+	mustOK(t, d)
+	q0, q1 := w.finish(x, 0, relayer), w.finish(x, 1, relayer)
+	w.step()
+	mustOK(t, q0, q1)
+	wantLeg(t, a, x, 0, crosschain.Aborted)
+	wantLeg(t, b, x, 1, crosschain.Aborted)
+	wantBalance(t, a, "USD", alice, funds)
+	wantBalance(t, b, "USD", bob, funds)
+	if sa, sb := supplyOf(a, "USD"), supplyOf(b, "USD"); sa != sa0 || sb != sb0 {
+		t.Fatalf("supplies alpha %d beta %d, want %d and %d", sa, sb, sa0, sb0)
+	}
+	var minting uint64
+	b.get(crosschain.MintingKey("USD"), &minting)
+	if minting != 0 {
+		t.Fatalf("beta still reserves %d USD", minting)
+	}
+	checkConservation(t, w, 0)
+}
+
+// TestOutInShape: Out and In legs must pair up exactly.
+func TestOutInShape(t *testing.T) {
+	w := newWorld(t, "alpha", "beta")
+	good := crossTx(w, 5)
+	if err := good.Check(); err != nil {
+		t.Fatalf("a cross transfer: %v", err)
+	}
+	cases := map[string]func(x *crosschain.XTx){
+		"out alone":        func(x *crosschain.XTx) { x.Legs = x.Legs[:1] },
+		"in alone":         func(x *crosschain.XTx) { x.Legs = x.Legs[1:] },
+		"in before out":    func(x *crosschain.XTx) { x.Legs[0], x.Legs[1] = x.Legs[1], x.Legs[0] },
+		"amounts differ":   func(x *crosschain.XTx) { x.Legs[1].Amount = 6 },
+		"assets differ":    func(x *crosschain.XTx) { x.Legs[1].Asset = "SEC" },
+		"payee differs":    func(x *crosschain.XTx) { x.Legs[1].To = addr(carol) },
+		"one chain":        func(x *crosschain.XTx) { x.Legs[1].Chain = "alpha" },
+		"unknown kind":     func(x *crosschain.XTx) { x.Legs[1].Kind = "sideways" },
+		"in after a move":  func(x *crosschain.XTx) { x.Legs[0].Kind = crosschain.Move },
+		"out then a move":  func(x *crosschain.XTx) { x.Legs[1].Kind = crosschain.Move },
+		"payer differs in": func(x *crosschain.XTx) { x.Legs[1].From = addr(carol) },
+	}
+	for name, mutate := range cases {
+		x := crossTx(w, 5)
+		x.Legs = append([]crosschain.Leg(nil), x.Legs...)
+		mutate(&x)
+		if err := x.Check(); !errors.Is(err, crosschain.ErrMalformed) {
+			t.Errorf("%s: Check = %v, want ErrMalformed", name, err)
+		}
+	}
+	// A malformed pair is refused by prepare and changes nothing.
+	x := crossTx(w, 5)
+	x.Legs[1].Amount = 6
+	p := w.prepare(signed(t, x, alice), 0, relayer)
+	w.step()
+	mustFail(t, p, crosschain.ErrMalformed)
+	wantBalance(t, w.chains["alpha"], "USD", alice, funds)
+}
