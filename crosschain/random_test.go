@@ -72,7 +72,9 @@ func TestShardedTransfers(t *testing.T) {
 	for _, frac := range []float64{0, 0.1, 0.5, 1} {
 		t.Run(fmt.Sprintf("cross=%g", frac), func(t *testing.T) {
 			var cross, intra atomic.Int64
-			t.Cleanup(func() { t.Logf("%d runs: %d cross-shard transfers, %d within a shard", runs, cross.Load(), intra.Load()) })
+			t.Cleanup(func() {
+				t.Logf("%d runs: %d cross-shard transfers, %d within a shard", runs, cross.Load(), intra.Load())
+			})
 			for i := 0; i < runs; i++ {
 				seed := base + uint64(i)
 				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
