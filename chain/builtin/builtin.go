@@ -4,6 +4,8 @@
 package builtin
 
 import (
+	"sync"
+
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/rbac"
@@ -19,6 +21,11 @@ func Registry() *transform.Registry {
 	rbac.Register(r)
 	validator.Register(r)
 	crosschain.Register(r)
+	for _, e := range extensions() {
+		if e.register != nil {
+			e.register(r)
+		}
+	}
 	return r
 }
 
@@ -30,7 +37,41 @@ func Models() *transform.Models {
 	validator.AddModels(ms)
 	exec.AddModels(ms)
 	crosschain.AddModels(ms)
+	for _, e := range extensions() {
+		if e.addModels != nil {
+			e.addModels(ms)
+		}
+	}
 	return ms
+}
+
+// extension is one application's transforms and models.
+type extension struct {
+	register  func(*transform.Registry)
+	addModels func(*transform.Models)
+}
+
+var (
+	extMu sync.Mutex
+	exts  []extension
+)
+
+// Extend adds an application's transforms (register) and models (addModels;
+// either may be nil) to what Registry, Models and Executor return from then
+// on, in the whole process: the node, the genesis checks and the clients of a
+// plug binary built with it all see them. Call it from an init function, before
+// anything asks for the registry. Every node of a chain must run the same
+// extensions, or the nodes execute blocks differently and the chain halts.
+func Extend(register func(*transform.Registry), addModels func(*transform.Models)) {
+	extMu.Lock()
+	defer extMu.Unlock()
+	exts = append(exts, extension{register, addModels})
+}
+
+func extensions() []extension {
+	extMu.Lock()
+	defer extMu.Unlock()
+	return append([]extension(nil), exts...)
 }
 
 // Executor returns an executor of the built-in transforms and models.
