@@ -1,0 +1,108 @@
+package settlement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/transform"
+	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/crosschain"
+)
+
+// PrepareResult is the outcome of one leg's xchain/prepare transaction.
+type PrepareResult struct {
+	Leg   int    `json:"leg"`
+	Chain string `json:"chain"`
+	TxID  string `json:"tx_id"`
+	// Error is set when the transaction failed or was not committed in time; the
+	// relay may still carry the trade on (a refusal is recorded, not an error).
+	Error string `json:"error,omitempty"`
+}
+
+// PrepareTimeout is how long Prepare waits for each prepare to be committed.
+const PrepareTimeout = 30 * time.Second
+
+// Prepare submits xchain/prepare of every leg of s to the leg's chain (through
+// chains, by chain ID), each signed by the key keyFor chooses, and waits until
+// each is committed (or PrepareTimeout passes). Legs whose chain refuses the
+// transaction outright end the call with an error that says what to do.
+func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed, chains map[string]*client.Client,
+	keyFor func(int, crosschain.Leg) (crypto.PrivateKey, error)) ([]PrepareResult, error) {
+	type nk struct {
+		chain string
+		addr  crypto.Address
+	}
+	nonces := map[nk]uint64{}
+	var out []PrepareResult
+	var ids []hash.Hash
+	for i, l := range s.XTx.Legs {
+		k, err := keyFor(i, l)
+		if err != nil {
+			return nil, err
+		}
+		cl, ok := chains[l.Chain]
+		if !ok {
+			return nil, fmt.Errorf("%w %q (leg %d)", ErrNoChain, l.Chain, i)
+		}
+		key := nk{l.Chain, k.Public().Address()}
+		n, ok := nonces[key]
+		if !ok {
+			if n, err = cl.Nonce(ctx, key.addr); err != nil {
+				return nil, fmt.Errorf("chain %s: reading the nonce of %s: %w", l.Chain, key.addr, err)
+			}
+		}
+		nonces[key] = n + 1
+		t, err := tx.New(reg, l.Chain, &crosschain.Prepare{Tx: *s, Leg: uint32(i)}, tx.Signer{Key: k.Public(), Nonce: n})
+		if err != nil {
+			return nil, fmt.Errorf("prepare leg %d: %w", i, err)
+		}
+		t.Body.Memo = s.XTx.Memo
+		if err := t.Sign(k); err != nil {
+			return nil, fmt.Errorf("prepare leg %d: %w", i, err)
+		}
+		res, err := cl.Submit(ctx, t, false, 0)
+		if err != nil {
+			if errors.Is(err, client.ErrBusy) {
+				return nil, fmt.Errorf("chain %s: %w: its mempool is full, try again shortly", l.Chain, err)
+			}
+			return nil, fmt.Errorf("chain %s refused xchain/prepare of leg %d: %w (do its nodes run the crosschain transforms?)", l.Chain, i, err)
+		}
+		out = append(out, PrepareResult{Leg: i, Chain: l.Chain, TxID: res.ID.String()})
+		ids = append(ids, res.ID)
+	}
+	for i := range out {
+		r, err := chains[out[i].Chain].WaitTx(ctx, ids[i], PrepareTimeout)
+		switch {
+		case errors.Is(err, client.ErrNotFound):
+			out[i].Error = "not committed within " + PrepareTimeout.String() + "; check with `plug query tx " + out[i].TxID + "`"
+		case err != nil:
+			return nil, fmt.Errorf("chain %s: waiting for xchain/prepare of leg %d: %w", out[i].Chain, out[i].Leg, err)
+		case r.Code != exec.OK:
+			out[i].Error = r.Code.String() + ": " + r.Error
+		}
+	}
+	return out, nil
+}
+
+// WaitFinal reads x's status from its chains until it is final or timeout passes
+// (then it returns the last status read, not final), polling every poll.
+func WaitFinal(ctx context.Context, x *crosschain.XTx, chains map[string]Reader, timeout, poll time.Duration) (*Status, error) {
+	end := time.Now().Add(timeout)
+	for {
+		st, err := Query(ctx, x, chains, false)
+		if err != nil || st.Final || time.Now().After(end) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
