@@ -43,7 +43,8 @@ func TestMain(m *testing.M) {
 }
 
 // plug runs the binary with args (a minute at most) and decodes its JSON
-// output into v unless v is nil. HOME and PLUG_* are cleared so the user's
+// output into v unless v is nil (plugErr decodes it even when the command
+// fails, so that a test can look at a reported failure). HOME and PLUG_* are cleared so the user's
 // settings never leak in.
 func plug(t *testing.T, v any, args ...string) {
 	t.Helper()
@@ -66,6 +67,10 @@ func plugErr(t *testing.T, v any, args ...string) error {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
+		if v != nil {
+			// A command that reports a failed outcome still prints it.
+			_ = json.Unmarshal(out.Bytes(), v)
+		}
 		return fmt.Errorf("plug %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out.String(), errb.String())
 	}
 	if v != nil {

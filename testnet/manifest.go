@@ -11,6 +11,9 @@ import (
 // ManifestFile is the name of the manifest inside a testnet directory.
 const ManifestFile = "testnet.json"
 
+// NetworkFile is the logical network file of a sharded testnet.
+const NetworkFile = "network.toml"
+
 // KeyringDir is the unencrypted test keyring inside a testnet directory; it holds
 // "admin" (admin and issuer roles on every chain) and the accounts alice, bob, carol.
 const KeyringDir = "keys"
@@ -23,6 +26,9 @@ type Manifest struct {
 	Chains []Chain `json:"chains"`
 	// Relays are the relay processes between the chains.
 	Relays []Relay `json:"relays,omitempty"`
+	// Network is the logical network file (DIR/network.toml) when the chains are
+	// the shards of one network.
+	Network string `json:"network,omitempty"`
 }
 
 // Relay is one relay process of the testnet (`plug relay start`).

@@ -20,6 +20,8 @@ type Report struct {
 	Dir    string        `json:"dir"`
 	Chains []ChainReport `json:"chains"`
 	Relays []RelayReport `json:"relays,omitempty"`
+	// Network is the logical network file when the chains are shards.
+	Network string `json:"network,omitempty"`
 }
 
 // RelayReport is the status of one relay process: its light clients and the
@@ -72,7 +74,7 @@ func Status(ctx context.Context, dir string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Dir: m.Dir}
+	r := &Report{Dir: m.Dir, Network: m.Network}
 	var wg sync.WaitGroup
 	for _, c := range m.Chains {
 		cr := ChainReport{ChainID: c.ChainID, Nodes: make([]NodeReport, len(c.Nodes))}

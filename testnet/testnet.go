@@ -17,6 +17,7 @@ import (
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/node"
+	"github.com/plugchain/plug/crosschain/shard"
 )
 
 // Accounts are the keys every testnet keyring holds besides the node keys:
@@ -190,8 +191,21 @@ func create(topo *Topology, dir string) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{Dir: dir}
+	var net *shard.Network
+	if topo.Network != "" {
+		net = &shard.Network{Name: topo.Network, Assets: Assets}
+		for _, spec := range topo.Chains {
+			net.Shards = append(net.Shards, shard.Shard{ChainID: spec.ID})
+		}
+		for _, r := range topo.Relays {
+			net.Relays = append(net.Relays, shard.Relay{Name: r.Name, Shards: r.Chains})
+		}
+		if err := net.Check(); err != nil {
+			return nil, err
+		}
+	}
 	k := 0
-	for _, spec := range topo.Chains {
+	for ci, spec := range topo.Chains {
 		var planned []*plannedNode
 		for i := 1; i <= spec.Validators+spec.FullNodes; i++ {
 			full := i > spec.Validators
@@ -222,7 +236,17 @@ func create(topo *Topology, dir string) (*Manifest, error) {
 			planned = append(planned, p)
 			k++
 		}
-		doc, err := chainGenesis(spec.ID, planned, admin, funded, relayers)
+		fund := funded
+		if net != nil {
+			// A shard funds only the accounts it is home to.
+			fund = nil
+			for _, a := range funded {
+				if net.HashShard(a, 0) == spec.ID {
+					fund = append(fund, a)
+				}
+			}
+		}
+		doc, err := chainGenesis(spec.ID, planned, admin, fund, relayers)
 		if err != nil {
 			return nil, err
 		}
@@ -234,6 +258,15 @@ func create(topo *Topology, dir string) (*Manifest, error) {
 			c.Nodes = append(c.Nodes, p.Node)
 		}
 		m.Chains = append(m.Chains, c)
+		if net != nil {
+			net.Shards[ci].Endpoints = c.Endpoints()
+		}
+	}
+	if net != nil {
+		m.Network = filepath.Join(dir, NetworkFile)
+		if err := net.Save(m.Network); err != nil {
+			return nil, err
+		}
 	}
 	for i, spec := range topo.Relays {
 		// Relay ports follow the nodes' two ports each.

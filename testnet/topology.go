@@ -49,6 +49,22 @@ type Topology struct {
 	// client of each other chain of it, created by the admin at `up`, and the
 	// relay process keeps them current and carries crosschain proofs.
 	Relays []RelaySpec `json:"relays,omitempty" toml:"relays"`
+	// Network, when set, makes the chains the shards of one logical network of
+	// that name (see docs/sharding.md): each account is funded on its home shard
+	// only, and `up` writes DIR/network.toml for `--network`.
+	Network string `json:"network,omitempty" toml:"network"`
+}
+
+// ShardTopology returns shards shard chains (shard-0, shard-1, ...) of validators
+// validators each, forming the logical network "local", and, when there are two
+// shards or more, one relay between all of them: `plug testnet up --shards N`.
+func ShardTopology(shards, validators int) *Topology {
+	t := DefaultTopology(shards, validators)
+	for i := range t.Chains {
+		t.Chains[i].ID = fmt.Sprintf("shard-%d", i)
+	}
+	t.Network = "local"
+	return t
 }
 
 // RelaySpec is one relay process of a topology.
@@ -107,7 +123,7 @@ func LoadTopology(path string) (*Topology, error) {
 			return nil, fmt.Errorf("topology %s: %w", path, err)
 		}
 		if un := md.Undecoded(); len(un) > 0 {
-			return nil, fmt.Errorf("topology %s: unknown field %q (known: base_port, chains.id, chains.validators, chains.full_nodes, relays.name, relays.chains)", path, un[0].String())
+			return nil, fmt.Errorf("topology %s: unknown field %q (known: base_port, network, chains.id, chains.validators, chains.full_nodes, relays.name, relays.chains)", path, un[0].String())
 		}
 	}
 	if err := t.Normalize(); err != nil {
@@ -147,6 +163,9 @@ func (t *Topology) Normalize() error {
 			return fmt.Errorf("chain %s: %d full nodes: use 0 to %d", c.ID, c.FullNodes, MaxFullNodes)
 		}
 		nodes += c.Validators + c.FullNodes
+	}
+	if t.Network != "" && !chainIDRe.MatchString(t.Network) {
+		return fmt.Errorf("network %q: use 1 to 64 of a-z 0-9 and -", t.Network)
 	}
 	if err := t.normalizeRelays(seen); err != nil {
 		return err

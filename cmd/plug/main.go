@@ -33,6 +33,7 @@ func groups() []*cli.Command {
 		queryCommand(),
 		settleCommand(),
 		xchainCommand(),
+		networkCommand(),
 		testnetCommand(),
 		relayCommand(),
 		versionCommand(),

@@ -30,6 +30,8 @@ func queryCommand() *cli.Command {
 			"\"verified\": true. A proof that does not verify is an error (exit code 1).",
 		Subcommands: []*cli.Command{
 			queryBalanceCommand(),
+			queryBalancesCommand(),
+			querySupplyCommand(),
 			queryStateCommand(),
 			queryBlockCommand(),
 			queryHeaderCommand(),
@@ -79,7 +81,8 @@ func queryBalanceCommand() *cli.Command {
 		Usage: "an account's balance of an asset",
 		UsageText: "plug query balance --account ACCOUNT --asset NAME [--prove] [--height H]\n\n" +
 			"plug query balance --testnet ./tn --chain alpha --account bob --asset USD --output json\n" +
-			"plug query balance --node http://127.0.0.1:26657 --account 3f2a…91c0 --asset USD --prove",
+			"plug query balance --node http://127.0.0.1:26657 --account 3f2a…91c0 --asset USD --prove\n" +
+			"plug query balance --network /tmp/sh/network.toml --account bob --asset USD --prove   # on bob's shard",
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "account", Usage: "account: key name or address"},
 			&cli.StringFlag{Name: "asset", Usage: "asset name"},
@@ -94,7 +97,18 @@ func queryBalanceCommand() *cli.Command {
 				return err
 			}
 			prove := e.c.Bool("prove")
-			v, res, err := e.client.ProvenBalance(e.ctx(), a, addr, e.c.Uint64("height"), prove)
+			cl := e.client
+			if e.shards != nil && !e.c.IsSet("chain") {
+				// The account's home shard holds its balance.
+				home, err := e.shards.Home(e.ctx(), addr)
+				if err != nil {
+					return err
+				}
+				if cl, err = e.shards.Chain(home); err != nil {
+					return err
+				}
+			}
+			v, res, err := cl.ProvenBalance(e.ctx(), a, addr, e.c.Uint64("height"), prove)
 			if err != nil {
 				return proofHint(err)
 			}

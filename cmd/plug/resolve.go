@@ -17,6 +17,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/node"
+	"github.com/plugchain/plug/crosschain/shard"
 	"github.com/plugchain/plug/testnet"
 )
 
@@ -36,6 +37,11 @@ func clientFlags() []cli.Flag {
 		&cli.StringFlag{
 			Name:  "testnet",
 			Usage: "use the local testnet in this directory (`plug testnet up --dir DIR`): its nodes and its test keyring DIR/keys",
+		},
+		&cli.StringFlag{
+			Name: "network",
+			Usage: "talk to the logical (sharded) network declared in this file (e.g. DIR/network.toml of `plug testnet up --shards N`): " +
+				"tx transfer and query balance|supply route to the right shards; other commands need --chain SHARD",
 		},
 		&cli.StringFlag{
 			Name:  "chain",
@@ -59,7 +65,14 @@ type env struct {
 	// testnetKeys is DIR/keys for --testnet (unless --keyring-dir is given).
 	testnetKeys string
 	kr          *keyring.Keyring
+	// shards is the client of the --network; client is then the --chain shard's
+	// (or the first shard's, for the commands that route by account).
+	shards *shard.Client
 }
+
+// routedCommands work on a whole --network without --chain.
+var routedCommands = map[string]bool{"plug tx transfer": true, "plug query balance": true, "plug query balances": true,
+	"plug query supply": true, "plug network place": true}
 
 // newEnv resolves the endpoints and the chain of a client command.
 func newEnv(c *cli.Context) (*env, error) {
@@ -71,6 +84,12 @@ func newEnv(c *cli.Context) (*env, error) {
 	var endpoints []string
 	nodes := c.StringSlice("node")
 	dir := c.String("testnet")
+	if f := c.String("network"); f != "" {
+		if dir != "" || len(nodes) > 0 {
+			return nil, errors.New("give --network, --testnet or --node, not several")
+		}
+		return e, e.useNetwork(f)
+	}
 	switch {
 	case dir != "" && len(nodes) > 0:
 		return nil, errors.New("give --node or --testnet, not both")
@@ -122,6 +141,34 @@ func newEnv(c *cli.Context) (*env, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// useNetwork loads the network file and connects to its shards. A network file
+// beside a testnet manifest uses that testnet's keyring.
+func (e *env) useNetwork(path string) error {
+	net, err := shard.Load(path)
+	if err != nil {
+		return fmt.Errorf("%w (see docs/sharding.md)", err)
+	}
+	if e.shards, err = shard.NewClient(net, shard.WithClientOptions(client.WithTimeout(e.c.Duration("request-timeout")))); err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(filepath.Join(dir, testnet.ManifestFile)); err == nil {
+		e.testnetKeys = filepath.Join(dir, testnet.KeyringDir)
+	}
+	id := e.chainID
+	if id == "" {
+		if !routedCommands[commandPath(e.c)] {
+			return fmt.Errorf("%s works on one chain: add --chain with one of the network's shards %v", commandPath(e.c), net.ChainIDs())
+		}
+		id = net.Shards[0].ChainID
+	}
+	if e.client, err = e.shards.Chain(id); err != nil {
+		return err
+	}
+	e.chainID = id
+	return nil
 }
 
 // localURL turns a listen address into a URL to dial (0.0.0.0 becomes 127.0.0.1).

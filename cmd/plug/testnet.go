@@ -46,11 +46,13 @@ func testnetCommand() *cli.Command {
 					"  plug testnet up --dir /tmp/tn --detach                     # 1 chain (alpha) of 4 validators, in the background\n" +
 					"  plug testnet up --dir /tmp/tn --chains 2 --validators 4    # alpha, beta and relay-1; Ctrl-C stops them\n" +
 					"  plug testnet up --dir /tmp/tn --topology net.toml --detach\n" +
+					"  plug testnet up --dir /tmp/sh --shards 4 --validators 4 --detach   # a sharded network: DIR/network.toml\n" +
 					"  plug testnet up --dir /tmp/tn --reset --detach             # throw the old one away first",
 				Flags: []cli.Flag{
 					dirFlag(),
 					&cli.StringFlag{Name: "topology", Usage: "topology file (TOML, or JSON when it ends in .json); see docs/testnet.md"},
 					&cli.IntFlag{Name: "chains", Value: 1, Usage: "number of chains, without --topology"},
+					&cli.IntFlag{Name: "shards", Usage: "instead of --chains: this many shard chains (shard-0, ...) of one logical network, with DIR/network.toml for --network"},
 					&cli.IntFlag{Name: "validators", Value: 4, Usage: "validators per chain, without --topology"},
 					&cli.IntFlag{Name: "full-nodes", Usage: "full nodes per chain, without --topology"},
 					&cli.IntFlag{Name: "relays", Usage: "relays connecting all the chains, without --topology (default: 1 when there are 2 chains or more, else 0)"},
@@ -139,7 +141,7 @@ func testnetUp(c *cli.Context) error {
 	}
 	var topo *testnet.Topology
 	if f := c.String("topology"); f != "" {
-		for _, n := range []string{"chains", "validators", "full-nodes", "relays", "base-port"} {
+		for _, n := range []string{"chains", "shards", "validators", "full-nodes", "relays", "base-port"} {
 			if c.IsSet(n) {
 				return fmt.Errorf("--%s and --topology exclude each other: put it in the topology file", n)
 			}
@@ -149,6 +151,12 @@ func testnetUp(c *cli.Context) error {
 		}
 	} else {
 		topo = testnet.DefaultTopology(c.Int("chains"), c.Int("validators"))
+		if c.IsSet("shards") {
+			if c.IsSet("chains") {
+				return errors.New("--shards and --chains exclude each other: a sharded network's chains are its shards")
+			}
+			topo = testnet.ShardTopology(c.Int("shards"), c.Int("validators"))
+		}
 		topo.BasePort = c.Int("base-port")
 		for i := range topo.Chains {
 			topo.Chains[i].FullNodes = c.Int("full-nodes")
@@ -161,7 +169,7 @@ func testnetUp(c *cli.Context) error {
 		}
 	}
 	if _, err := testnet.LoadManifest(dir); err == nil && !c.Bool("reset") &&
-		(c.IsSet("topology") || c.IsSet("chains") || c.IsSet("validators") || c.IsSet("full-nodes") || c.IsSet("relays") || c.IsSet("base-port")) {
+		(c.IsSet("topology") || c.IsSet("chains") || c.IsSet("shards") || c.IsSet("validators") || c.IsSet("full-nodes") || c.IsSet("relays") || c.IsSet("base-port")) {
 		o.Warn("%s already holds a testnet: starting it again as it was (the topology flags are ignored; --reset makes a new one)", dir)
 	}
 
@@ -267,9 +275,16 @@ func printTestnet(c *cli.Context, o *output, dir string, foreground bool) error 
 			return err
 		}
 		fmt.Fprintf(w, "\nkeyring: %s (unencrypted; admin, alice, bob, carol and one key per node and relay)\n", filepath.Join(dir, testnet.KeyringDir))
-		fmt.Fprintf(w, "try:     plug query balance --testnet %s%s --account alice --asset USD\n", dir, chainHint(r))
-		fmt.Fprintf(w, "         plug tx transfer --testnet %s%s --from alice --to bob --asset USD --amount 5 --wait\n", dir, chainHint(r))
-		if len(r.Relays) > 0 && len(r.Chains) > 1 {
+		if r.Network != "" {
+			fmt.Fprintf(w, "network: %s (%d shards; each account lives on one, see `plug network place`)\n", r.Network, len(r.Chains))
+			fmt.Fprintf(w, "try:     plug tx transfer --network %s --from alice --to carol --asset USD --amount 5 --wait\n", r.Network)
+			fmt.Fprintf(w, "         plug query balances --network %s --asset USD --accounts alice,bob,carol --prove\n", r.Network)
+			fmt.Fprintf(w, "         plug query supply --network %s --asset USD --prove\n", r.Network)
+		} else {
+			fmt.Fprintf(w, "try:     plug query balance --testnet %s%s --account alice --asset USD\n", dir, chainHint(r))
+			fmt.Fprintf(w, "         plug tx transfer --testnet %s%s --from alice --to bob --asset USD --amount 5 --wait\n", dir, chainHint(r))
+		}
+		if r.Network == "" && len(r.Relays) > 0 && len(r.Chains) > 1 {
 			a, b := r.Chains[0].ChainID, r.Chains[1].ChainID
 			fmt.Fprintf(w, "         plug settle dvp --testnet %s --seller alice --buyer bob --delivery %s:EUR:100 --payment %s:USD:110 --wait\n", dir, a, b)
 		}

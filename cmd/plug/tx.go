@@ -136,12 +136,21 @@ func txAction(build func(e *env, s *signer) (transform.Transform, error)) cli.Ac
 			return err
 		}
 		tr, err := build(e, s)
+		if r, ok := err.(routed); ok {
+			return r.err // carried out over the --network already
+		}
 		if err != nil {
 			return err
 		}
 		return e.submit(s, tr)
 	}
 }
+
+// routed is what a tx command's build returns when it carried the transaction
+// out itself over a --network: err is its outcome, nil on success.
+type routed struct{ err error }
+
+func (r routed) Error() string { return fmt.Sprint("routed over the network: ", r.err) }
 
 // txOut is a submitted transaction in --output json.
 type txOut struct {
@@ -239,10 +248,14 @@ func (e *env) submit(s *signer, tr transform.Transform) error {
 func txTransferCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "transfer",
-		Usage: "move an amount of an asset from the signer to an account",
+		Usage: "move an amount of an asset from the signer to an account (across shards with --network)",
 		UsageText: "plug tx transfer --from KEY --to ACCOUNT --asset NAME --amount N [--wait]\n\n" +
 			"plug tx transfer --node http://127.0.0.1:26657 --from alice --to bob --asset USD --amount 25 --wait\n" +
-			"plug tx transfer --testnet ./tn --from bob --to 3f2a…91c0 --asset USD --amount 5 --output json",
+			"plug tx transfer --testnet ./tn --from bob --to 3f2a…91c0 --asset USD --amount 5 --output json\n" +
+			"plug tx transfer --network /tmp/sh/network.toml --from alice --to bob --asset USD --amount 5 --wait   # across shards if need be",
+		Description: "With --network, the transfer goes to the payer's shard when both accounts live there, and\n" +
+			"otherwise becomes a crosschain transaction coordinated by the payer's shard that settles on both\n" +
+			"shards or neither (see docs/sharding.md); --wait waits until it is final.",
 		Flags: txFlags(
 			&cli.StringFlag{Name: "to", Usage: "receiving account: key name or address"},
 			&cli.StringFlag{Name: "asset", Usage: "asset name"},
@@ -260,6 +273,9 @@ func txTransferCommand() *cli.Command {
 			n, err := needAmount(e.c)
 			if err != nil {
 				return nil, err
+			}
+			if e.shards != nil && !e.c.IsSet("chain") {
+				return nil, routed{networkTransfer(e, s, to, a, n)}
 			}
 			return &asset.Transfer{Asset: a, From: s.key.Public().Address(), To: to, Amount: n}, nil
 		}),
