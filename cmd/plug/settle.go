@@ -20,10 +20,8 @@ import (
 	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
-	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/transform"
-	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/settlement"
 	"github.com/plugchain/plug/testnet"
@@ -362,12 +360,7 @@ func (x *xenv) load(id hash.Hash) (*record, error) {
 }
 
 // prepareOut is a submitted xchain/prepare.
-type prepareOut struct {
-	Leg   int    `json:"leg"`
-	Chain string `json:"chain"`
-	TxID  string `json:"tx_id"`
-	Error string `json:"error,omitempty"`
-}
+type prepareOut = settlement.PrepareResult
 
 // settleOut is a trade in --output json.
 type settleOut struct {
@@ -468,82 +461,20 @@ func (x *xenv) prepare(s *crosschain.Signed, keys []crypto.PrivateKey) ([]prepar
 
 // prepareBy is prepare with the submitter of each leg's prepare chosen by keyFor.
 func (x *xenv) prepareBy(s *crosschain.Signed, keyFor func(int, crosschain.Leg) (crypto.PrivateKey, error)) ([]prepareOut, error) {
-	reg := xchainRegistry()
-	ctx := x.ctx()
-	type nk struct {
-		chain string
-		addr  crypto.Address
-	}
-	nonces := map[nk]uint64{}
-	var out []prepareOut
-	var ids []hash.Hash
-	for i, l := range s.XTx.Legs {
-		k, err := keyFor(i, l)
-		if err != nil {
-			return nil, err
-		}
-		cl := x.clients[l.Chain]
-		key := nk{l.Chain, k.Public().Address()}
-		n, ok := nonces[key]
-		if !ok {
-			if n, err = cl.Nonce(ctx, key.addr); err != nil {
-				return nil, fmt.Errorf("chain %s: reading the nonce of %s: %w", l.Chain, key.addr, err)
-			}
-		}
-		nonces[key] = n + 1
-		t, err := tx.New(reg, l.Chain, &crosschain.Prepare{Tx: *s, Leg: uint32(i)}, tx.Signer{Key: k.Public(), Nonce: n})
-		if err != nil {
-			return nil, err
-		}
-		t.Body.Memo = s.XTx.Memo
-		if err := t.Sign(k); err != nil {
-			return nil, err
-		}
-		res, err := cl.Submit(ctx, t, false, 0)
-		if err != nil {
-			if errors.Is(err, client.ErrBusy) {
-				return nil, fmt.Errorf("chain %s: %w: its mempool is full, try again shortly", l.Chain, err)
-			}
-			return nil, fmt.Errorf("chain %s refused xchain/prepare of leg %d: %w (do its nodes run the crosschain transforms?)", l.Chain, i, err)
-		}
-		out = append(out, prepareOut{Leg: i, Chain: l.Chain, TxID: res.ID.String()})
-		ids = append(ids, res.ID)
-	}
-	for i := range out {
-		r, err := x.clients[out[i].Chain].WaitTx(ctx, ids[i], 30*time.Second)
-		switch {
-		case errors.Is(err, client.ErrNotFound):
-			out[i].Error = "not committed within 30s; check with `plug query tx " + out[i].TxID + "`"
-		case err != nil:
-			return nil, fmt.Errorf("chain %s: waiting for xchain/prepare of leg %d: %w", out[i].Chain, out[i].Leg, err)
-		case r.Code != exec.OK:
-			out[i].Error = r.Code.String() + ": " + r.Error
-		}
-	}
-	return out, nil
+	return settlement.Prepare(x.ctx(), xchainRegistry(), s, x.clients, keyFor)
 }
 
 // waitFinal reads the trade's status, and with wait polls until it is final or
 // timeout passes.
 func (x *xenv) waitFinal(xt *crosschain.XTx, wait bool, timeout time.Duration) (*settlement.Status, error) {
-	ctx := x.ctx()
-	end := time.Now().Add(timeout)
+	if !wait {
+		timeout = 0
+	}
 	var st *settlement.Status
 	err := waitBar(x.out, "waiting for the trade to be final", func() error {
-		for {
-			var err error
-			if st, err = settlement.Query(ctx, xt, x.readers(), false); err != nil {
-				return err
-			}
-			if !wait || st.Final || time.Now().After(end) {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(250 * time.Millisecond):
-			}
-		}
+		var err error
+		st, err = settlement.WaitFinal(x.ctx(), xt, x.readers(), timeout, 250*time.Millisecond)
+		return err
 	})
 	return st, err
 }
