@@ -150,13 +150,12 @@ func TestShardedNetwork(t *testing.T) {
 	if err := plan.Check(); err != nil {
 		t.Fatal(err)
 	}
-	// alice stays on shard-0 although generation 1 would place her on shard-2.
-	alice := onShard(t, plan, "alice", "shard-0", 0, "")
 	bob := onShard(t, plan, "bob", "shard-1", 0, "")
 	carol := onShard(t, plan, "carol", "shard-0", 0, "")
+	// alice stays on shard-0 although generation 1 would place her on shard-2.
 	probe := *plan
 	probe.Shards = append(append([]shard.Shard(nil), plan.Shards...), shard.Shard{ChainID: "shard-2", Generation: 1})
-	alice = onShard(t, &probe, "alice", "shard-0", 0, "shard-2")
+	alice := onShard(t, &probe, "alice", "shard-0", 0, "shard-2")
 	a, b, c := alice.Public().Address(), bob.Public().Address(), carol.Public().Address()
 
 	u0, c0 := startShard(t, "shard-0", []crypto.Address{a, c})
