@@ -26,15 +26,7 @@ var (
 // deadlines, and a malicious relay that forges and replays proofs. A failing run
 // prints its seed; -xchain.seed=N replays it exactly.
 func TestRandomized(t *testing.T) {
-	runs := *flagRuns
-	if testing.Short() {
-		runs /= 8
-	}
-	base := uint64(time.Now().UnixNano())
-	if *flagSeed != 0 {
-		base, runs = *flagSeed, 1
-	}
-	t.Logf("base seed %d (rerun one run with -xchain.seed=<seed>)", base)
+	base, runs := seeds(t, *flagRuns)
 	t.Cleanup(func() {
 		t.Logf("%d runs: %d trades committed, %d aborted; %d forged steps refused, %d replays, %d halts",
 			runs, stats.committed.Load(), stats.aborted.Load(), stats.forged.Load(), stats.replays.Load(), stats.halts.Load())
@@ -60,15 +52,7 @@ var flagShardRuns = flag.Int("shard.runs", 40, "runs of TestShardedTransfers per
 // in flight between a finished Out leg and its In leg) stays what it was at
 // genesis, at every step. -xchain.seed=N replays one run of each fraction.
 func TestShardedTransfers(t *testing.T) {
-	runs := *flagShardRuns
-	if testing.Short() {
-		runs /= 8
-	}
-	base := uint64(time.Now().UnixNano())
-	if *flagSeed != 0 {
-		base, runs = *flagSeed, 1
-	}
-	t.Logf("base seed %d (rerun one run with -xchain.seed=<seed>)", base)
+	base, runs := seeds(t, *flagShardRuns)
 	for _, frac := range []float64{0, 0.1, 0.5, 1} {
 		t.Run(fmt.Sprintf("cross=%g", frac), func(t *testing.T) {
 			var cross, intra atomic.Int64
@@ -180,6 +164,20 @@ func (s *sim) checkSupply() {
 			s.t.Fatalf("%s: supply over the shards (with in-flight transfers) is %d, genesis %d", a, total[a], s.sh.supply0[a])
 		}
 	}
+}
+
+// seeds returns the first seed and the number of runs of a randomized test:
+// runs from a time-based seed (an eighth with -short), or the one -xchain.seed.
+func seeds(t *testing.T, runs int) (base uint64, n int) {
+	if testing.Short() {
+		runs /= 8
+	}
+	base = uint64(time.Now().UnixNano())
+	if *flagSeed != 0 {
+		base, runs = *flagSeed, 1
+	}
+	t.Logf("base seed %d (rerun one run with -xchain.seed=<seed>)", base)
+	return base, runs
 }
 
 var stats struct{ committed, aborted, forged, replays, halts atomic.Int64 }

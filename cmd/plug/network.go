@@ -219,20 +219,8 @@ func queryBalancesCommand() *cli.Command {
 		Usage: "the balances of a set of accounts, each read on its shard, and their total",
 		UsageText: "plug query balances --network FILE --asset NAME --accounts A,B,... [--prove]\n\n" +
 			"plug query balances --network /tmp/sh/network.toml --asset USD --accounts alice,bob,carol --prove",
-		Flags: append([]cli.Flag{
-			&cli.StringSliceFlag{Name: "accounts", Usage: "key names or addresses (comma-separated or repeated)"},
-			&cli.StringFlag{Name: "asset", Usage: "asset name"},
-			&cli.BoolFlag{Name: "prove", Usage: "verify each answer against its shard's certified header"},
-		}, clientFlags()...),
-		Action: clientAction(0, func(e *env) error {
-			sc, err := e.networkOnly()
-			if err != nil {
-				return err
-			}
-			a, err := needString(e.c, "asset", "the asset name, e.g. USD")
-			if err != nil {
-				return err
-			}
+		Flags: aggregateFlags(&cli.StringSliceFlag{Name: "accounts", Usage: "key names or addresses (comma-separated or repeated)"}),
+		Action: aggregateAction(func(e *env, sc *shard.Client, a string) error {
 			var addrs []crypto.Address
 			names := map[crypto.Address]string{}
 			for _, v := range e.c.StringSlice("accounts") {
@@ -276,19 +264,8 @@ func querySupplyCommand() *cli.Command {
 		Usage: "an asset's total supply, summed over the network's shards (each answer proven with --prove)",
 		UsageText: "plug query supply --network FILE --asset NAME [--prove]\n\n" +
 			"plug query supply --network /tmp/sh/network.toml --asset USD --prove --output json",
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "asset", Usage: "asset name"},
-			&cli.BoolFlag{Name: "prove", Usage: "verify each shard's answer against its certified header"},
-		}, clientFlags()...),
-		Action: clientAction(0, func(e *env) error {
-			sc, err := e.networkOnly()
-			if err != nil {
-				return err
-			}
-			a, err := needString(e.c, "asset", "the asset name, e.g. USD")
-			if err != nil {
-				return err
-			}
+		Flags: aggregateFlags(),
+		Action: aggregateAction(func(e *env, sc *shard.Client, a string) error {
 			agg, err := sc.Supply(e.ctx(), a, e.c.Bool("prove"))
 			if err != nil {
 				return proofHint(err)
@@ -306,6 +283,31 @@ func querySupplyCommand() *cli.Command {
 			})
 		}),
 	}
+}
+
+// aggregateFlags are the flags of a query over a whole network, then extra.
+func aggregateFlags(extra ...cli.Flag) []cli.Flag {
+	fl := append(extra,
+		&cli.StringFlag{Name: "asset", Usage: "asset name"},
+		&cli.BoolFlag{Name: "prove", Usage: "verify each shard's answer against its certified header"},
+	)
+	return append(fl, clientFlags()...)
+}
+
+// aggregateAction wraps a query over a whole network: it needs --network and
+// --asset.
+func aggregateAction(run func(e *env, sc *shard.Client, assetName string) error) cli.ActionFunc {
+	return clientAction(0, func(e *env) error {
+		sc, err := e.networkOnly()
+		if err != nil {
+			return err
+		}
+		a, err := needString(e.c, "asset", "the asset name, e.g. USD")
+		if err != nil {
+			return err
+		}
+		return run(e, sc, a)
+	})
 }
 
 // networkOnly returns the network client or says how to get one.
