@@ -146,6 +146,18 @@ func (r *Registry) Decode(name string, payload []byte) (Transform, error) {
 	return v.Interface().(Transform), nil
 }
 
+// New returns a new zero transform of type name, for callers that fill it from
+// another encoding (e.g. JSON from a command line) before encoding it canonically.
+func (r *Registry) New(name string) (Transform, error) {
+	r.mu.RLock()
+	t, ok := r.types[name]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTransform, name)
+	}
+	return reflect.New(t).Interface().(Transform), nil
+}
+
 // Name returns the type name under which tr's struct type is registered.
 func (r *Registry) Name(tr Transform) (string, error) {
 	t := reflect.TypeOf(tr)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,7 @@ func txCommand() *cli.Command {
 			txStakeCommand(true),
 			txStakeCommand(false),
 			txTransferPowerCommand(),
+			txSubmitCommand(),
 		},
 	}
 }
@@ -279,6 +281,67 @@ func txTransferCommand() *cli.Command {
 			}
 			return &asset.Transfer{Asset: a, From: s.key.Public().Address(), To: to, Amount: n}, nil
 		}),
+	}
+}
+
+// txSubmitCommand returns `plug tx submit`: any registered transform, its payload
+// given as JSON — the way to call an application's own transforms.
+func txSubmitCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "submit",
+		Usage: "sign and submit any registered transform, its payload given as JSON",
+		UsageText: "plug tx submit --type TYPE --payload JSON|@FILE --from KEY [--wait]\n\n" +
+			"plug tx submit --testnet ./tn --from alice --type asset/transfer \\\n" +
+			"    --payload '{\"asset\":\"USD\",\"from\":\"<alice's address>\",\"to\":\"<bob's address>\",\"amount\":5}' --wait\n" +
+			"plug-example tx submit --testnet ./tn --chain alpha --from carol --type oracle/publish --payload @price.json --wait",
+		Description: "The payload is the transform's JSON form (its struct's json field names; addresses and hashes in hex).\n" +
+			"Unknown fields are errors. `plug tx submit --list` prints the transform types this binary knows\n" +
+			"(application transforms are added with builtin.Extend, see docs/tutorial.md).",
+		Flags: txFlags(
+			&cli.StringFlag{Name: "type", Usage: "transform type, e.g. asset/transfer"},
+			&cli.StringFlag{Name: "payload", Usage: "the transform as JSON, or @FILE to read it from a file"},
+			&cli.BoolFlag{Name: "list", Usage: "print the known transform types and exit"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.Bool("list") {
+				o, err := newOutput(c)
+				if err != nil {
+					return err
+				}
+				names := builtin.Registry().Names()
+				return o.Emit(names, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, strings.Join(names, "\n"))
+					return err
+				})
+			}
+			return txAction(func(e *env, _ *signer) (transform.Transform, error) {
+				typ, err := needString(e.c, "type", "the transform type (see --list)")
+				if err != nil {
+					return nil, err
+				}
+				tr, err := builtin.Registry().New(typ)
+				if err != nil {
+					return nil, fmt.Errorf("--type: %w (see `plug tx submit --list`)", err)
+				}
+				payload, err := needString(e.c, "payload", "the transform as JSON, or @FILE")
+				if err != nil {
+					return nil, err
+				}
+				if f, ok := strings.CutPrefix(payload, "@"); ok {
+					b, err := os.ReadFile(f)
+					if err != nil {
+						return nil, fmt.Errorf("--payload: %w", err)
+					}
+					payload = string(b)
+				}
+				dec := json.NewDecoder(strings.NewReader(payload))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(tr); err != nil {
+					return nil, fmt.Errorf("--payload is not a %s: %w", typ, err)
+				}
+				return tr, nil
+			})(c)
+		},
 	}
 }
 
