@@ -1,4 +1,4 @@
-package main
+package plugcli
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	plugBin = filepath.Join(dir, "plug")
-	build := exec.Command("go", "build", "-o", plugBin, ".")
+	build := exec.Command("go", "build", "-o", plugBin, "github.com/plugchain/plug/cmd/plug")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building plug:", err)

@@ -1,4 +1,4 @@
-package main
+package plugcli
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package main
+package plugcli
 
 import "github.com/urfave/cli/v2"
 
