@@ -8,6 +8,7 @@ import (
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/node"
+	"github.com/plugchain/plug/crosschain/shard"
 )
 
 // TestCreate checks what up writes before it starts anything: the keyring,
@@ -85,5 +86,52 @@ func TestCreate(t *testing.T) {
 	}
 	if _, err := prepare(topo, t.TempDir()+"/..", Options{}); err == nil {
 		t.Error("a non-empty directory without a testnet is accepted")
+	}
+}
+
+// TestCreateSharded: a sharded topology writes the network file, and each account
+// is funded on its home shard only.
+func TestCreateSharded(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sh")
+	topo := ShardTopology(3, 1)
+	if err := topo.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := prepare(topo, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := shard.Load(filepath.Join(dir, NetworkFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Network != filepath.Join(dir, NetworkFile) || len(net.Shards) != 3 || len(net.Relays) != 1 || net.Shards[2].ChainID != "shard-2" {
+		t.Fatalf("network %+v, manifest %+v", net, m)
+	}
+	kr, err := keyring.Open(filepath.Join(dir, KeyringDir), keyring.Test, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"alice", "bob", "carol"} {
+		info, _ := kr.Info(name)
+		home := net.HashShard(info.Address, 0)
+		for i, c := range m.Chains {
+			if got := net.Shards[i].Endpoints; len(got) != 1 || got[0] != c.Nodes[0].HTTP {
+				t.Fatalf("%s endpoints %v, want its node %s", c.ChainID, got, c.Nodes[0].HTTP)
+			}
+			h, err := node.LoadHome(c.Nodes[0].Home)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range h.Config.Genesis.Assets {
+				if a.Name != "USD" {
+					continue
+				}
+				_, funded := a.Balances[info.Address.String()]
+				if funded != (c.ChainID == home) {
+					t.Errorf("%s funded on %s: %t, its home is %s", name, c.ChainID, funded, home)
+				}
+			}
+		}
 	}
 }
