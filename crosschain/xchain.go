@@ -116,9 +116,13 @@ func (t *Prepare) refusal(ctx *transform.Context, st transform.State, l Leg) (st
 		}
 		return "", err
 	}
-	pol, err := rbac.Load(st)
-	if err != nil {
-		return "", err
+	pol := ctx.Policy
+	if pol == nil {
+		p, err := rbac.Load(st)
+		if err != nil {
+			return "", err
+		}
+		pol = p
 	}
 	if err := pol.Allow(TypePrepare, []crypto.Address{l.From}); err != nil {
 		if errors.Is(err, transform.ErrUnauthorized) {

@@ -311,6 +311,9 @@ func (e *Executor) run(p *prepared, policy *rbac.Policy, o *overlay) (rc Receipt
 	}
 	err := e.authorize(p, policy)
 	if err == nil {
+		// The block's policy, reloaded after every transaction that may change it,
+		// is what rbac.Load on this transaction's view would return.
+		p.ctx.Policy = policy
 		err = e.call(p, v)
 	}
 	code := OK

@@ -26,6 +26,16 @@ type Context struct {
 	Signers []crypto.Address
 	// SignerKeys are the signers' public keys, in the same order.
 	SignerKeys []crypto.PublicKey
+	// Policy is the chain's RBAC policy as of this transaction, set by the executor
+	// (nil elsewhere): a transform that asks whether some other identity may call a
+	// transform uses it instead of loading the policy from state once per call.
+	Policy Authorizer
+}
+
+// Authorizer answers whether signers hold a role permitting a transform type
+// (rbac.Policy is one); the error wraps ErrUnauthorized when they do not.
+type Authorizer interface {
+	Allow(transformType string, signers []crypto.Address) error
 }
 
 // Signed reports whether addr signed the transaction.
