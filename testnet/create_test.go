@@ -53,7 +53,7 @@ func TestCreate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", n.Name, err)
 			}
-			if h.Config.Name != n.Name || h.Config.ChainID != c.ChainID || h.Config.Validator != n.Validator {
+			if h.Config.Name != n.Name || h.Config.ChainID != c.ChainID || h.Config.Validator != n.Validator || h.Config.StateCacheNodes != TestnetStateCache {
 				t.Errorf("%s: config %+v", n.Name, h.Config)
 			}
 			if len(h.Config.Peers) != len(c.Nodes)-1 {

@@ -8,6 +8,10 @@ import (
 	"github.com/plugchain/plug/chain/node"
 )
 
+// TestnetStateCache is the state-tree node cache of a testnet node (the
+// default of a production node is state.DefaultNodeCache).
+const TestnetStateCache = 400_000
+
 // writeHome writes a node's home with chain/node's WriteHome: config.toml
 // (listening on 127.0.0.1, every other node of the chain as a peer, the
 // chain's full nodes allowed in), genesis.json and node_key.json.
@@ -16,6 +20,9 @@ func writeHome(p *plannedNode, chain []*plannedNode, doc *genesis.Doc) error {
 	f.P2P.Listen = "/ip4/127.0.0.1/tcp/" + strconv.Itoa(p.p2pP)
 	f.HTTP.Listen = strings.TrimPrefix(p.HTTP, "http://")
 	f.Log.Format = "plain" // node.log is a file, not a terminal
+	// Every node of every chain shares this machine: a tenth of the default
+	// state cache keeps a 16-node testnet under load within a few GiB.
+	f.Storage.StateCacheNodes = TestnetStateCache
 	for _, o := range chain {
 		if o == p {
 			continue

@@ -59,6 +59,14 @@ type FileConfig struct {
 	HTTP      HTTPConfig      `toml:"http"`
 	Consensus ConsensusConfig `toml:"consensus"`
 	Log       LogConfig       `toml:"log"`
+	Storage   StorageConfig   `toml:"storage"`
+}
+
+// StorageConfig is the [storage] section; zero values mean the defaults.
+type StorageConfig struct {
+	// StateCacheNodes bounds the decoded state-tree nodes kept in memory (about
+	// 150-300 bytes each); 0 means state.DefaultNodeCache.
+	StateCacheNodes int `toml:"state_cache_nodes"`
 }
 
 // P2PConfig is the [p2p] section.
@@ -218,7 +226,7 @@ func LoadHome(dir string) (*Home, error) {
 	h.Config = Config{
 		Name: f.Name, Home: dir, Genesis: gen, ChainID: gen.ChainID, Key: key, Validator: f.Validator,
 		P2PListen: f.P2P.Listen, Peers: f.P2P.Peers, AllowPeers: f.P2P.AllowPeers, PrivateNetwork: psk,
-		MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes,
+		MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes, StateCacheNodes: f.Storage.StateCacheNodes,
 	}
 	if c != (ConsensusConfig{MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes}) {
 		d := consensus.DefaultTimeouts()
@@ -313,6 +321,9 @@ func (f *FileConfig) check(path string) error {
 		if d.Duration < 0 {
 			return cfgErr(path, "consensus."+name, "negative duration %s", d)
 		}
+	}
+	if f.Storage.StateCacheNodes < 0 {
+		return cfgErr(path, "storage.state_cache_nodes", "must not be negative (0 means the default)")
 	}
 	if c.MaxBlockTxs < 0 || c.MaxBlockBytes < 0 {
 		return cfgErr(path, "consensus.max_block_txs", "block limits must not be negative")
@@ -524,6 +535,10 @@ rebroadcast = {{q .Consensus.Rebroadcast.String}}
 new_height = {{q .Consensus.NewHeight.String}}
 max_block_txs = {{.Consensus.MaxBlockTxs}}
 max_block_bytes = {{.Consensus.MaxBlockBytes}}
+
+[storage]
+# Decoded state-tree nodes kept in memory (each ~150-300 bytes); 0 means the default (4,000,000).
+state_cache_nodes = {{.Storage.StateCacheNodes}}
 
 [log]
 # debug, info, warn or error; ` + "`plug node start --log-level`" + ` overrides it.

@@ -41,6 +41,9 @@ func TestHomeRoundTrip(t *testing.T) {
 	if h.HTTPListen != DefaultHTTPListen || h.LogLevels["plug/node"] != "debug" || len(h.Config.Peers) != 1 {
 		t.Fatalf("home %+v", h)
 	}
+	if h.Config.StateCacheNodes != 0 {
+		t.Fatalf("state cache %d, want 0 (the default)", h.Config.StateCacheNodes)
+	}
 	if h.Config.Timeouts.Propose != 300 {
 		t.Fatalf("timeouts %+v", h.Config.Timeouts)
 	}
@@ -83,6 +86,7 @@ func TestHomeErrors(t *testing.T) {
 		{"bad level", ConfigFile, `level = "info"`, `level = "loud"`, []string{"log.level", "debug, info"}},
 		{"chain mismatch", ConfigFile, `chain_id = "cfgtest"`, `chain_id = "other"`, []string{"chain_id", GenesisFile, "cfgtest"}},
 		{"genesis", GenesisFile, `"power": 100`, `"power": "x"`, []string{GenesisFile + ":", "plug genesis validate"}},
+		{"negative cache", ConfigFile, "state_cache_nodes = 0", "state_cache_nodes = -5", []string{"storage.state_cache_nodes", "negative"}},
 		{"key altered", NodeKeyFile, `"seed": "`, `"seed": "00`, []string{NodeKeyFile, "seed"}},
 	}
 	for _, c := range cases {

@@ -69,6 +69,8 @@ type Config struct {
 	// MaxBlockTxs and MaxBlockBytes bound a proposal.
 	MaxBlockTxs   int
 	MaxBlockBytes int
+	// StateCacheNodes bounds the state tree's node cache; 0 means the default.
+	StateCacheNodes int
 	// Registry and Models of the chain's transforms; nil means the built-ins.
 	Registry *transform.Registry
 	Models   *transform.Models
@@ -156,7 +158,11 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node home: %w", err)
 	}
 	var err error
-	if n.state, err = state.Open(filepath.Join(cfg.Home, "state.db")); err != nil {
+	var sopts []state.Option
+	if cfg.StateCacheNodes > 0 {
+		sopts = append(sopts, state.WithNodeCache(cfg.StateCacheNodes))
+	}
+	if n.state, err = state.Open(filepath.Join(cfg.Home, "state.db"), sopts...); err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
 	if n.store, err = store.Open(filepath.Join(cfg.Home, "chain.db")); err != nil {
