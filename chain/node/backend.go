@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/exec"
@@ -90,6 +92,9 @@ func (n *Node) Block(height uint64) (*block.Block, *consensus.Certificate, error
 
 // Header implements gateway.Backend.
 func (n *Node) Header(height uint64) (*block.Header, *consensus.Certificate, error) {
+	if hc, ok := n.byHeight.headers.Get(height); ok {
+		return hc.h, hc.c, nil
+	}
 	h, err := n.store.Header(height)
 	if err != nil {
 		return nil, nil, n.notFound("header", height, err)
@@ -98,7 +103,43 @@ func (n *Node) Header(height uint64) (*block.Header, *consensus.Certificate, err
 	if err != nil {
 		return nil, nil, n.notFound("certificate", height, err)
 	}
+	n.byHeight.headers.Add(height, certified{h, c})
 	return h, c, nil
+}
+
+// heightCache keeps what every proven read at a height needs: a committed
+// header, its certificate and its state root never change, and a relay proving
+// many keys at one height asks for them once per key.
+type heightCache struct {
+	headers *lru.Cache[uint64, certified]
+	roots   *lru.Cache[uint64, hash.Hash]
+}
+
+type certified struct {
+	h *block.Header
+	c *consensus.Certificate
+}
+
+// heightCacheSize is how many heights heightCache holds (a light client keeps
+// spv.MaxRoots).
+const heightCacheSize = 512
+
+func newHeightCache() heightCache {
+	h, _ := lru.New[uint64, certified](heightCacheSize)
+	r, _ := lru.New[uint64, hash.Hash](heightCacheSize)
+	return heightCache{headers: h, roots: r}
+}
+
+// rootAt is the state root after height (state version v), cached.
+func (n *Node) rootAt(height, v uint64) (hash.Hash, error) {
+	if r, ok := n.byHeight.roots.Get(height); ok {
+		return r, nil
+	}
+	r, err := n.state.RootAt(v)
+	if err == nil {
+		n.byHeight.roots.Add(height, r)
+	}
+	return r, err
 }
 
 // State implements gateway.Backend.
@@ -110,7 +151,7 @@ func (n *Node) State(height uint64, key string, prove bool) (*gateway.StateResul
 		return nil, fmt.Errorf("%w: height %d is not committed (height is %d)", ErrNotFound, height, n.height())
 	}
 	v := versionOf(height)
-	root, err := n.state.RootAt(v)
+	root, err := n.rootAt(height, v)
 	if errors.Is(err, state.ErrUnknownVersion) {
 		return nil, fmt.Errorf("%w: height %d", ErrNotFound, height)
 	}

@@ -120,8 +120,9 @@ type Node struct {
 	seq    atomic.Uint64 // gossip envelope sequence
 	// decoded hands messages decoded by the topic validator to the reader, so a
 	// proposal carrying a whole block is decoded once, not twice.
-	decoded decodedCache
-	subs    subscribers
+	decoded  decodedCache
+	byHeight heightCache
+	subs     subscribers
 	cancel  context.CancelFunc
 	running bool // the loop was started; Close waits for it
 	done    chan struct{}
@@ -151,7 +152,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Models = builtin.Models()
 	}
 	n := &Node{cfg: cfg, models: cfg.Models, pool: mempool.New(), address: cfg.Key.Public().Address(),
-		inbox: make(chan *consensus.Message, 4096), outTxs: make(chan []byte, 4*MaxTxBatch), behind: make(chan uint64, 1), done: make(chan struct{})}
+		inbox: make(chan *consensus.Message, 4096), outTxs: make(chan []byte, 4*MaxTxBatch), behind: make(chan uint64, 1), done: make(chan struct{}), byHeight: newHeightCache()}
 	n.exec = exec.New(cfg.Registry, cfg.Models)
 	n.app = &app{n: n}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
