@@ -30,6 +30,9 @@ const (
 	PvPKind   Kind = "pvp"   // one currency against another
 	BatchKind Kind = "batch" // net transfers of a batch of trades
 	OtherKind Kind = "trade" // any other set of legs
+	// TransferKind is a cross-shard transfer of a sharded network (an Out leg and
+	// its In leg, see crosschain.Out).
+	TransferKind Kind = "transfer"
 )
 
 // LegSpec is the part of a leg a trader names on the command line: how much of

@@ -87,6 +87,19 @@ func TestShardedEndToEnd(t *testing.T) {
 		t.Fatalf("%s -> %s: %+v (status %+v)", payer, payee, r, r.Status)
 	}
 	t.Logf("cross-shard transfer %s -> %s committed in %v", r.FromShard, r.ToShard, time.Since(t0))
+	// The CLI recorded it in the testnet's trade store: xchain status finds it.
+	var st struct {
+		Status string `json:"status"`
+		Final  bool   `json:"final"`
+		Legs   []struct {
+			Chain  string `json:"chain"`
+			Status string `json:"status"`
+		} `json:"legs"`
+	}
+	plug(t, &st, "xchain", "status", r.XTxID, "--testnet", dir, "--prove", "--output", "json")
+	if st.Status != "committed" || !st.Final || len(st.Legs) != 2 || st.Legs[1].Chain != home[payee] {
+		t.Fatalf("xchain status of the cross-shard transfer: %+v", st)
+	}
 
 	r = transfer(payer, payee, "99999999999", "--wait")
 	if r.Route != shard.RouteCross || !r.Final || r.OK || r.Status.Reason == "" {

@@ -180,8 +180,9 @@ type TransferResult struct {
 	Code   string `json:"code,omitempty"`
 	Error  string `json:"error,omitempty"`
 	Height uint64 `json:"height,omitempty"`
-	// XTxID, Prepares and Status describe a cross-shard transfer.
+	// XTxID, XTx, Prepares and Status describe a cross-shard transfer.
 	XTxID    string                     `json:"xtx_id,omitempty"`
+	XTx      *crosschain.XTx            `json:"xtx,omitempty"`
 	Prepares []settlement.PrepareResult `json:"prepares,omitempty"`
 	Status   *settlement.Status         `json:"status,omitempty"`
 }
@@ -233,7 +234,7 @@ func (c *Client) Transfer(ctx context.Context, key crypto.PrivateKey, to crypto.
 	if err != nil {
 		return nil, err
 	}
-	res.XTxID = x.ID().String()
+	res.XTxID, res.XTx = x.ID().String(), &x
 	if res.Prepares, err = settlement.Prepare(ctx, c.reg, s, c.chains, func(int, crosschain.Leg) (crypto.PrivateKey, error) { return key, nil }); err != nil {
 		return res, fmt.Errorf("cross-shard transfer %s: %w", x.ID().Short(), err)
 	}

@@ -3,13 +3,16 @@ package plugcli
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/crosschain/shard"
+	"github.com/plugchain/plug/settlement"
 )
 
 // networkCommand returns `plug network`: look at and grow a logical network file.
@@ -161,6 +164,12 @@ func networkTransfer(e *env, s *signer, to crypto.Address, assetName string, amo
 	if err != nil {
 		return err
 	}
+	if res.XTx != nil {
+		// Recorded where `plug xchain status` looks: the testnet's store, or HOME's.
+		if err := saveRecord(e.tradeStore(), record{Kind: settlement.TransferKind, XTx: *res.XTx, Submitted: time.Now().UTC()}); err != nil {
+			e.out.Warn("recording cross-shard transfer %s: %v", res.XTxID, err)
+		}
+	}
 	final, ok := res.Done()
 	out := networkTransferOut{TransferResult: res, From: s.key.Public().Address().String(), To: to.String(),
 		Asset: assetName, Amount: amount, Final: final, OK: ok}
@@ -308,6 +317,19 @@ func aggregateAction(run func(e *env, sc *shard.Client, assetName string) error)
 		}
 		return run(e, sc, a)
 	})
+}
+
+// tradeStore is where e's commands record crosschain transactions: DIR/settlements
+// of a testnet, else HOME/settlements (as `plug settle` does).
+func (e *env) tradeStore() string {
+	if e.testnetKeys != "" {
+		return filepath.Join(filepath.Dir(e.testnetKeys), "settlements")
+	}
+	home, err := homeDir(e.c)
+	if err != nil {
+		return "settlements"
+	}
+	return filepath.Join(home, "settlements")
 }
 
 // networkOnly returns the network client or says how to get one.

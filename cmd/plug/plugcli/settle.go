@@ -327,8 +327,12 @@ type record struct {
 	Submitted time.Time       `json:"submitted"`
 }
 
-func (x *xenv) save(r record) error {
-	if err := os.MkdirAll(x.store, 0o755); err != nil {
+func (x *xenv) save(r record) error { return saveRecord(x.store, r) }
+
+// saveRecord records a submitted crosschain transaction in the trade store dir,
+// where `plug settle status` and `plug xchain status` find it by ID.
+func saveRecord(dir string, r record) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -336,7 +340,7 @@ func (x *xenv) save(r record) error {
 		return err
 	}
 	id := r.XTx.ID()
-	return os.WriteFile(filepath.Join(x.store, id.String()+".json"), append(b, '\n'), 0o644)
+	return os.WriteFile(filepath.Join(dir, id.String()+".json"), append(b, '\n'), 0o644)
 }
 
 func (x *xenv) load(id hash.Hash) (*record, error) {
