@@ -25,15 +25,17 @@ type PrepareResult struct {
 	Error string `json:"error,omitempty"`
 }
 
-// PrepareTimeout is how long Prepare waits for each prepare to be committed.
+// PrepareTimeout is how long `plug settle` waits for each prepare to be committed.
 const PrepareTimeout = 30 * time.Second
 
 // Prepare submits xchain/prepare of every leg of s to the leg's chain (through
-// chains, by chain ID), each signed by the key keyFor chooses, and waits until
-// each is committed (or PrepareTimeout passes). Legs whose chain refuses the
-// transaction outright end the call with an error that says what to do.
+// chains, by chain ID), each signed by the key keyFor chooses, and then waits up
+// to wait for each to be committed (0: not at all; a prepare that is not
+// committed in time is reported in its result, and the relays carry it on). Legs
+// whose chain refuses the transaction outright end the call with an error that
+// says what to do.
 func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed, chains map[string]*client.Client,
-	keyFor func(int, crosschain.Leg) (crypto.PrivateKey, error)) ([]PrepareResult, error) {
+	keyFor func(int, crosschain.Leg) (crypto.PrivateKey, error), wait time.Duration) ([]PrepareResult, error) {
 	type nk struct {
 		chain string
 		addr  crypto.Address
@@ -77,10 +79,13 @@ func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed,
 		ids = append(ids, res.ID)
 	}
 	for i := range out {
-		r, err := chains[out[i].Chain].WaitTx(ctx, ids[i], PrepareTimeout)
+		if wait <= 0 {
+			break
+		}
+		r, err := chains[out[i].Chain].WaitTx(ctx, ids[i], wait)
 		switch {
 		case errors.Is(err, client.ErrNotFound):
-			out[i].Error = "not committed within " + PrepareTimeout.String() + "; check with `plug query tx " + out[i].TxID + "`"
+			out[i].Error = "not committed within " + wait.String() + "; check with `plug query tx " + out[i].TxID + "`"
 		case err != nil:
 			return nil, fmt.Errorf("chain %s: waiting for xchain/prepare of leg %d: %w", out[i].Chain, out[i].Leg, err)
 		case r.Code != exec.OK:

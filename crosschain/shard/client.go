@@ -235,12 +235,13 @@ func (c *Client) Transfer(ctx context.Context, key crypto.PrivateKey, to crypto.
 		return nil, err
 	}
 	res.XTxID, res.XTx = x.ID().String(), &x
-	if res.Prepares, err = settlement.Prepare(ctx, c.reg, s, c.chains, func(int, crosschain.Leg) (crypto.PrivateKey, error) { return key, nil }); err != nil {
-		return res, fmt.Errorf("cross-shard transfer %s: %w", x.ID().Short(), err)
-	}
-	wt := time.Duration(0)
+	wt := time.Duration(0) // without wait, the prepares are only submitted
 	if wait {
 		wt = timeout
+	}
+	keyFor := func(int, crosschain.Leg) (crypto.PrivateKey, error) { return key, nil }
+	if res.Prepares, err = settlement.Prepare(ctx, c.reg, s, c.chains, keyFor, min(wt, settlement.PrepareTimeout)); err != nil {
+		return res, fmt.Errorf("cross-shard transfer %s: %w", x.ID().Short(), err)
 	}
 	if res.Status, err = settlement.WaitFinal(ctx, &x, c.Readers(), wt, 200*time.Millisecond); err != nil {
 		return res, fmt.Errorf("cross-shard transfer %s: %w", x.ID().Short(), err)

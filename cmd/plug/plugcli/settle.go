@@ -465,7 +465,7 @@ func (x *xenv) prepare(s *crosschain.Signed, keys []crypto.PrivateKey) ([]prepar
 
 // prepareBy is prepare with the submitter of each leg's prepare chosen by keyFor.
 func (x *xenv) prepareBy(s *crosschain.Signed, keyFor func(int, crosschain.Leg) (crypto.PrivateKey, error)) ([]prepareOut, error) {
-	return settlement.Prepare(x.ctx(), xchainRegistry(), s, x.clients, keyFor)
+	return settlement.Prepare(x.ctx(), xchainRegistry(), s, x.clients, keyFor, settlement.PrepareTimeout)
 }
 
 // waitFinal reads the trade's status, and with wait polls until it is final or
