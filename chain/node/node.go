@@ -123,9 +123,9 @@ type Node struct {
 	decoded  decodedCache
 	byHeight heightCache
 	subs     subscribers
-	cancel  context.CancelFunc
-	running bool // the loop was started; Close waits for it
-	done    chan struct{}
+	cancel   context.CancelFunc
+	running  bool // the loop was started; Close waits for it
+	done     chan struct{}
 }
 
 // New opens (or creates) the node's stores under cfg.Home, writing the genesis state
