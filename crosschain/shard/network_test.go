@@ -170,3 +170,38 @@ func TestCrossTransferShape(t *testing.T) {
 		t.Fatalf("coordinator %s, want the payer's shard", x.Coordinator)
 	}
 }
+
+// FuzzParse: any bytes either parse into a network that passes Check and
+// survives an encode/parse round trip, or fail with ErrConfig; never a panic.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(sample))
+	f.Add([]byte("[[shards]]\nchain_id = \"a\"\n"))
+	f.Add([]byte("[[shards]]\nchain_id = \"a\"\ngeneration = 1\n"))
+	f.Add([]byte("name = 1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := Parse(b)
+		if err != nil {
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("error without ErrConfig: %v", err)
+			}
+			return
+		}
+		enc, err := n.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Parse(enc)
+		if err != nil {
+			t.Fatalf("re-parse of an accepted network: %v\n%s", err, enc)
+		}
+		if len(m.Shards) != len(n.Shards) || m.Generation() != n.Generation() {
+			t.Fatalf("round trip changed the shards: %+v -> %+v", n.Shards, m.Shards)
+		}
+		for i := 0; i < 4; i++ {
+			a := testAddr(i)
+			if fmt.Sprint(m.Candidates(a)) != fmt.Sprint(n.Candidates(a)) {
+				t.Fatalf("round trip moved %s", a)
+			}
+		}
+	})
+}
