@@ -103,9 +103,12 @@ type Relay struct {
 	xtxs map[hash.Hash]*xtxRecord
 	// dirty are the XTxs a scanned block touched (a prepare, decide or finish
 	// of theirs): they are advanced on the next pass. The others wait for the
-	// full reconciliation every RetryAfter, which reads every unfinished XTx
-	// from chain state whatever the blocks said.
+	// full reconciliation every RetryAfter, which reads from chain state every
+	// unfinished XTx not advanced within the last RetryAfter, whatever the
+	// blocks said (with thousands in flight, re-reading the ones that are
+	// moving anyway made each pass slower the larger the backlog).
 	dirty    map[hash.Hash]bool
+	advanced map[hash.Hash]time.Time // when each unfinished XTx was last advanced
 	lastFull time.Time
 
 	triesMu sync.Mutex
@@ -130,7 +133,7 @@ func New(cfg *Config) (*Relay, error) {
 	}
 	r := &Relay{cfg: cfg, key: key, addr: key.Public().Address(), reg: Registry(), m: NewMetrics(),
 		chains: map[string]*chainState{}, pathOf: map[[2]string]*pathState{}, tries: map[string]try{},
-		dirty: map[hash.Hash]bool{}}
+		dirty: map[hash.Hash]bool{}, advanced: map[hash.Hash]time.Time{}}
 	// Keep a connection per worker open to each node instead of redialling.
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Workers + 4, IdleConnTimeout: time.Minute}}
 	for _, ch := range cfg.Chains {
@@ -577,22 +580,24 @@ func (r *Relay) pending() int {
 // unfinished one, every RetryAfter — reading their records from chain state
 // (not from events), with cfg.Workers at once, and saves those whose phase changed.
 func (r *Relay) advanceAll(ctx context.Context) int {
-	full := time.Since(r.lastFull) >= r.cfg.RetryAfter.Duration
+	now := time.Now()
+	full := now.Sub(r.lastFull) >= r.cfg.RetryAfter.Duration
 	if full {
-		r.lastFull = time.Now()
+		r.lastFull = now
 	}
 	r.mu.Lock()
 	ids := make([]hash.Hash, 0, len(r.dirty))
+	for id := range r.dirty {
+		if x := r.xtxs[id]; x != nil && x.Phase != PhaseDone {
+			ids = append(ids, id)
+			r.advanced[id] = now
+		}
+	}
 	if full {
 		for id, x := range r.xtxs {
-			if x.Phase != PhaseDone {
+			if x.Phase != PhaseDone && !r.dirty[id] && now.Sub(r.advanced[id]) >= r.cfg.RetryAfter.Duration {
 				ids = append(ids, id)
-			}
-		}
-	} else {
-		for id := range r.dirty {
-			if x := r.xtxs[id]; x != nil && x.Phase != PhaseDone {
-				ids = append(ids, id)
+				r.advanced[id] = now
 			}
 		}
 	}
@@ -625,6 +630,9 @@ func (r *Relay) advanceAll(ctx context.Context) int {
 					changed[id] = x
 					cmu.Unlock()
 					if x.Phase == PhaseDone {
+						r.mu.Lock()
+						delete(r.advanced, id)
+						r.mu.Unlock()
 						log.Infow("xtx finished", "id", id.Short(), "commit", x.Dec != nil && x.Dec.Commit)
 					}
 				}
