@@ -2,6 +2,7 @@ package crosschain_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/plugchain/plug/chain/asset"
@@ -136,4 +137,62 @@ func TestOutInShape(t *testing.T) {
 	w.step()
 	mustFail(t, p, crosschain.ErrMalformed)
 	wantBalance(t, w.chains["alpha"], "USD", alice, funds)
+}
+
+// TestInLegSupplyCap: an In leg reserves its amount against the asset's supply
+// cap on its chain, so two arriving transfers cannot together mint past it: the
+// second is refused, the whole transfer aborts and its payer is refunded.
+func TestInLegSupplyCap(t *testing.T) {
+	w := newWorld(t, "alpha", "beta")
+	a, b := w.chains["alpha"], w.chains["beta"]
+	// CAP: uncapped on alpha, where alice holds 1,000; at most 1,500 on beta,
+	// where 1,000 exist already.
+	setup := []*pending{
+		a.submit("create", &asset.Create{Asset: "CAP", Definition: asset.Definition{Issuer: "admin"}}, admin),
+		b.submit("create", &asset.Create{Asset: "CAP", Definition: asset.Definition{Issuer: "admin", MaxSupply: 1500}}, admin),
+	}
+	w.step()
+	setup = append(setup,
+		a.submit("issue", &asset.Issue{Asset: "CAP", To: addr(alice), Amount: 1000}, admin),
+		b.submit("issue", &asset.Issue{Asset: "CAP", To: addr(carol), Amount: 1000}, admin))
+	w.step()
+	mustOK(t, setup...)
+	move := func(amount uint64, nonce uint64) crosschain.XTx {
+		x := crossTx(w, amount)
+		x.Nonce = nonce
+		for i := range x.Legs {
+			x.Legs[i].Asset = "CAP"
+		}
+		return x
+	}
+	x1, x2 := move(300, 1), move(300, 2) // 1,000 + 300 fits, + 300 more does not
+	s1, s2 := signed(t, x1, alice), signed(t, x2, alice)
+	ps := []*pending{w.prepare(s1, 0, relayer), w.prepare(s1, 1, relayer), w.prepare(s2, 0, relayer), w.prepare(s2, 1, relayer)}
+	w.step()
+	mustOK(t, ps...)
+	wantLeg(t, b, x1, 1, crosschain.Prepared)
+	if r := wantLeg(t, b, x2, 1, crosschain.Refused); !strings.Contains(r.Reason, "supply cap 1500") {
+		t.Fatalf("refusal reason %q", r.Reason)
+	}
+	d1, d2 := w.decide(x1, relayer), w.decide(x2, relayer)
+	w.step()
+	mustOK(t, d1, d2)
+	var fs []*pending
+	for _, x := range []crosschain.XTx{x1, x2} {
+		fs = append(fs, w.finish(x, 0, relayer), w.finish(x, 1, relayer))
+	}
+	w.step()
+	mustOK(t, fs...)
+	wantLeg(t, a, x2, 0, crosschain.Aborted)
+	wantBalance(t, a, "CAP", alice, 700) // 300 left for beta; the refused 300 came back
+	wantBalance(t, b, "CAP", bob, 300)
+	if sa, sb := supplyOf(a, "CAP"), supplyOf(b, "CAP"); sa != 700 || sb != 1300 {
+		t.Fatalf("CAP supplies alpha %d beta %d, want 700 and 1300", sa, sb)
+	}
+	var minting uint64
+	b.get(crosschain.MintingKey("CAP"), &minting)
+	if minting != 0 {
+		t.Fatalf("beta still reserves %d CAP", minting)
+	}
+	checkConservation(t, w, 0)
 }
