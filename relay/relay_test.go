@@ -69,17 +69,14 @@ func startChain(t *testing.T, id, assetName string, holder crypto.PrivateKey) *t
 	gen.Assets = append(gen.Assets, genesis.Asset{Name: assetName, Issuer: "admin", Balances: map[string]uint64{addr(holder).String(): funds}})
 	to := consensus.DefaultTimeouts()
 	to.NewHeight, to.EmptyBlocks = 20, 500
-	_, url := nodetest.Start(t, node.Config{Name: id, Genesis: gen, Key: val, Validator: true,
+	n, url := nodetest.Start(t, node.Config{Name: id, Genesis: gen, Key: val, Validator: true,
 		Registry: reg, Models: ms, Timeouts: to})
 	tc := &testChain{id: id, url: url, nonces: map[crypto.Address]uint64{}}
 	var err error
 	if tc.c, err = client.New([]string{tc.url}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "block 1 on "+id, func() bool {
-		st, err := tc.c.Status(context.Background())
-		return err == nil && st.Height >= 1
-	})
+	nodetest.WaitHeight(t, n, 1)
 	return tc
 }
 

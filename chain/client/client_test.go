@@ -45,22 +45,9 @@ const chainID = "clienttest"
 func startNode(t *testing.T, val, admin crypto.PrivateKey) string {
 	t.Helper()
 	gen := genesis.Default(chainID, []crypto.PublicKey{val.Public()}, admin.Public().Address())
-	_, url := nodetest.Start(t, node.Config{Name: "v1", Genesis: gen, Key: val, Validator: true})
-	c, err := client.New([]string{url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, err := c.Status(context.Background())
-		if err == nil && st.Height >= 1 {
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node did not commit block 1: %v %+v", err, st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	n, url := nodetest.Start(t, node.Config{Name: "v1", Genesis: gen, Key: val, Validator: true})
+	nodetest.WaitHeight(t, n, 1)
+	return url
 }
 
 func transfer(t *testing.T, from crypto.PrivateKey, nonce uint64, to crypto.Address, amount uint64) *tx.Tx {

@@ -55,23 +55,14 @@ func startShard(t *testing.T, id string, holders []crypto.Address) (string, *cli
 	gen.Assets = append(gen.Assets, genesis.Asset{Name: "USD", Issuer: "admin", Balances: bal})
 	to := consensus.DefaultTimeouts()
 	to.NewHeight, to.EmptyBlocks = 20, 500
-	_, url := nodetest.Start(t, node.Config{Name: id, Genesis: gen, Key: val, Validator: true,
+	n, url := nodetest.Start(t, node.Config{Name: id, Genesis: gen, Key: val, Validator: true,
 		Registry: builtin.Registry(), Models: builtin.Models(), Timeouts: to})
 	c, err := client.New([]string{url}, client.WithChainID(id))
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, err := c.Status(context.Background())
-		if err == nil && st.Height >= 1 {
-			return url, c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no block 1", id)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	nodetest.WaitHeight(t, n, 1)
+	return url, c
 }
 
 // connect creates the light clients between every pair of shards.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/node"
@@ -47,4 +48,16 @@ func Start(t testing.TB, cfg node.Config) (*node.Node, string) {
 		n.Close()
 	})
 	return n, "http://" + ln.Addr().String()
+}
+
+// WaitHeight waits up to 20 s for n to commit height h (1: the node's chain is
+// producing blocks), failing the test otherwise.
+func WaitHeight(t testing.TB, n *node.Node, h uint64) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); n.Status().Height < h; {
+		if time.Now().After(end) {
+			t.Fatalf("node %s: no height %d within 20s (at %d)", n.ChainID(), h, n.Status().Height)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -59,7 +59,7 @@ func startSettleNet(t *testing.T) *settleNet {
 	if err := gen.Validate(xchainRegistry()); err != nil {
 		t.Fatal(err)
 	}
-	_, url := nodetest.Start(t, node.Config{Name: "alpha-val-1", Genesis: gen, Key: val, Validator: true,
+	n, url := nodetest.Start(t, node.Config{Name: "alpha-val-1", Genesis: gen, Key: val, Validator: true,
 		Registry: xchainRegistry(), Models: builtin.Models()})
 	m := &testnet.Manifest{Dir: dir, Chains: []testnet.Chain{{ChainID: "alpha", Nodes: []testnet.Node{{Name: "alpha-val-1", HTTP: url, Validator: true, PID: os.Getpid()}}}}}
 	if err := m.Save(); err != nil {
@@ -69,16 +69,7 @@ func startSettleNet(t *testing.T) *settleNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(20 * time.Second); ; {
-		st, err := c.Status(context.Background())
-		if err == nil && st.Height >= 1 {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("node did not commit block 1: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	nodetest.WaitHeight(t, n, 1)
 	return &settleNet{dir: dir, client: c, admin: admin, alice: keys["alice"].Public().Address()}
 }
 
