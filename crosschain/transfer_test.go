@@ -16,6 +16,16 @@ func supplyOf(c *chain, a string) uint64 {
 	return n
 }
 
+// wantMinting checks what c's prepared In legs reserve of asset a.
+func wantMinting(t *testing.T, c *chain, a string, want uint64) {
+	t.Helper()
+	var n uint64
+	c.get(crosschain.MintingKey(a), &n)
+	if n != want {
+		t.Fatalf("%s reserves %d %s for arriving legs, want %d", c.id, n, a, want)
+	}
+}
+
 // crossTx is an Out leg on alpha and its In leg on beta: amount of USD from alice
 // to bob, coordinated by alpha.
 func crossTx(w *world, amount uint64) crosschain.XTx {
@@ -38,11 +48,7 @@ func TestOutInCommit(t *testing.T) {
 	mustOK(t, p0, p1)
 	wantBalance(t, a, "USD", alice, funds-250)
 	wantBalance(t, b, "USD", bob, funds) // nothing arrives before the commit
-	var minting uint64
-	b.get(crosschain.MintingKey("USD"), &minting)
-	if minting != 250 {
-		t.Fatalf("beta reserves %d USD for arriving legs, want 250", minting)
-	}
+	wantMinting(t, b, "USD", 250)
 	d := w.decide(x, relayer)
 	w.step()
 	mustOK(t, d)
@@ -56,10 +62,7 @@ func TestOutInCommit(t *testing.T) {
 	if sa, sb := supplyOf(a, "USD"), supplyOf(b, "USD"); sa != sa0-250 || sb != sb0+250 {
 		t.Fatalf("supplies alpha %d beta %d, want %d and %d", sa, sb, sa0-250, sb0+250)
 	}
-	b.get(crosschain.MintingKey("USD"), &minting)
-	if minting != 0 {
-		t.Fatalf("beta still reserves %d USD", minting)
-	}
+	wantMinting(t, b, "USD", 0)
 	checkConservation(t, w, 0)
 	// A replayed finish mints nothing more.
 	r := w.finish(x, 1, relayer)
@@ -94,11 +97,7 @@ func TestOutInAbort(t *testing.T) {
 	if sa, sb := supplyOf(a, "USD"), supplyOf(b, "USD"); sa != sa0 || sb != sb0 {
 		t.Fatalf("supplies alpha %d beta %d, want %d and %d", sa, sb, sa0, sb0)
 	}
-	var minting uint64
-	b.get(crosschain.MintingKey("USD"), &minting)
-	if minting != 0 {
-		t.Fatalf("beta still reserves %d USD", minting)
-	}
+	wantMinting(t, b, "USD", 0)
 	checkConservation(t, w, 0)
 }
 
@@ -189,10 +188,6 @@ func TestInLegSupplyCap(t *testing.T) {
 	if sa, sb := supplyOf(a, "CAP"), supplyOf(b, "CAP"); sa != 700 || sb != 1300 {
 		t.Fatalf("CAP supplies alpha %d beta %d, want 700 and 1300", sa, sb)
 	}
-	var minting uint64
-	b.get(crosschain.MintingKey("CAP"), &minting)
-	if minting != 0 {
-		t.Fatalf("beta still reserves %d CAP", minting)
-	}
+	wantMinting(t, b, "CAP", 0)
 	checkConservation(t, w, 0)
 }
