@@ -181,10 +181,7 @@ func mintRoom(st transform.State, def asset.Definition, l Leg) (string, error) {
 	if _, err := st.Get(MintingKey(l.Asset), &minting); err != nil {
 		return "", err
 	}
-	limit := def.MaxSupply
-	if limit == 0 {
-		limit = math.MaxUint64
-	}
+	limit := def.Limit()
 	if supply > limit || minting > limit-supply || l.Amount > limit-supply-minting {
 		return fmt.Sprintf("receiving %d %s exceeds its supply cap %d on this chain (supply %d, %d arriving)", l.Amount, l.Asset, limit, supply, minting), nil
 	}

@@ -33,6 +33,14 @@ type Definition struct {
 	MaxSupply uint64 `cbor:"3,keyasint,omitempty" json:"max_supply,omitempty"`
 }
 
+// Limit is the most supply the asset may reach: MaxSupply, or 2^64-1 without a cap.
+func (d Definition) Limit() uint64 {
+	if d.MaxSupply == 0 {
+		return math.MaxUint64
+	}
+	return d.MaxSupply
+}
+
 // DefKey is where an asset's definition is stored.
 func DefKey(asset string) string { return "asset/" + asset }
 
@@ -216,10 +224,7 @@ func (t *Issue) Verify(ctx *transform.Context, st transform.State) error {
 	if _, err := st.Get(SupplyKey(t.Asset), &supply); err != nil {
 		return err
 	}
-	limit := d.MaxSupply
-	if limit == 0 {
-		limit = math.MaxUint64
-	}
+	limit := d.Limit()
 	if supply > limit-t.Amount || t.Amount > limit {
 		return fmt.Errorf("%w: issuing %d %s exceeds the supply cap %d (supply %d)", transform.ErrInvalid, t.Amount, t.Asset, limit, supply)
 	}
