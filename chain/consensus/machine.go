@@ -65,7 +65,8 @@ type Timeouts struct {
 	// which keeps the protocol live over lossy links.
 	Rebroadcast int64
 	// NewHeight is the pause after a decision before the next height's first round
-	// starts: it lets transactions gather into the next block.
+	// starts: it lets transactions gather into the next block. An App that is a
+	// Backlogger skips it while a full block is waiting.
 	NewHeight int64
 	// EmptyBlocks, when positive and the App reports pending transactions (Pender),
 	// is how long an idle validator waits for transactions before starting a height
@@ -79,6 +80,14 @@ type Timeouts struct {
 // so that idle validators need not produce empty blocks at full speed.
 type Pender interface {
 	Pending() bool
+}
+
+// Backlogger is implemented by an App that can tell when a full block of
+// transactions is already waiting. The NewHeight pause is there to let a block
+// fill; with a full block waiting it only adds latency, so the height starts at
+// once.
+type Backlogger interface {
+	Backlog() bool
 }
 
 // DefaultTimeouts suit validators on one LAN or one machine.
@@ -732,7 +741,9 @@ func (m *Machine) anyTally(r uint32, t VoteType) uint64 {
 func (m *Machine) step1() bool {
 	if m.idle {
 		p, _ := m.app.(Pender)
-		if m.now >= m.idleUntil || (m.now >= m.roundStart+m.cfg.Timeouts.NewHeight && p.Pending()) || len(m.votes) > 0 || len(m.proposals) > 0 {
+		bl, _ := m.app.(Backlogger)
+		if m.now >= m.idleUntil || (m.now >= m.roundStart+m.cfg.Timeouts.NewHeight && p.Pending()) || (bl != nil && bl.Backlog()) ||
+			len(m.votes) > 0 || len(m.proposals) > 0 {
 			m.wake()
 			return true
 		}

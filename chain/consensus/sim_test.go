@@ -64,6 +64,9 @@ type pendingApp struct{ *simApp }
 
 func (a pendingApp) Pending() bool { return a.rng.IntN(20) == 0 }
 
+// Backlog: now and then a full block is waiting, and the height skips its pause.
+func (a pendingApp) Backlog() bool { return a.rng.IntN(60) == 0 }
+
 func (a *simApp) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
 	b := &simBlock{Height: height, Parent: a.parent(), Payload: a.rng.Uint64(), Invalid: a.forged && a.rng.IntN(2) == 0}
 	return encoding.MustMarshal(b), b.id(), nil

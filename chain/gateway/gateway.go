@@ -53,6 +53,10 @@ type Backend interface {
 	// Submit admits t to the mempool and returns its ID. A transaction already in
 	// the mempool is not an error.
 	Submit(ctx context.Context, t *tx.Tx) (hash.Hash, error)
+	// SubmitBatch admits txs in order as Submit would each, returning an ID and
+	// an error per transaction; it lets the node check their signatures in one
+	// batch.
+	SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []error)
 	// TxResult is the outcome of a committed transaction; ErrNotFound while it is
 	// pending or unknown.
 	TxResult(ctx context.Context, id hash.Hash) (*TxResult, error)

@@ -93,6 +93,14 @@ func (f *fakeBackend) Status() gateway.Status {
 	return f.status
 }
 
+func (f *fakeBackend) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []error) {
+	ids, errs := make([]hash.Hash, len(txs)), make([]error, len(txs))
+	for i, t := range txs {
+		ids[i], errs[i] = f.Submit(ctx, t)
+	}
+	return ids, errs
+}
+
 func (f *fakeBackend) Submit(_ context.Context, t *tx.Tx) (hash.Hash, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

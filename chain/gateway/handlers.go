@@ -179,21 +179,28 @@ func (s *Server) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := make([]BatchResult, len(raws))
+	var txs []*tx.Tx
+	var at []int // txs[j] is raws[at[j]]
 	for i, raw := range raws {
 		t, err := tx.Decode(raw)
 		if err == nil && t.Body.ChainID != s.b.ChainID() {
 			err = fmt.Errorf("%w: transaction is for chain %q, this node serves %q", tx.ErrWrongChain, t.Body.ChainID, s.b.ChainID())
 		}
-		var id hash.Hash
-		if err == nil {
-			id, err = s.b.Submit(r.Context(), t)
-		}
 		if err != nil {
 			_, code := classify(err)
-			res[i] = BatchResult{ID: id, Status: "error", Code: code, Error: err.Error()}
+			res[i] = BatchResult{Status: "error", Code: code, Error: err.Error()}
 			continue
 		}
-		res[i] = BatchResult{ID: id, Status: "pending"}
+		txs, at = append(txs, t), append(at, i)
+	}
+	ids, errs := s.b.SubmitBatch(r.Context(), txs)
+	for j, i := range at {
+		if err := errs[j]; err != nil {
+			_, code := classify(err)
+			res[i] = BatchResult{ID: ids[j], Status: "error", Code: code, Error: err.Error()}
+			continue
+		}
+		res[i] = BatchResult{ID: ids[j], Status: "pending"}
 	}
 	s.reply(w, r, http.StatusOK, BatchResponse{Results: res})
 }

@@ -57,6 +57,11 @@ func (a *app) outcome(id hash.Hash) *executed {
 // instead of making empty blocks at full speed.
 func (a *app) Pending() bool { return a.n.pool.Len() > 0 }
 
+// Backlog implements consensus.Backlogger: a full block is waiting.
+func (a *app) Backlog() bool {
+	return a.n.pool.Len() >= a.n.cfg.MaxBlockTxs || a.n.pool.Bytes() >= a.n.cfg.MaxBlockBytes
+}
+
 // Propose implements consensus.App.
 func (a *app) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
 	n := a.n

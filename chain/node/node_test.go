@@ -203,3 +203,37 @@ func TestFourValidatorsSurviveACrash(t *testing.T) {
 		t.Fatalf("restarted node sees bob with %d, want 25", got)
 	}
 }
+
+// TestSubmitBatch: a batch is admitted per transaction, in order, with one
+// batched signature check: good ones commit, a forged one, a wrong-chain one and
+// a resubmission get their own answers and do not disturb the rest.
+func TestSubmitBatch(t *testing.T) {
+	tn := newTestNet(t, 1)
+	tn.waitHeight(0, 1, 10*time.Second)
+	bob := seedKey(t, 77).Public().Address()
+	good0, good1 := tn.transfer(0, bob, 3), tn.transfer(1, bob, 4)
+	forged := tn.transfer(2, bob, 5)
+	forged.Proofs[0].Signature[0] ^= 1
+	other, err := tx.New(builtin.Registry(), "elsewhere", &asset.Transfer{Asset: "STAKE", From: tn.admin.Public().Address(), To: bob, Amount: 1},
+		tx.Signer{Key: tn.admin.Public(), Nonce: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Sign(tn.admin); err != nil {
+		t.Fatal(err)
+	}
+	ids, errs := tn.nodes[0].SubmitBatch(context.Background(), []*tx.Tx{good0, forged, other, good1, good0})
+	for i, want := range []error{nil, tx.ErrBadProof, tx.ErrWrongChain, nil, nil} {
+		if want == nil && errs[i] != nil || want != nil && !errors.Is(errs[i], want) {
+			t.Errorf("tx %d: got %v, want %v", i, errs[i], want)
+		}
+	}
+	if ids[0] != ids[4] {
+		t.Errorf("a resubmission got ID %s, the first %s", ids[4].Short(), ids[0].Short())
+	}
+	tn.waitTx(0, ids[0], 10*time.Second)
+	tn.waitTx(0, ids[3], 10*time.Second)
+	if got := balance(t, tn.nodes[0], bob); got != 7 {
+		t.Errorf("bob holds %d STAKE, want 7", got)
+	}
+}
