@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -48,7 +50,10 @@ func BenchmarkDvP(b *testing.B) {
 	b.Run("backlog", func(b *testing.B) { benchDvP(b, 2*n, 0, true) })
 }
 
-var dvpTrades = flag.Int("dvp.trades", 1000, "trades per BenchmarkDvP run (backlog: twice as many)")
+var (
+	dvpTrades   = flag.Int("dvp.trades", 1000, "trades per BenchmarkDvP run (backlog: twice as many)")
+	dvpTimeline = flag.Bool("dvp.timeline", false, "BenchmarkDvP: log every committed block (chain, height, ms since start, transactions by type)")
+)
 
 const benchParties = 200
 
@@ -146,11 +151,20 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 	final := make(map[hash.Hash]time.Time, trades)
 	done := make(chan struct{})
 	var alpha, beta *benchNet
+	var start time.Time
 	hook := func(net **benchNet) func(*block.Block, []exec.Receipt) {
 		return func(blk *block.Block, rs []exec.Receipt) {
 			now := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
+			if *dvpTimeline && *net != nil && !start.IsZero() {
+				types := map[string]int{}
+				for _, t := range blk.Txs {
+					types[t.Body.Type]++
+				}
+				// Straight to stderr: the benchmark's log keeps ten lines only.
+				fmt.Fprintf(os.Stderr, "%s %d at %d ms: %v\n", (*net).id, blk.Header.Height, now.Sub(start).Milliseconds(), types)
+			}
 			if *net != nil {
 				(*net).committed += len(rs)
 				for i, t := range blk.Txs {
@@ -242,7 +256,10 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 	mu.Unlock()
 
 	b.ResetTimer()
-	start := time.Now()
+	mu.Lock()
+	start = time.Now()
+	mu.Unlock()
+	cpu0 := nodetest.CPUTime()
 	submitted := make([]time.Time, trades)
 	for i, p := range txs {
 		if rate > 0 {
@@ -265,7 +282,10 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 		})
 		st, _ := alpha.c.Status(ctx)
 		b.Logf("%d trades prepared on both chains in %v (alpha at height %d)", trades, time.Since(start), st.Height)
+		mu.Lock()
 		start = time.Now()
+		mu.Unlock()
+		cpu0 = nodetest.CPUTime()
 		for i := range submitted {
 			submitted[i] = start
 		}
@@ -279,7 +299,7 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 		mu.Unlock()
 		b.Fatalf("only %d of %d trades final after 5 minutes", n, trades)
 	}
-	elapsed := time.Since(start)
+	elapsed, used := time.Since(start), nodetest.CPUTime()-cpu0
 	b.StopTimer()
 
 	mu.Lock()
@@ -297,6 +317,8 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 	b.ReportMetric(lat[len(lat)-1], "max-ms")
 	b.ReportMetric(float64(chainTxs)/float64(trades), "chain-txs/trade")
 	b.ReportMetric(float64(chainTxs)/elapsed.Seconds(), "chain-tx/s")
+	b.ReportMetric(used.Seconds()/elapsed.Seconds()/float64(runtime.GOMAXPROCS(0)), "cpu-busy")
+	b.ReportMetric(float64(used.Microseconds())/float64(trades), "cpu-us/trade")
 
 	// Every trade committed (none aborted on the way).
 	for i, id := range ids {

@@ -628,8 +628,68 @@ func (c *Client) State(ctx context.Context, height uint64, key string, prove boo
 	return res, nil
 }
 
+// States reads keys at one height (0: the latest) in one request (POST
+// /v1/states, at most gateway.MaxStateKeys keys): the results are in the order
+// of keys, all at the same height. With prove, every proof is checked against
+// the one header, whose certificate is checked once.
+func (c *Client) States(ctx context.Context, height uint64, keys []string, prove bool) ([]*StateResult, error) {
+	if len(keys) == 0 || len(keys) > gateway.MaxStateKeys {
+		return nil, fmt.Errorf("%w: %d keys: ask for 1 to %d", ErrInvalid, len(keys), gateway.MaxStateKeys)
+	}
+	body := encoding.MustMarshal(gateway.StatesRequest{Height: height, Keys: keys, Prove: prove})
+	r, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/states", body: body, ctype: "application/cbor", cbor: true})
+	if err != nil {
+		return nil, err
+	}
+	var sr gateway.StatesResponse
+	if err := decodeCBOR(r, &sr); err != nil {
+		return nil, err
+	}
+	if len(sr.Results) != len(keys) {
+		return nil, fmt.Errorf("%w: %s answered %d keys for %d", ErrProof, r.endpoint, len(sr.Results), len(keys))
+	}
+	if height > 0 && sr.Height != height {
+		return nil, fmt.Errorf("%w: %s answered height %d for %d", ErrProof, r.endpoint, sr.Height, height)
+	}
+	out := make([]*StateResult, len(keys))
+	for i, e := range sr.Results {
+		res := &StateResult{Key: e.Key, Height: sr.Height, StateRoot: sr.StateRoot, Found: e.Found, Value: e.Value,
+			Proof: e.Proof, Header: sr.Header, Certificate: sr.Certificate}
+		if res.Key != keys[i] {
+			return nil, fmt.Errorf("%w: %s answered key %q for %q", ErrProof, r.endpoint, res.Key, keys[i])
+		}
+		if !res.Found && len(res.Value) > 0 {
+			return nil, fmt.Errorf("%w: %s answered a value for a key it says is absent", ErrProof, r.endpoint)
+		}
+		if prove {
+			if err := verifyProof(res); err != nil {
+				return nil, err
+			}
+		}
+		out[i] = res
+	}
+	if prove {
+		// The proofs hold against the answer's root; anchor that root once.
+		if err := c.verifyAnchor(ctx, out[0]); err != nil {
+			return nil, err
+		}
+		for _, res := range out[1:] {
+			res.Header, res.Certificate, res.Verified = out[0].Header, out[0].Certificate, true
+		}
+	}
+	return out, nil
+}
+
 // verifyState checks proof -> state root -> header -> certificate.
 func (c *Client) verifyState(ctx context.Context, res *StateResult) error {
+	if err := verifyProof(res); err != nil {
+		return err
+	}
+	return c.verifyAnchor(ctx, res)
+}
+
+// verifyProof checks res's proof against res's state root.
+func verifyProof(res *StateResult) error {
 	if res.Proof == nil {
 		return fmt.Errorf("%w: the node sent no proof for %q", ErrProof, res.Key)
 	}
@@ -646,6 +706,12 @@ func (c *Client) verifyState(ctx context.Context, res *StateResult) error {
 		}
 		return fmt.Errorf("%w: the %s of %q at height %d does not match state root %s: %v", ErrProof, what, res.Key, res.Height, res.StateRoot.Short(), err)
 	}
+	return nil
+}
+
+// verifyAnchor checks res's state root -> header -> certificate, fetching the
+// header when the answer did not carry it.
+func (c *Client) verifyAnchor(ctx context.Context, res *StateResult) error {
 	if res.Height == 0 {
 		return fmt.Errorf("%w: state at height 0 (genesis) has no header to anchor the proof: retry once block 1 is committed", ErrProof)
 	}

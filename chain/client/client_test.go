@@ -21,6 +21,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/node"
@@ -83,6 +84,19 @@ func tamperProxy(t *testing.T, target string, edit func(m *stateAnswer)) string 
 			}
 			edit(&m)
 			body = encoding.MustMarshal(&m)
+		}
+		if r.URL.Path == "/v1/states" && res.StatusCode == 200 && res.Header.Get("Content-Type") == "application/cbor" {
+			// The same edits, on the first key of a batched answer.
+			var sr gateway.StatesResponse
+			if err := encoding.Unmarshal(body, &sr); err != nil {
+				t.Errorf("proxy: %v", err)
+			}
+			e := &sr.Results[0]
+			m := stateAnswer{Key: e.Key, Height: sr.Height, StateRoot: sr.StateRoot, Found: e.Found, Value: e.Value, Proof: e.Proof,
+				Header: sr.Header, Certificate: sr.Certificate}
+			edit(&m)
+			sr.StateRoot, e.Value, e.Proof, sr.Header, sr.Certificate = m.StateRoot, m.Value, m.Proof, m.Header, m.Certificate
+			body = encoding.MustMarshal(&sr)
 		}
 		for k, v := range res.Header {
 			if k != "Content-Length" {
@@ -151,6 +165,21 @@ func TestClientAgainstNode(t *testing.T) {
 		t.Fatalf("bob before the transfer: %+v %v", st, err)
 	}
 
+	// Many keys in one request, proven against one header.
+	keys := []string{asset.BalanceKey("STAKE", bob.Public().Address()), asset.BalanceKey("STAKE", carol.Public().Address())}
+	many, err := c.States(ctx, sr.Result.Height, keys, true)
+	if err != nil || len(many) != 2 || !many[0].Found || many[1].Found || !many[0].Verified || !many[1].Verified ||
+		many[0].Height != sr.Result.Height || many[1].Header == nil {
+		t.Fatalf("states: %+v %v", many, err)
+	}
+	var got uint64
+	if err := many[0].Decode(&got); err != nil || got != 250 {
+		t.Fatalf("bob by States: %d %v", got, err)
+	}
+	if _, err := c.States(ctx, 0, nil, false); !errors.Is(err, client.ErrInvalid) {
+		t.Fatalf("no keys: %v", err)
+	}
+
 	hr, err := c.Header(ctx, 0)
 	if err != nil || hr.Header.Height < sr.Result.Height {
 		t.Fatalf("latest header %+v %v", hr, err)
@@ -212,6 +241,9 @@ func TestClientAgainstNode(t *testing.T) {
 			_, _, err := tc.ProvenBalance(ctx, "STAKE", bob.Public().Address(), 0, true)
 			if !errors.Is(err, client.ErrProof) {
 				t.Fatalf("tampered %s accepted: %v", name, err)
+			}
+			if _, err := tc.States(ctx, 0, []string{bobKey, "config/name"}, true); !errors.Is(err, client.ErrProof) {
+				t.Fatalf("tampered %s accepted by States: %v", name, err)
 			}
 		})
 	}

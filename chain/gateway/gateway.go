@@ -67,6 +67,9 @@ type Backend interface {
 	// State reads key after the block at height (0: the latest committed height);
 	// with prove it includes a proof against StateResult.StateRoot.
 	State(height uint64, key string, prove bool) (*StateResult, error)
+	// States reads keys at one height (0: the latest committed one), as State
+	// would each, with every result at the same height and state root.
+	States(height uint64, keys []string, prove bool) ([]*StateResult, error)
 	// Subscribe streams committed blocks and transaction results until cancel is
 	// called. The backend must never block on a slow subscriber: it drops events
 	// or closes the channel (the stream then ends).

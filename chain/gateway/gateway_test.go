@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -91,6 +92,18 @@ func (f *fakeBackend) Status() gateway.Status {
 		panic("status exploded")
 	}
 	return f.status
+}
+
+func (f *fakeBackend) States(height uint64, keys []string, prove bool) ([]*gateway.StateResult, error) {
+	out := make([]*gateway.StateResult, len(keys))
+	for i, k := range keys {
+		res, err := f.State(height, k, prove)
+		if err != nil {
+			return nil, err
+		}
+		out[i], height = res, res.Height
+	}
+	return out, nil
 }
 
 func (f *fakeBackend) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []error) {
@@ -892,4 +905,68 @@ func TestSubmitBatch(t *testing.T) {
 	if r := got.Results[0]; r.Code != gateway.CodeBusy {
 		t.Errorf("busy node: %+v", r)
 	}
+}
+
+// TestStates: POST /v1/states answers every key at one height, in order, with a
+// proof each checked against the one header; bad requests are 4xx.
+func TestStates(t *testing.T) {
+	h := setup(t)
+	var got gateway.StatesResponse
+	body := []byte(`{"keys": ["balance/USD/alice", "balance/USD/carol", "config/name"], "prove": true}`)
+	wantStatus(t, h.do(t, "POST", "/v1/states", "application/json", body, &got), http.StatusOK)
+	if got.Height != 1 || len(got.Results) != 3 || got.Header == nil || got.Certificate == nil {
+		t.Fatalf("states: %+v", got)
+	}
+	for i, want := range []struct {
+		key   string
+		found bool
+	}{{"balance/USD/alice", true}, {"balance/USD/carol", false}, {"config/name", true}} {
+		e := got.Results[i]
+		if e.Key != want.key || e.Found != want.found || e.Proof == nil {
+			t.Fatalf("result %d: %+v", i, e)
+		}
+		var err error
+		if e.Found {
+			err = e.Proof.VerifyMembership(got.Header.StateRoot, e.Key, e.Value)
+		} else {
+			err = e.Proof.VerifyNonMembership(got.Header.StateRoot, e.Key)
+		}
+		if err != nil {
+			t.Fatalf("result %d: %v", i, err)
+		}
+	}
+	if d, ok := got.Results[0].Decoded.(float64); !ok || d != 100 {
+		t.Fatalf("decoded %#v, want 100", got.Results[0].Decoded)
+	}
+
+	// CBOR in, CBOR out, at an explicit height, without proofs.
+	req := encoding.MustMarshal(gateway.StatesRequest{Height: 1, Keys: []string{"balance/USD/alice"}})
+	hreq, _ := http.NewRequest("POST", h.srv.URL+"/v1/states", bytes.NewReader(req))
+	hreq.Header.Set("Content-Type", "application/cbor")
+	hreq.Header.Set("Accept", "application/cbor")
+	resp, err := h.srv.Client().Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var cb gateway.StatesResponse
+	if err := encoding.Unmarshal(raw, &cb); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CBOR answer %d: %v", resp.StatusCode, err)
+	}
+	if cb.Height != 1 || len(cb.Results) != 1 || !cb.Results[0].Found || cb.Results[0].Proof != nil || cb.Header != nil {
+		t.Fatalf("CBOR states: %+v", cb)
+	}
+
+	var e gateway.ErrorBody
+	for _, bad := range []string{`{"keys": []}`, `{"keys": [""]}`, `{"keys": ["a"], "extra": 1}`, `not json`, `{"keys": ["a"]} {}`} {
+		wantStatus(t, h.do(t, "POST", "/v1/states", "application/json", []byte(bad), &e), http.StatusBadRequest)
+	}
+	many, _ := json.Marshal(gateway.StatesRequest{Keys: slices.Repeat([]string{"k"}, gateway.MaxStateKeys+1)})
+	wantStatus(t, h.do(t, "POST", "/v1/states", "application/json", many, &e), http.StatusBadRequest)
+	wantStatus(t, h.do(t, "POST", "/v1/states", "application/json", []byte(`{"height": 9, "keys": ["a"]}`), &e), http.StatusNotFound)
+	wantStatus(t, h.do(t, "POST", "/v1/states", "application/cbor", []byte{0xff}, &e), http.StatusBadRequest)
+
+	h.f.set(func(f *fakeBackend) { f.badProof = true })
+	wantStatus(t, h.do(t, "POST", "/v1/states", "application/json", body, &e), http.StatusInternalServerError)
 }

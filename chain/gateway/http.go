@@ -43,6 +43,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/txs", s.handleSubmitBatch)
 	mux.HandleFunc("GET /v1/tx/{id}", s.handleTx)
 	mux.HandleFunc("GET /v1/state/{key...}", s.handleState)
+	mux.HandleFunc("POST /v1/states", s.handleStates)
 	mux.HandleFunc("GET /v1/blocks/{height}", s.handleBlock)
 	mux.HandleFunc("GET /v1/headers/latest", s.handleLatestHeader)
 	mux.HandleFunc("GET /v1/headers/{height}", s.handleHeader)

@@ -144,6 +144,16 @@ func (n *Node) rootAt(height, v uint64) (hash.Hash, error) {
 
 // State implements gateway.Backend.
 func (n *Node) State(height uint64, key string, prove bool) (*gateway.StateResult, error) {
+	res, err := n.States(height, []string{key}, prove)
+	if err != nil {
+		return nil, err
+	}
+	return res[0], nil
+}
+
+// States implements gateway.Backend: every key at the same height, whose header,
+// root and version are looked up once.
+func (n *Node) States(height uint64, keys []string, prove bool) ([]*gateway.StateResult, error) {
 	if height == 0 {
 		height = n.height()
 	}
@@ -158,13 +168,20 @@ func (n *Node) State(height uint64, key string, prove bool) (*gateway.StateResul
 	if err != nil {
 		return nil, err
 	}
-	res := &gateway.StateResult{Key: key, Height: height, StateRoot: root}
-	if prove {
-		res.Value, res.Found, res.Proof, err = n.state.Prove(v, key)
-	} else {
-		res.Value, res.Found, err = n.state.GetAt(v, key)
+	out := make([]*gateway.StateResult, len(keys))
+	for i, key := range keys {
+		res := &gateway.StateResult{Key: key, Height: height, StateRoot: root}
+		if prove {
+			res.Value, res.Found, res.Proof, err = n.state.Prove(v, key)
+		} else {
+			res.Value, res.Found, err = n.state.GetAt(v, key)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("state %q at height %d: %w", key, height, err)
+		}
+		out[i] = res
 	}
-	return res, err
+	return out, nil
 }
 
 // subscribers fans committed blocks and results out to event streams; a subscriber

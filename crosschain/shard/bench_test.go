@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -308,15 +307,6 @@ func (tr *benchTracker) observe(sh *benchShard, txs []*tx.Tx, ids []hash.Hash, c
 	}
 }
 
-// cpuTime returns this process's user + system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // benchInProcess runs one cell on shards in-process shards.
 func benchInProcess(b *testing.B, shards, pct int) {
 	net := &shard.Network{Name: "bench", Assets: []string{"USD"}}
@@ -421,7 +411,7 @@ func benchInProcess(b *testing.B, shards, pct int) {
 	if want := uint64(len(accounts)) * benchFunds; supply != want {
 		b.Fatalf("USD supply at genesis %d, want %d", supply, want)
 	}
-	runCell(b, plan, tr, chains, shards*validators, cpuTime)
+	runCell(b, plan, tr, chains, shards*validators, nodetest.CPUTime)
 	checkCell(b, plan, chains, supply)
 }
 
@@ -716,9 +706,9 @@ func benchExternal(b *testing.B) {
 			for _, sh := range chains {
 				waitHeight(b, sh, 1)
 			}
-			self := cpuTime()
+			self := nodetest.CPUTime()
 			runCell(b, plan, tr, chains, validators, func() time.Duration { return procCPU(pids) })
-			b.ReportMetric(float64((cpuTime()-self).Microseconds())/float64(plan.n), "driver-cpu-us/transfer")
+			b.ReportMetric(float64((nodetest.CPUTime()-self).Microseconds())/float64(plan.n), "driver-cpu-us/transfer")
 			checkCell(b, plan, chains, supply)
 		})
 	}

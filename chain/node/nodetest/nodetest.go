@@ -6,6 +6,7 @@ package nodetest
 import (
 	"context"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,4 +61,14 @@ func WaitHeight(t testing.TB, n *node.Node, h uint64) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// CPUTime returns this process's user + system CPU time; benchmarks divide its
+// growth by wall time and cores to tell CPU-bound runs from waiting ones.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
