@@ -17,7 +17,7 @@ import (
 const (
 	DefaultPollInterval = 200 * time.Millisecond
 	DefaultRetryAfter   = 3 * time.Second
-	DefaultMaxInflight  = 500
+	DefaultMaxInflight  = 1000
 	DefaultWorkers      = 16
 	DefaultDB           = "relay.db"
 )

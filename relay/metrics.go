@@ -20,6 +20,8 @@ type Metrics struct {
 	Pending prometheus.Gauge
 	// SubmitErrors counts refused or failed submissions, by chain.
 	SubmitErrors *prometheus.CounterVec
+	// StateBatches counts the batched state reads of the passes, by chain.
+	StateBatches *prometheus.CounterVec
 }
 
 // NewMetrics registers the relay's collectors on a fresh registry.
@@ -38,8 +40,10 @@ func NewMetrics() *Metrics {
 			Help: "Crosschain transactions known to the relay and not finished on every leg."}),
 		SubmitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plug_relay_submit_errors_total",
 			Help: "Submissions a node refused or that failed, by chain."}, []string{"chain"}),
+		StateBatches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plug_relay_state_batches_total",
+			Help: "Batched state reads (POST /v1/states) made to advance crosschain transactions, by chain."}, []string{"chain"}),
 	}
-	m.Reg.MustRegister(m.Proofs, m.HeaderUpdates, m.Lag, m.Height, m.Pending, m.SubmitErrors,
+	m.Reg.MustRegister(m.Proofs, m.HeaderUpdates, m.Lag, m.Height, m.Pending, m.SubmitErrors, m.StateBatches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -113,6 +113,10 @@ type Relay struct {
 
 	triesMu sync.Mutex
 	tries   map[string]try // step -> its last submission
+
+	// pre holds the current pass's prefetched state reads; written before the
+	// pass's workers start, only read while they run.
+	pre map[readKey]*client.StateResult
 }
 
 // Registry returns the transform registry a relay encodes with: the built-ins,
@@ -606,6 +610,8 @@ func (r *Relay) advanceAll(ctx context.Context) int {
 	// Oldest first, so a backlog clears in the order it built up.
 	slices.SortFunc(ids, func(a, b hash.Hash) int { return cmp.Compare(r.learned(a), r.learned(b)) })
 
+	r.prefetch(ctx, ids)
+	defer func() { r.pre = nil }()
 	var cmu sync.Mutex
 	changed := map[hash.Hash]*xtxRecord{}
 	work := make(chan hash.Hash)
@@ -716,7 +722,7 @@ func (r *Relay) advance(ctx context.Context, id hash.Hash, x *xtxRecord) error {
 	}
 	if x.Phase == PhasePending {
 		var dec crosschain.Decision
-		res, err := coord.c.State(ctx, 0, crosschain.DecisionKey(id), false)
+		res, err := r.read(ctx, coord, 0, crosschain.DecisionKey(id), false)
 		if err != nil {
 			return err
 		}
@@ -763,7 +769,7 @@ func (r *Relay) decide(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 			}
 			h = min(p.provable(), lc.height)
 		}
-		res, err := lc.c.State(ctx, h, crosschain.LegKey(id, i), h != 0)
+		res, err := r.read(ctx, lc, h, crosschain.LegKey(id, i), h != 0)
 		if err != nil {
 			return err
 		}
@@ -822,7 +828,7 @@ func (r *Relay) finish(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 		if lc == nil {
 			continue
 		}
-		res, err := lc.c.State(ctx, 0, crosschain.LegKey(id, i), false)
+		res, err := r.read(ctx, lc, 0, crosschain.LegKey(id, i), false)
 		if err != nil {
 			return err
 		}
@@ -844,7 +850,7 @@ func (r *Relay) finish(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 				continue
 			}
 			h := min(p.provable(), coord.height)
-			dr, err := coord.c.State(ctx, h, crosschain.DecisionKey(id), true)
+			dr, err := r.read(ctx, coord, h, crosschain.DecisionKey(id), true)
 			if err != nil {
 				return err
 			}
