@@ -57,13 +57,14 @@ type Prepare struct {
 	Tx  Signed `cbor:"1,keyasint" json:"tx"`
 	Leg uint32 `cbor:"2,keyasint" json:"leg"`
 
+	xid    xtxID
 	id     hash.Hash
 	sigErr error
 }
 
 // Keys implements transform.Transform.
 func (t *Prepare) Keys(ctx *transform.Context) (r, w []string) {
-	id := t.Tx.XTx.ID()
+	id := t.xid.of(&t.Tx.XTx)
 	w = []string{LegKey(id, int(t.Leg)), EscrowKey(id, int(t.Leg))}
 	if int(t.Leg) < len(t.Tx.XTx.Legs) {
 		l := t.Tx.XTx.Legs[t.Leg]
@@ -86,7 +87,7 @@ func (t *Prepare) Verify(ctx *transform.Context, st transform.State) error {
 	if _, err := legOf(&t.Tx.XTx, t.Leg, ctx.ChainID); err != nil {
 		return err
 	}
-	t.id = t.Tx.XTx.ID()
+	t.id = t.xid.of(&t.Tx.XTx)
 	rec, err := readLeg(st, LegKey(t.id, int(t.Leg)))
 	if err != nil {
 		return err
@@ -94,7 +95,7 @@ func (t *Prepare) Verify(ctx *transform.Context, st transform.State) error {
 	if rec != nil {
 		return fmt.Errorf("%w: %w: leg %d of %s is %s", transform.ErrInvalid, ErrAlreadyPrepared, t.Leg, t.id.Short(), rec.Status)
 	}
-	t.sigErr = t.Tx.VerifySigs()
+	t.sigErr = t.Tx.verifySigs(t.id)
 	if t.sigErr != nil && !slices.ContainsFunc(ctx.Signers, t.Tx.XTx.IsParty) {
 		return fmt.Errorf("%w: %w", transform.ErrUnauthorized, t.sigErr)
 	}
@@ -222,13 +223,14 @@ type Decide struct {
 	XTx    XTx        `cbor:"1,keyasint" json:"xtx"`
 	Proofs []LegProof `cbor:"2,keyasint" json:"proofs"`
 
+	xid      xtxID
 	decision Decision
 }
 
 // Keys implements transform.Transform: the client of every remote leg's chain, the
 // record of every local leg, the decision.
 func (t *Decide) Keys(ctx *transform.Context) (r, w []string) {
-	id := t.XTx.ID()
+	id := t.xid.of(&t.XTx)
 	seen := map[string]bool{}
 	for i, l := range t.XTx.Legs {
 		k := LegKey(id, i)
@@ -263,7 +265,7 @@ func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
 	if x.Coordinator != ctx.ChainID {
 		return fmt.Errorf("%w: %w: coordinator is %q, this is %q", transform.ErrInvalid, ErrWrongChain, x.Coordinator, ctx.ChainID)
 	}
-	id := x.ID()
+	id := t.xid.of(x)
 	var prev Decision
 	found, err := st.Get(DecisionKey(id), &prev)
 	if err != nil {
@@ -326,7 +328,7 @@ func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
 
 // Apply implements transform.Transform.
 func (t *Decide) Apply(_ *transform.Context, st transform.State) error {
-	return st.Set(DecisionKey(t.XTx.ID()), t.decision)
+	return st.Set(DecisionKey(t.xid.of(&t.XTx)), t.decision)
 }
 
 // Finish is phase 2 on a leg's chain: given the coordinator's decision — a proof
@@ -342,6 +344,7 @@ type Finish struct {
 	// is the coordinator.
 	Decision *Proof `cbor:"3,keyasint,omitempty" json:"decision,omitempty"`
 
+	xid xtxID
 	id  hash.Hash
 	dec Decision
 	rec *LegRecord
@@ -349,7 +352,7 @@ type Finish struct {
 
 // Keys implements transform.Transform.
 func (t *Finish) Keys(ctx *transform.Context) (r, w []string) {
-	id := t.XTx.ID()
+	id := t.xid.of(&t.XTx)
 	if t.XTx.Coordinator == ctx.ChainID {
 		r = []string{DecisionKey(id)}
 	} else {
@@ -382,7 +385,7 @@ func (t *Finish) Verify(ctx *transform.Context, st transform.State) error {
 	if _, err := legOf(x, t.Leg, ctx.ChainID); err != nil {
 		return err
 	}
-	t.id = x.ID()
+	t.id = t.xid.of(x)
 	rec, err := readLeg(st, LegKey(t.id, int(t.Leg)))
 	if err != nil {
 		return err
@@ -475,4 +478,20 @@ func (t *Finish) Apply(ctx *transform.Context, st transform.State) error {
 		}
 	}
 	return st.Set(key, out)
+}
+
+// xtxID keeps an XTx's ID for one transform: a decoded transform asks for it in
+// Keys, Verify and Apply, and each computation is a canonical encoding and a
+// hash of the whole XTx, on every validator for every candidate block. A
+// transform's XTx does not change once decoded.
+type xtxID struct {
+	id hash.Hash
+	ok bool
+}
+
+func (m *xtxID) of(x *XTx) hash.Hash {
+	if !m.ok {
+		m.id, m.ok = x.ID(), true
+	}
+	return m.id
 }

@@ -201,8 +201,10 @@ func NewSigned(x XTx, keys ...crypto.PrivateKey) (*Signed, error) {
 
 // VerifySigs checks that every party of the XTx signed its ID. Every signature
 // carried must be a valid one by a party, at most one per party.
-func (s *Signed) VerifySigs() error {
-	id := s.XTx.ID()
+func (s *Signed) VerifySigs() error { return s.verifySigs(s.XTx.ID()) }
+
+// verifySigs is VerifySigs for a caller that holds the XTx's ID already.
+func (s *Signed) verifySigs(id hash.Hash) error {
 	if len(s.Sigs) > MaxLegs {
 		return fmt.Errorf("%w: %d signatures (limit %d)", ErrMalformed, len(s.Sigs), MaxLegs)
 	}
