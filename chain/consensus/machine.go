@@ -92,7 +92,7 @@ type Backlogger interface {
 
 // DefaultTimeouts suit validators on one LAN or one machine.
 func DefaultTimeouts() Timeouts {
-	return Timeouts{Stagger: 200, Propose: 300, PreCommit: 200, Commit: 200, Delta: 100, Rebroadcast: 500, NewHeight: 100, EmptyBlocks: 1000}
+	return Timeouts{Stagger: 200, Propose: 300, PreCommit: 200, Commit: 200, Delta: 100, Rebroadcast: 500, NewHeight: 50, EmptyBlocks: 1000}
 }
 
 // Config configures a machine.

@@ -172,6 +172,9 @@ type scenario struct {
 	// stagger is every node's proposer stagger: 50 ms (rounds split often) or
 	// up to 400 ms (the default is 200).
 	stagger int64
+	// newHeight is every node's pause after a decision: 0, 50 (the default),
+	// 100 or 200 ms; the simulation covers timeouts beyond the defaults.
+	newHeight int64
 }
 
 type partition struct {
@@ -224,6 +227,7 @@ func drawScenario(seed uint64) scenario {
 	if r.IntN(2) == 0 {
 		sc.stagger += int64(r.IntN(350))
 	}
+	sc.newHeight = []int64{0, 50, 100, 200}[r.IntN(4)]
 	sc.end = sc.heal + 30000
 	return sc
 }
@@ -270,7 +274,7 @@ func (s *simulation) push(e *event) {
 
 func (s *simulation) cfg(n *simNode) Config {
 	t := DefaultTimeouts()
-	t.Stagger = s.sc.stagger
+	t.Stagger, t.NewHeight = s.sc.stagger, s.sc.newHeight
 	return Config{ChainID: "sim", Signer: n.key, Timeouts: t, noLocking: s.sc.noLocking}
 }
 
