@@ -71,6 +71,11 @@ type chainState struct {
 	// mu guards the nonce and the outbox, which workers fill during a pass.
 	mu     sync.Mutex
 	outbox []outStep
+	// sent holds the relayer's signed transactions by nonce until their nonce
+	// is committed, so that a stall resends the very same transactions (a
+	// node answers a pending one as harmless) instead of signing new ones
+	// over nonces still in flight.
+	sent map[uint64]*tx.Tx
 }
 
 // pathState tracks dest's light client of source.
@@ -80,6 +85,11 @@ type pathState struct {
 	// submitted (committed or not).
 	client, sent uint64
 	progress     time.Time // when client last advanced
+	// sentNonce and sentEpoch are the dest nonce and nonce epoch of the update
+	// to sent, once a node admitted it: while it is in flight, a slow chain is
+	// not taken for a lost update.
+	sentNonce, sentEpoch uint64
+	sentAdmitted         bool
 }
 
 // provable is the highest source height whose root dest has or will have before
@@ -297,7 +307,18 @@ func (r *Relay) poll(ctx context.Context, cs *chainState) error {
 	}
 	cs.committed = n
 	cs.seen.Store(n)
+	for k := range cs.sent {
+		if k < n {
+			delete(cs.sent, k)
+		}
+	}
 	stuck := time.Since(cs.stuckSince) > r.cfg.RetryAfter.Duration && cs.height >= cs.stuckHeight+stuckBlocks
+	if cs.nonceOK && stuck && n < cs.nonce && r.resend(ctx, cs, n) {
+		// Resent: the chain was only busy (a full mempool reaps others first),
+		// or it lost some; either way the same nonces stay in flight.
+		cs.stuckSince, cs.stuckHeight = time.Now(), cs.height
+		stuck = false
+	}
 	if cs.nonceOK && (n > cs.nonce || stuck) {
 		log.Infow("nonce resync", "chain", cs.id, "local", cs.nonce, "committed", n)
 		cs.nonceOK = false
@@ -305,8 +326,38 @@ func (r *Relay) poll(ctx context.Context, cs *chainState) error {
 	}
 	if !cs.nonceOK {
 		cs.nonce, cs.nonceOK, cs.stuckSince, cs.stuckHeight = n, true, time.Now(), cs.height
+		clear(cs.sent)
 	}
 	return nil
+}
+
+// resend submits again the relayer's transactions of nonces committed to
+// cs.nonce-1, as they were signed. It reports false when it cannot: one of them
+// is not kept, or a node refused one, and the nonce must be re-read.
+func (r *Relay) resend(ctx context.Context, cs *chainState, committed uint64) bool {
+	var txs []*tx.Tx
+	for k := committed; k < cs.nonce; k++ {
+		t := cs.sent[k]
+		if t == nil {
+			return false
+		}
+		txs = append(txs, t)
+	}
+	log.Infow("resending in-flight transactions", "chain", cs.id, "from", committed, "n", len(txs))
+	for len(txs) > 0 {
+		batch := txs[:min(len(txs), gateway.MaxBatchTxs)]
+		txs = txs[len(batch):]
+		res, err := cs.c.SubmitBatch(ctx, batch)
+		if err != nil {
+			return false
+		}
+		for _, e := range res {
+			if e != nil && !strings.Contains(e.Error(), "busy") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // stuckBlocks is how many blocks a chain commits without any of the relayer's
@@ -405,6 +456,16 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 		}
 		base := cs.nonce
 		cs.nonce += uint64(len(batch))
+		if cs.sent == nil {
+			cs.sent = map[uint64]*tx.Tx{}
+		}
+		for i, t := range txs {
+			cs.sent[base+uint64(i)] = t
+			if u, ok := batch[i].tr.(*crosschain.LCUpdate); ok && res[i] == nil && batch[i].path != nil && u.Header.Height == batch[i].path.sent {
+				p := batch[i].path
+				p.sentNonce, p.sentEpoch, p.sentAdmitted = base+uint64(i), cs.epoch.Load(), true
+			}
+		}
 		r.triesMu.Lock()
 		for i, e := range res {
 			if k := batch[i].key; e == nil && k != "" {
@@ -537,8 +598,12 @@ func (r *Relay) updateClient(ctx context.Context, p *pathState) error {
 	if c.Frozen {
 		return fmt.Errorf("client is frozen")
 	}
-	if p.sent < p.client || (p.sent > p.client && time.Since(p.progress) > r.cfg.RetryAfter.Duration) {
-		p.sent, p.progress = p.client, time.Now()
+	// An update still in flight (its nonce not committed, no resync since) is
+	// only slow; one that executed without the client reaching it, or was
+	// never admitted, is sent again.
+	inFlight := p.sentAdmitted && p.sentEpoch == p.dst.epoch.Load() && p.dst.seen.Load() <= p.sentNonce
+	if p.sent < p.client || (p.sent > p.client && !inFlight && time.Since(p.progress) > r.cfg.RetryAfter.Duration) {
+		p.sent, p.progress, p.sentAdmitted = p.client, time.Now(), false
 	}
 	for h := p.sent + 1; h <= p.src.height && h <= p.sent+maxUpdatesPerPass; h++ {
 		u, err := r.headerUpdate(ctx, p.src, h)
