@@ -52,6 +52,7 @@ func BenchmarkDvP(b *testing.B) {
 
 var (
 	dvpTrades   = flag.Int("dvp.trades", 1000, "trades per BenchmarkDvP run (backlog: twice as many)")
+	dvpBlockTxs = flag.Int("dvp.blocktxs", 0, "BenchmarkDvP: MaxBlockTxs of the validators (0: the default)")
 	dvpTimeline = flag.Bool("dvp.timeline", false, "BenchmarkDvP: log every committed block (chain, height, ms since start, transactions by type)")
 )
 
@@ -103,7 +104,8 @@ func startBenchNet(b *testing.B, id, assetName string, holders []crypto.PrivateK
 	bn := &benchNet{id: id, byType: map[string]int{}}
 	var peers []string
 	for i, k := range vals {
-		cfg := node.Config{Name: fmt.Sprintf("%s-val-%d", id, i+1), Genesis: gen, Key: k, Validator: true, Peers: slices.Clone(peers)}
+		cfg := node.Config{Name: fmt.Sprintf("%s-val-%d", id, i+1), Genesis: gen, Key: k, Validator: true, Peers: slices.Clone(peers),
+			MaxBlockTxs: *dvpBlockTxs}
 		if i == 0 {
 			cfg.OnCommit = onCommit
 		}

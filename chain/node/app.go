@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/consensus"
@@ -59,7 +60,7 @@ func (a *app) Pending() bool { return a.n.pool.Len() > 0 }
 
 // Backlog implements consensus.Backlogger: a full block is waiting.
 func (a *app) Backlog() bool {
-	return a.n.pool.Len() >= a.n.cfg.MaxBlockTxs || a.n.pool.Bytes() >= a.n.cfg.MaxBlockBytes
+	return a.n.pool.Len() >= a.n.blockLimit() || a.n.pool.Bytes() >= a.n.cfg.MaxBlockBytes
 }
 
 // Propose implements consensus.App.
@@ -73,12 +74,14 @@ func (a *app) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
 	if prev != nil && now < prev.Time {
 		now = prev.Time
 	}
-	txs := n.pool.Reap(n.cfg.MaxBlockTxs, n.cfg.MaxBlockBytes, n.nonces())
+	txs := n.pool.Reap(n.blockLimit(), n.cfg.MaxBlockBytes, n.nonces())
 	sigs := make([]error, len(txs)) // the mempool admits only verified transactions
+	start := time.Now()
 	b, out, err := block.Build(n.exec, n.state, prev, n.cfg.ChainID, now, txs, sigs)
 	if err != nil {
 		return nil, hash.Hash{}, fmt.Errorf("build block %d: %w", height, err)
 	}
+	n.budget.observe(time.Since(start), len(txs))
 	if len(b.Txs) < len(txs) {
 		// Transactions the executor rejects outright would never leave the pool.
 		kept := make(map[*tx.Tx]bool, len(b.Txs))
@@ -122,10 +125,12 @@ func (a *app) Validate(height uint64, raw []byte) (hash.Hash, error) {
 	if err := n.verifyTxs(b.Txs); err != nil {
 		return hash.Hash{}, err
 	}
+	start := time.Now()
 	out, err := block.Check(n.exec, n.state, n.lastHeader(), b, make([]error, len(b.Txs)))
 	if err != nil {
 		return hash.Hash{}, err
 	}
+	n.budget.observe(time.Since(start), len(b.Txs))
 	return a.remember(b, out), nil
 }
 

@@ -122,6 +122,7 @@ type Node struct {
 	// proposal carrying a whole block is decoded once, not twice.
 	decoded  decodedCache
 	byHeight heightCache
+	budget   blockBudget
 	subs     subscribers
 	cancel   context.CancelFunc
 	running  bool // the loop was started; Close waits for it
@@ -478,6 +479,16 @@ func (n *Node) validateTx(_ peer.ID, data []byte) error {
 		return fmt.Errorf("mempool full: %w", p2p.ErrIgnore)
 	}
 	return nil
+}
+
+// blockLimit is how many transactions this node proposes at most: MaxBlockTxs,
+// or fewer when their measured execution cost would outlast the stagger.
+func (n *Node) blockLimit() int {
+	st := n.cfg.Timeouts.Stagger
+	if n.cfg.Timeouts == (consensus.Timeouts{}) {
+		st = consensus.DefaultTimeouts().Stagger
+	}
+	return n.budget.limit(time.Duration(st)*time.Millisecond, n.cfg.MaxBlockTxs)
 }
 
 // MaxTxBatch bounds the transactions of one gossip message.
