@@ -79,6 +79,17 @@ func (t *Prepare) Keys(ctx *transform.Context) (r, w []string) {
 	return r, w
 }
 
+// CarriedSignatures implements transform.SignatureCarrier: the parties'
+// signatures over the XTx's ID, which Verify checks through crypto.VerifyCached.
+func (t *Prepare) CarriedSignatures() []crypto.Item {
+	id := t.xid.of(&t.Tx.XTx)
+	items := make([]crypto.Item, 0, len(t.Tx.Sigs))
+	for _, ps := range t.Tx.Sigs {
+		items = append(items, crypto.Item{Pub: ps.PubKey, Msg: id[:], Sig: ps.Sig})
+	}
+	return items
+}
+
 // Authorizations implements transform.Transform: the RBAC policy decides who may.
 func (t *Prepare) Authorizations(*transform.Context) []crypto.Address { return nil }
 

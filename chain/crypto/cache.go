@@ -35,6 +35,33 @@ var sharedCache = NewVerifiedCache(DefaultCacheSize)
 // VerifyCached is Verify through a process-wide VerifiedCache.
 func VerifyCached(pub PublicKey, msg, sig []byte) error { return sharedCache.Verify(pub, msg, sig) }
 
+// PrimeCached checks items in one batch (VerifyBatch) through the process-wide
+// cache, remembering the valid ones, so that VerifyCached of any of them is
+// then a hit. Invalid items are not remembered; VerifyCached reports them.
+func PrimeCached(items []Item) { sharedCache.Prime(items) }
+
+// Prime batch-verifies the items not already remembered and remembers the
+// valid ones.
+func (c *VerifiedCache) Prime(items []Item) {
+	var todo []Item
+	var keys [][32]byte
+	for _, it := range items {
+		if k := cacheKey(it.Pub, it.Msg, it.Sig); !c.lru.Contains(k) {
+			todo, keys = append(todo, it), append(keys, k)
+		}
+	}
+	for i, err := range VerifyBatch(todo) {
+		if err == nil {
+			c.lru.Add(keys[i], struct{}{})
+		}
+	}
+}
+
+// Known reports whether c remembers this signature as valid.
+func (c *VerifiedCache) Known(pub PublicKey, msg, sig []byte) bool {
+	return c.lru.Contains(cacheKey(pub, msg, sig))
+}
+
 // Verify is crypto.Verify, answered from the cache when this exact signature
 // (scheme, key, message, signature) was found valid before.
 func (c *VerifiedCache) Verify(pub PublicKey, msg, sig []byte) error {

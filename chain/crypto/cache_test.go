@@ -56,3 +56,34 @@ func TestVerifiedCacheAgreesWithVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestPrimeRemembersValidOnly: a batch primes the cache with its valid
+// signatures only, and Verify still refuses the invalid ones.
+func TestPrimeRemembersValidOnly(t *testing.T) {
+	c := crypto.NewVerifiedCache(64)
+	var items []crypto.Item
+	for i := range 40 {
+		seed := sha256.Sum256([]byte{byte(i)})
+		k, err := crypto.GenerateKey(crypto.Ed25519, bytes.NewReader(seed[:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := []byte{byte(i), 'm'}
+		sig, _ := k.Sign(msg)
+		if i%7 == 3 {
+			sig[5] ^= 1
+		}
+		items = append(items, crypto.Item{Pub: k.Public(), Msg: msg, Sig: sig})
+	}
+	c.Prime(items)
+	c.Prime(items) // again: nothing left to check, nothing changes
+	for i, it := range items {
+		valid := i%7 != 3
+		if c.Known(it.Pub, it.Msg, it.Sig) != valid {
+			t.Errorf("item %d: known %t, valid %t", i, !valid, valid)
+		}
+		if err := c.Verify(it.Pub, it.Msg, it.Sig); (err == nil) != valid {
+			t.Errorf("item %d: Verify %v after Prime, valid %t", i, err, valid)
+		}
+	}
+}

@@ -173,6 +173,15 @@ func (e *Executor) execute(base Reader, env Env, txs []*tx.Tx, sigs []error, ser
 	}
 	ps := make([]prepared, len(txs))
 	parallelFor(len(txs), workers, func(i int) { e.prepare(&ps[i], env, txs[i], sigs[i]) })
+	var carried []crypto.Item
+	for i := range ps {
+		if c, ok := ps[i].tr.(transform.SignatureCarrier); ok && ps[i].reject == nil {
+			carried = append(carried, c.CarriedSignatures()...)
+		}
+	}
+	if len(carried) > 0 {
+		crypto.PrimeCached(carried)
+	}
 
 	o := newOverlay(base, e.models)
 	seen := make(map[string]struct{}, 3*len(ps))

@@ -76,6 +76,16 @@ type Transform interface {
 	Apply(ctx *Context, st State) error
 }
 
+// SignatureCarrier is implemented by transforms that carry signatures besides
+// their transaction's own (a crosschain trade's parties, say) and check them
+// with crypto.VerifyCached. The executor checks all of a block's carried
+// signatures in one batch over the cores before running it, which leaves the
+// transforms' own checks as cache hits. A carrier that lists its signatures
+// wrong only loses the speed-up: the transform still checks them itself.
+type SignatureCarrier interface {
+	CarriedSignatures() []crypto.Item
+}
+
 // ModelUser is implemented by transforms that declare the models they use, so that a
 // chain can refuse to register a transform whose models it lacks.
 type ModelUser interface {

@@ -67,7 +67,8 @@ type Tx struct {
 	Body   Body    `cbor:"1,keyasint" json:"body"`
 	Proofs []Proof `cbor:"2,keyasint" json:"proofs"`
 
-	raw []byte // canonical encoding, set by Decode
+	raw []byte    // canonical encoding, set by Decode
+	id  hash.Hash // hash of raw, set by Decode: IDs are asked for many times per transaction
 }
 
 // New builds an unsigned transaction carrying tr, registered in reg.
@@ -117,7 +118,7 @@ func (t *Tx) Sign(key crypto.PrivateKey) error {
 // ID returns the transaction's identifier: the hash of its whole encoding.
 func (t *Tx) ID() (hash.Hash, error) {
 	if t.raw != nil {
-		return hash.Sum(hash.DomainTxID, t.raw), nil
+		return t.id, nil
 	}
 	return encoding.Hash(hash.DomainTxID, t)
 }
@@ -143,7 +144,7 @@ func Decode(b []byte) (*Tx, error) {
 	if err := t.CheckShape(); err != nil {
 		return nil, err
 	}
-	t.raw = b
+	t.raw, t.id = b, hash.Sum(hash.DomainTxID, b)
 	return &t, nil
 }
 
