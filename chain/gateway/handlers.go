@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -158,14 +157,8 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // It answers 200 with a result per transaction, or an error for a body that
 // is not such an array.
 func (s *Server) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, BatchBodyFactor*s.maxBody))
+	body, err := readBody(w, r, BatchBodyFactor*s.maxBody)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			err = fmt.Errorf("request body exceeds %d bytes: %w", mbe.Limit, mbe)
-		} else {
-			err = invalid("read body: %v", err)
-		}
 		s.fail(w, r, err)
 		return
 	}
@@ -337,16 +330,10 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if res.Height > 0 {
-			hdr, cert, err := s.b.Header(res.Height)
-			if err != nil {
-				s.fail(w, r, fmt.Errorf("header %d of a proven state read: %w", res.Height, err))
+			if out.Header, out.Certificate, err = s.anchor(res.Height, res.StateRoot); err != nil {
+				s.fail(w, r, err)
 				return
 			}
-			if hdr.StateRoot != res.StateRoot {
-				s.fail(w, r, fmt.Errorf("state root %s at height %d, but the header says %s", res.StateRoot, res.Height, hdr.StateRoot))
-				return
-			}
-			out.Header, out.Certificate = hdr, cert
 		}
 	}
 	if wantsCBOR(r) {

@@ -241,17 +241,27 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// readTx reads a POST /v1/tx body: canonical CBOR (application/cbor or
-// application/octet-stream) or JSON {"tx": "<base64 CBOR>"}. Other content types
-// are sniffed: a body starting with '{' is JSON.
-func (s *Server) readTx(w http.ResponseWriter, r *http.Request) (*tx.Tx, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+// readBody reads a request body of at most limit bytes; a longer one is
+// ErrTooLarge's 413, a broken one a 400.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, fmt.Errorf("request body exceeds %d bytes: %w", mbe.Limit, mbe)
 		}
 		return nil, invalid("read body: %v", err)
+	}
+	return body, nil
+}
+
+// readTx reads a POST /v1/tx body: canonical CBOR (application/cbor or
+// application/octet-stream) or JSON {"tx": "<base64 CBOR>"}. Other content types
+// are sniffed: a body starting with '{' is JSON.
+func (s *Server) readTx(w http.ResponseWriter, r *http.Request) (*tx.Tx, error) {
+	body, err := readBody(w, r, s.maxBody)
+	if err != nil {
+		return nil, err
 	}
 	if len(body) == 0 {
 		return nil, invalid("empty body: send the CBOR-encoded transaction, or JSON {\"tx\": \"<base64 CBOR>\"}")

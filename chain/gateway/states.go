@@ -3,9 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 
@@ -90,29 +88,19 @@ func (s *Server) handleStates(w http.ResponseWriter, r *http.Request) {
 		out.Results[i] = e
 	}
 	if req.Prove && out.Height > 0 {
-		hdr, cert, err := s.b.Header(out.Height)
-		if err != nil {
-			s.fail(w, r, fmt.Errorf("header %d of a proven state read: %w", out.Height, err))
+		if out.Header, out.Certificate, err = s.anchor(out.Height, out.StateRoot); err != nil {
+			s.fail(w, r, err)
 			return
 		}
-		if hdr.StateRoot != out.StateRoot {
-			s.fail(w, r, fmt.Errorf("state root %s at height %d, but the header says %s", out.StateRoot, out.Height, hdr.StateRoot))
-			return
-		}
-		out.Header, out.Certificate = hdr, cert
 	}
 	s.reply(w, r, http.StatusOK, out)
 }
 
 // readStatesRequest reads and checks a POST /v1/states body.
 func (s *Server) readStatesRequest(w http.ResponseWriter, r *http.Request) (*StatesRequest, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	body, err := readBody(w, r, s.maxBody)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fmt.Errorf("request body exceeds %d bytes: %w", mbe.Limit, mbe)
-		}
-		return nil, invalid("read body: %v", err)
+		return nil, err
 	}
 	var req StatesRequest
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -139,4 +127,17 @@ func (s *Server) readStatesRequest(w http.ResponseWriter, r *http.Request) (*Sta
 		}
 	}
 	return &req, nil
+}
+
+// anchor returns the header and certificate that anchor a proven read at height
+// with state root root, refusing to answer when they disagree.
+func (s *Server) anchor(height uint64, root hash.Hash) (*block.Header, *consensus.Certificate, error) {
+	hdr, cert, err := s.b.Header(height)
+	if err != nil {
+		return nil, nil, fmt.Errorf("header %d of a proven state read: %w", height, err)
+	}
+	if hdr.StateRoot != root {
+		return nil, nil, fmt.Errorf("state root %s at height %d, but the header says %s", root, height, hdr.StateRoot)
+	}
+	return hdr, cert, nil
 }
