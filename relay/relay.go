@@ -231,15 +231,50 @@ func (r *Relay) Run(ctx context.Context) error {
 	log.Infow("relay started", "name", r.cfg.Name, "relayer", r.addr.String(), "chains", r.order, "paths", len(r.paths), "known_xtxs", len(r.xtxs))
 	t := time.NewTicker(r.cfg.PollInterval.Duration)
 	defer t.Stop()
+	wake := make(chan struct{}, 1)
+	for _, id := range r.order {
+		go r.follow(ctx, r.chains[id], wake)
+	}
 	for {
 		if err := r.Pass(ctx); err != nil && ctx.Err() == nil {
 			log.Warnw("relay pass", "err", err)
 		}
 		select {
+		case <-wake:
+		case <-t.C:
 		case <-ctx.Done():
 			log.Infow("relay stopped", "name", r.cfg.Name)
 			return nil
 		case <-t.C:
+		}
+	}
+}
+
+// follow keeps cs's event stream open and signals wake at every committed
+// block, so that a pass starts as soon as there is something to relay instead
+// of at the next poll: each trade waits on the relay two or three times
+// (prepared, decided, finished). Polling stays as the fallback, and the pass
+// still reads everything from chain state; the stream only says when.
+func (r *Relay) follow(ctx context.Context, cs *chainState, wake chan<- struct{}) {
+	backoff := r.cfg.PollInterval.Duration
+	for ctx.Err() == nil {
+		heights, err := cs.c.WatchBlocks(ctx)
+		if err != nil {
+			log.Debugw("event stream", "chain", cs.id, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = r.cfg.PollInterval.Duration
+		for range heights {
+			select {
+			case wake <- struct{}{}:
+			default: // a pass is due already
+			}
 		}
 	}
 }

@@ -323,3 +323,17 @@ func TestRelayBacklog(t *testing.T) {
 	}
 	t.Logf("backlog of %d DvPs cleared in %s (%.1f trades/s)", n, el.Round(time.Millisecond), float64(n)/el.Seconds())
 }
+
+// TestRelayFollowsBlocks: with a poll interval far beyond the test's wait, a
+// DvP settles because the relay wakes at every committed block (the gateway's
+// event stream), not at its next poll.
+func TestRelayFollowsBlocks(t *testing.T) {
+	w := newWorld(t)
+	w.cfg.PollInterval = relay.Duration{Duration: time.Minute}
+	w.startRelay(t)
+	id := w.dvp(t, 3, 30)
+	a, b := w.waitFinal(t, id, 20*time.Second)
+	if a != crosschain.Committed || b != crosschain.Committed {
+		t.Fatalf("dvp: legs %s / %s, want committed", a, b)
+	}
+}

@@ -336,3 +336,37 @@ func TestNormalizeEndpoint(t *testing.T) {
 	}
 	_ = url.URL{}
 }
+
+// TestWatchBlocks: the block stream sends committed heights in order and
+// closes when its context ends.
+func TestWatchBlocks(t *testing.T) {
+	url := startNode(t, seedKey(t, 1), seedKey(t, 2))
+	c, err := client.New([]string{url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	heights, err := c.WatchBlocks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for range 2 {
+		select {
+		case h := <-heights:
+			if h <= last {
+				t.Fatalf("height %d after %d", h, last)
+			}
+			last = h
+		case <-time.After(10 * time.Second):
+			t.Fatal("no block event in 10 s")
+		}
+	}
+	cancel()
+	for range heights { // drains, then closes
+	}
+	dead, _ := client.New([]string{"http://" + closedAddr(t)})
+	if _, err := dead.WatchBlocks(context.Background()); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("dead node: %v", err)
+	}
+}
