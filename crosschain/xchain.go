@@ -372,9 +372,14 @@ func (t *Finish) Keys(ctx *transform.Context) (r, w []string) {
 			r = append(r, LCRootKey(t.XTx.Coordinator, t.Decision.Height))
 		}
 	}
-	w = []string{LegKey(id, int(t.Leg)), EscrowKey(id, int(t.Leg))}
-	if int(t.Leg) < len(t.XTx.Legs) {
-		l := t.XTx.Legs[t.Leg]
+	return r, finishWrites(&t.XTx, id, int(t.Leg))
+}
+
+// finishWrites are the keys finishing leg i of x writes.
+func finishWrites(x *XTx, id hash.Hash, i int) []string {
+	w := []string{LegKey(id, i), EscrowKey(id, i)}
+	if i < len(x.Legs) {
+		l := x.Legs[i]
 		switch l.Kind {
 		case Out:
 			w = append(w, asset.BalanceKey(l.Asset, l.From), asset.SupplyKey(l.Asset))
@@ -384,7 +389,7 @@ func (t *Finish) Keys(ctx *transform.Context) (r, w []string) {
 			w = append(w, asset.BalanceKey(l.Asset, l.From), asset.BalanceKey(l.Asset, l.To))
 		}
 	}
-	return r, w
+	return w
 }
 
 // Authorizations implements transform.Transform: the RBAC policy decides who may.
@@ -438,20 +443,29 @@ func (t *Finish) Verify(ctx *transform.Context, st transform.State) error {
 
 // Apply implements transform.Transform.
 func (t *Finish) Apply(ctx *transform.Context, st transform.State) error {
-	l := t.XTx.Legs[t.Leg]
-	key := LegKey(t.id, int(t.Leg))
-	out := LegRecord{Status: Aborted, Reason: t.dec.Reason, Height: ctx.Height}
-	if t.rec != nil && t.rec.Status == Refused {
-		out.Reason = t.rec.Reason
+	return finishLeg(st, &t.XTx, t.id, int(t.Leg), t.rec, t.dec, ctx.Height)
+}
+
+// finishLeg applies decision dec to leg i of x, whose record is rec (nil: none):
+// on commit it credits To from the escrow (or mints, or burns, by kind), on
+// abort it refunds From, and it records the leg committed or aborted at height.
+// Finish does it on a leg's chain; Decide does it for the coordinator's own
+// legs in the same transaction.
+func finishLeg(st transform.State, x *XTx, id hash.Hash, i int, rec *LegRecord, dec Decision, height uint64) error {
+	l := x.Legs[i]
+	key := LegKey(id, i)
+	out := LegRecord{Status: Aborted, Reason: dec.Reason, Height: height}
+	if rec != nil && rec.Status == Refused {
+		out.Reason = rec.Reason
 	}
-	if t.dec.Commit {
-		out = LegRecord{Status: Committed, Height: ctx.Height}
+	if dec.Commit {
+		out = LegRecord{Status: Committed, Height: height}
 	}
-	if t.rec != nil && t.rec.Status == Prepared && l.Kind == In {
+	if rec != nil && rec.Status == Prepared && l.Kind == In {
 		if err := addUint(st, MintingKey(l.Asset), l.Amount, false); err != nil {
 			return err
 		}
-		if t.dec.Commit {
+		if dec.Commit {
 			if err := addUint(st, asset.SupplyKey(l.Asset), l.Amount, true); err != nil {
 				return err
 			}
@@ -459,23 +473,23 @@ func (t *Finish) Apply(ctx *transform.Context, st transform.State) error {
 				return err
 			}
 		}
-	} else if t.rec != nil && t.rec.Status == Prepared {
-		ek := EscrowKey(t.id, int(t.Leg))
+	} else if rec != nil && rec.Status == Prepared {
+		ek := EscrowKey(id, i)
 		var e Escrow
 		found, err := st.Get(ek, &e)
 		if err != nil {
 			return err
 		}
 		if !found || e.Asset != l.Asset || e.Amount != l.Amount {
-			return fmt.Errorf("%w: escrow of leg %d of %s is %+v, want %d %s", transform.ErrInvalid, t.Leg, t.id.Short(), e, l.Amount, l.Asset)
+			return fmt.Errorf("%w: escrow of leg %d of %s is %+v, want %d %s", transform.ErrInvalid, i, id.Short(), e, l.Amount, l.Asset)
 		}
 		switch {
-		case t.dec.Commit && l.Kind == Out:
+		case dec.Commit && l.Kind == Out:
 			// The value leaves this chain: the In leg's chain mints it.
 			if err := addUint(st, asset.SupplyKey(l.Asset), e.Amount, false); err != nil {
 				return err
 			}
-		case t.dec.Commit:
+		case dec.Commit:
 			if err := asset.Credit(st, l.Asset, l.To, e.Amount); err != nil {
 				return err
 			}
