@@ -52,9 +52,14 @@ func TestOutInCommit(t *testing.T) {
 	d := w.decide(x, relayer)
 	w.step()
 	mustOK(t, d)
+	wantLeg(t, a, x, 0, crosschain.Committed) // the Out leg burnt by the decide
+	if sa := supplyOf(a, "USD"); sa != sa0-250 {
+		t.Fatalf("alpha supply %d after the decide, want %d", sa, sa0-250)
+	}
 	q0, q1 := w.finish(x, 0, relayer), w.finish(x, 1, relayer)
 	w.step()
-	mustOK(t, q0, q1)
+	mustFail(t, q0, crosschain.ErrAlreadyFinished)
+	mustOK(t, q1)
 	wantBalance(t, a, "USD", alice, funds-250)
 	wantBalance(t, a, "USD", bob, funds) // bob is paid on beta, not alpha
 	wantBalance(t, b, "USD", bob, funds+250)
@@ -89,7 +94,8 @@ func TestOutInAbort(t *testing.T) {
 	mustOK(t, d)
 	q0, q1 := w.finish(x, 0, relayer), w.finish(x, 1, relayer)
 	w.step()
-	mustOK(t, q0, q1)
+	mustFail(t, q0, crosschain.ErrAlreadyFinished) // the decide aborted it
+	mustOK(t, q1)
 	wantLeg(t, a, x, 0, crosschain.Aborted)
 	wantLeg(t, b, x, 1, crosschain.Aborted)
 	wantBalance(t, a, "USD", alice, funds)
@@ -178,7 +184,12 @@ func TestInLegSupplyCap(t *testing.T) {
 	mustOK(t, d1, d2)
 	var fs []*pending
 	for _, x := range []crosschain.XTx{x1, x2} {
-		fs = append(fs, w.finish(x, 0, relayer), w.finish(x, 1, relayer))
+		want := crosschain.Committed // leg 0 is the coordinator's, finished by the decide
+		if x.ID() == x2.ID() {
+			want = crosschain.Aborted
+		}
+		wantLeg(t, a, x, 0, want)
+		fs = append(fs, w.finish(x, 1, relayer))
 	}
 	w.step()
 	mustOK(t, fs...)

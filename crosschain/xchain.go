@@ -228,6 +228,11 @@ func addUint(st transform.State, key string, amount uint64, up bool) error {
 // transaction fails. A second decide fails with ErrAlreadyDecided and changes
 // nothing.
 //
+// The same transaction finishes the legs on this chain, as Finish would with the
+// decision: the coordinator needs no proof of its own decision, and a trade
+// costs one transaction less (a Finish of such a leg afterwards fails with
+// ErrAlreadyFinished).
+//
 // The decision does not depend on the parties' signatures (each leg's chain checked
 // them when it prepared), so the envelope carries the bare XTx.
 type Decide struct {
@@ -236,6 +241,7 @@ type Decide struct {
 
 	xid      xtxID
 	decision Decision
+	local    map[int]*LegRecord // this chain's legs and their records, for Apply
 }
 
 // Keys implements transform.Transform: the client of every remote leg's chain, the
@@ -243,12 +249,13 @@ type Decide struct {
 func (t *Decide) Keys(ctx *transform.Context) (r, w []string) {
 	id := t.xid.of(&t.XTx)
 	seen := map[string]bool{}
+	w = []string{DecisionKey(id)}
 	for i, l := range t.XTx.Legs {
-		k := LegKey(id, i)
-		if l.Chain != t.XTx.Coordinator {
-			k = LCKey(l.Chain)
+		if l.Chain == t.XTx.Coordinator {
+			w = append(w, finishWrites(&t.XTx, id, i)...)
+			continue
 		}
-		if !seen[k] {
+		if k := LCKey(l.Chain); !seen[k] {
 			seen[k] = true
 			r = append(r, k)
 		}
@@ -261,7 +268,21 @@ func (t *Decide) Keys(ctx *transform.Context) (r, w []string) {
 			}
 		}
 	}
-	return r, []string{DecisionKey(id)}
+	return r, dedupe(w)
+}
+
+// dedupe drops repeated keys, keeping the first of each: two local legs of one
+// asset and party write the same balance.
+func dedupe(keys []string) []string {
+	seen := make(map[string]bool, len(keys))
+	out := keys[:0]
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // Authorizations implements transform.Transform: the RBAC policy decides who may.
@@ -287,11 +308,13 @@ func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
 	}
 	t.decision = Decision{Height: ctx.Height, Time: ctx.Time}
 	status := make([]*LegRecord, len(x.Legs))
+	t.local = map[int]*LegRecord{}
 	for i, l := range x.Legs {
 		if l.Chain == x.Coordinator {
 			if status[i], err = readLeg(st, LegKey(id, i)); err != nil {
 				return err
 			}
+			t.local[i] = status[i]
 		}
 	}
 	for _, p := range t.Proofs {
@@ -337,9 +360,21 @@ func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
 	return nil
 }
 
-// Apply implements transform.Transform.
-func (t *Decide) Apply(_ *transform.Context, st transform.State) error {
-	return st.Set(DecisionKey(t.xid.of(&t.XTx)), t.decision)
+// Apply implements transform.Transform: the decision, then this chain's legs
+// finished by it.
+func (t *Decide) Apply(ctx *transform.Context, st transform.State) error {
+	id := t.xid.of(&t.XTx)
+	if err := st.Set(DecisionKey(id), t.decision); err != nil {
+		return err
+	}
+	for i := range t.XTx.Legs {
+		if rec, ok := t.local[i]; ok {
+			if err := finishLeg(st, &t.XTx, id, i, rec, t.decision, ctx.Height); err != nil {
+				return fmt.Errorf("finish leg %d: %w", i, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Finish is phase 2 on a leg's chain: given the coordinator's decision — a proof

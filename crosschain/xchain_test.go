@@ -76,12 +76,16 @@ func TestDvPCommit(t *testing.T) {
 	if dec, ok := a.decision(x.ID()); !ok || !dec.Commit {
 		t.Fatalf("decision %+v (present %t), want commit", dec, ok)
 	}
+	// The decide finished the coordinator's own leg: bob holds the SEC already.
+	wantLeg(t, a, x, 0, crosschain.Committed)
+	wantBalance(t, a, "SEC", bob, funds+10)
 
 	f0 := w.finishTx(x, 0, relayer)
 	f1 := w.finishTx(x, 1, relayer)
 	q0, q1 := a.submit("finish", f0, relayer), b.submit("finish", f1, relayer)
 	w.step()
-	mustOK(t, q0, q1)
+	mustFail(t, q0, crosschain.ErrAlreadyFinished)
+	mustOK(t, q1)
 	wantLeg(t, a, x, 0, crosschain.Committed)
 	wantLeg(t, b, x, 1, crosschain.Committed)
 	wantBalance(t, a, "SEC", alice, funds-10)
@@ -140,9 +144,12 @@ func TestDvPAbortInsufficientFunds(t *testing.T) {
 	if dec.Commit || !strings.Contains(dec.Reason, "leg 1 on beta refused") {
 		t.Fatalf("decision %+v, want abort for leg 1", dec)
 	}
+	wantLeg(t, a, x, 0, crosschain.Aborted) // by the decide itself
+	wantBalance(t, a, "SEC", alice, funds)
 	q0, q1 := w.finish(x, 0, relayer), w.finish(x, 1, relayer)
 	w.step()
-	mustOK(t, q0, q1)
+	mustFail(t, q0, crosschain.ErrAlreadyFinished)
+	mustOK(t, q1)
 	wantLeg(t, a, x, 0, crosschain.Aborted)
 	if r := wantLeg(t, b, x, 1, crosschain.Aborted); !strings.Contains(r.Reason, "insufficient funds") {
 		t.Fatalf("aborted leg keeps its refusal reason, got %q", r.Reason)
@@ -177,10 +184,11 @@ func TestAbortAtDeadlineWhenChainHalted(t *testing.T) {
 	if dec.Commit || !strings.Contains(dec.Reason, "deadline") {
 		t.Fatalf("decision %+v, want abort at deadline", dec)
 	}
+	wantLeg(t, a, x, 0, crosschain.Aborted) // the decide refunded the local leg
+	wantBalance(t, a, "SEC", alice, funds)
 	q0 := w.finish(x, 0, relayer)
 	w.step()
-	mustOK(t, q0)
-	wantBalance(t, a, "SEC", alice, funds)
+	mustFail(t, q0, crosschain.ErrAlreadyFinished)
 
 	// beta comes back: the stale prepare in its pool is refused (its clock is past
 	// the deadline), the finish records the leg aborted, a later prepare changes nothing.
@@ -219,9 +227,13 @@ func TestFinishBeforePrepareBlocksLatePrepare(t *testing.T) {
 	w.step()
 	mustFail(t, late, crosschain.ErrAlreadyPrepared)
 	wantBalance(t, b, "USD", bob, funds)
-	if _, ok := a.leg(x.ID(), 0); ok {
-		t.Fatal("leg 0 has a record")
-	}
+	// The decide recorded the coordinator's unprepared leg aborted: it can no
+	// longer be prepared either.
+	wantLeg(t, a, x, 0, crosschain.Aborted)
+	late0 := w.prepare(s, 0, alice)
+	w.step()
+	mustFail(t, late0, crosschain.ErrAlreadyPrepared)
+	wantBalance(t, a, "SEC", alice, funds)
 }
 
 func TestPvPThreeLegsThreeChains(t *testing.T) {
@@ -244,9 +256,11 @@ func TestPvPThreeLegsThreeChains(t *testing.T) {
 	if dec, _ := w.chains["gamma"].decision(x.ID()); !dec.Commit {
 		t.Fatalf("decision %+v", dec)
 	}
+	wantLeg(t, w.chains["gamma"], x, 2, crosschain.Committed) // the coordinator's own leg, by the decide
 	fs := []*pending{w.finish(x, 0, relayer), w.finish(x, 1, relayer), w.finish(x, 2, relayer)}
 	w.step()
-	mustOK(t, fs...)
+	mustOK(t, fs[0], fs[1])
+	mustFail(t, fs[2], crosschain.ErrAlreadyFinished)
 	wantBalance(t, w.chains["alpha"], "USD", bob, funds+100)
 	wantBalance(t, w.chains["beta"], "SEC", carol, funds+5)
 	wantBalance(t, w.chains["gamma"], "USD", alice, funds+7)

@@ -146,8 +146,9 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 		sellers[i], buyers[i] = benchKey(uint64(1000+i)), benchKey(uint64(5000+i))
 	}
 
-	// finished[id] counts the finished legs of a trade; final[id] is when the
-	// second one committed. Node 0 of each chain reports its commits.
+	// finished[id] counts the finished legs of a trade (the decide finishes the
+	// coordinator's, a finish the other); final[id] is when the second one
+	// committed. Node 0 of each chain reports its commits.
 	var mu sync.Mutex
 	finished := map[hash.Hash]int{}
 	final := make(map[hash.Hash]time.Time, trades)
@@ -177,14 +178,21 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 				}
 			}
 			for i, t := range blk.Txs {
-				if t.Body.Type != crosschain.TypeFinish || rs[i].Code != exec.OK {
+				if (t.Body.Type != crosschain.TypeFinish && t.Body.Type != crosschain.TypeDecide) || rs[i].Code != exec.OK {
 					continue
 				}
 				tr, err := relay.Registry().Decode(t.Body.Type, t.Body.Payload)
 				if err != nil {
 					continue
 				}
-				id := tr.(*crosschain.Finish).XTx.ID()
+				// A finish finishes its leg; a decide, the coordinator's own leg.
+				var id hash.Hash
+				switch f := tr.(type) {
+				case *crosschain.Finish:
+					id = f.XTx.ID()
+				case *crosschain.Decide:
+					id = f.XTx.ID()
+				}
 				if finished[id]++; finished[id] == 2 {
 					final[id] = now
 					if len(final) == trades {

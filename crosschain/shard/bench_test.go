@@ -287,12 +287,19 @@ func (tr *benchTracker) observe(sh *benchShard, txs []*tx.Tx, ids []hash.Hash, c
 		switch t.Body.Type {
 		case asset.TypeTransfer:
 			idx, found = tr.plan.intra[ids[i]]
-		case crosschain.TypeFinish:
+		case crosschain.TypeFinish, crosschain.TypeDecide:
+			// A finish finishes its leg; a decide, the coordinator's (payer's) own.
 			f, err := reg.Decode(t.Body.Type, t.Body.Payload)
 			if err != nil {
 				continue
 			}
-			id := f.(*crosschain.Finish).XTx.ID()
+			var id hash.Hash
+			switch f := f.(type) {
+			case *crosschain.Finish:
+				id = f.XTx.ID()
+			case *crosschain.Decide:
+				id = f.XTx.ID()
+			}
 			if idx, found = tr.plan.cross[id]; found {
 				tr.finished[id]++
 				found = tr.finished[id] == 2
