@@ -285,6 +285,7 @@ func (c *cchain) open(n *cnode, restart bool) error {
 // crash kills a node: its machine, mempool and caches are gone; its state file,
 // block store and persisted consensus state stay.
 func (c *cchain) crash(n *cnode) {
+	c.x.tracef(c, "%s crashes", n.name())
 	if n.store != nil {
 		_ = n.store.Close()
 	}
@@ -295,6 +296,7 @@ func (c *cchain) crash(n *cnode) {
 // restart boots a crashed node from its disk.
 func (c *cchain) restart(n *cnode) {
 	c.x.stats.restarts++
+	c.x.tracef(c, "%s restarts at height %d", n.name(), n.height()+1)
 	if err := c.open(n, true); err != nil {
 		c.x.fail("%s: restart: %v", n.name(), err)
 		return
@@ -657,6 +659,7 @@ func (c *cchain) commit(n *cnode, raw []byte, cert consensus.Certificate) bool {
 	n.pool.Update(b.Txs, n)
 	n.aheadSince = 0
 	x.record("commit %s h%d %s r%d t%d", n.name(), h, id.Short(), cert.Round, x.now)
+	x.tracef(c, "%s commits h%d %s (round %d, proposer %s)", n.name(), h, id.Short(), cert.Round, c.nameOf(b.Header.Proposer))
 	if n.honest() {
 		switch {
 		case int(h) > len(c.ids):
@@ -793,8 +796,9 @@ func (x *xsim) drain(c *cchain, n *cnode) {
 			if !c.commit(n, d.Block, d.Cert) {
 				return
 			}
-			if n.key != nil && n.headers[d.Height].Proposer == n.addr {
-				// As chain/node does: the proposer publishes the block for followers.
+			if n.honest() && n.key != nil && n.headers[d.Height].Proposer == n.addr {
+				// As chain/node does: the proposer publishes the block for followers
+				// (a Byzantine one keeps it to itself).
 				msg := &consensus.Message{Decided: &consensus.Decided{Cert: d.Cert, Block: d.Block}}
 				for _, p := range c.nodes {
 					if p != n {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,12 +25,14 @@ import (
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/crosschain/shard"
+	"github.com/plugchain/plug/spv"
 )
 
 var (
@@ -132,7 +135,6 @@ type xsim struct {
 	failures   []string
 	trace      [32]byte
 	stats      xstats
-	uncheckedP []*pending
 }
 
 // xfatal carries a harness helper's Fatal out of a run, to be reported as a
@@ -546,6 +548,9 @@ func (x *xsim) check(final bool) {
 			return
 		}
 	}
+	if !x.checkClients() {
+		return
+	}
 	want := map[string]map[string]map[crypto.Address]uint64{} // chain, asset, address
 	for _, id := range w.order {
 		want[id] = map[string]map[crypto.Address]uint64{}
@@ -666,6 +671,37 @@ func (x *xsim) check(final bool) {
 	}
 }
 
+// checkClients verifies that every root a light client holds is that of a header
+// the honest validators of its chain committed: nothing forged was ever trusted.
+func (x *xsim) checkClients() bool {
+	ids := map[string][]hash.Hash{}
+	for _, c := range x.chains {
+		ids[c.id] = c.ids
+	}
+	for _, dst := range x.chains {
+		err := dst.view.store.Iterate(crosschain.LCRootPrefix, func(k string, v []byte) error {
+			src, hs, _ := strings.Cut(strings.TrimPrefix(k, crosschain.LCRootPrefix), "/")
+			h, err := strconv.ParseUint(hs, 10, 64)
+			if err != nil {
+				return fmt.Errorf("key %q: %v", k, err)
+			}
+			var cs spv.ConsensusState
+			if err := encoding.UnmarshalLax(v, &cs); err != nil {
+				return fmt.Errorf("key %q: %v", k, err)
+			}
+			if h == 0 || h > uint64(len(ids[src])) || ids[src][h-1] != cs.HeaderHash {
+				return fmt.Errorf("FORGERY: %s's light client of %s trusts header %s at height %d, which its validators did not commit", dst.id, src, cs.HeaderHash.Short(), h)
+			}
+			return nil
+		})
+		if err != nil {
+			x.fail("%v", err)
+			return false
+		}
+	}
+	return true
+}
+
 // typeUncheckedFinish is the broken variant's finish: it trusts the decision the
 // submitter claims, with no proof.
 const typeUncheckedFinish = "test/unchecked-finish"
@@ -728,7 +764,7 @@ func (x *xsim) uncheckedFinish() {
 		for i, l := range xt.Legs {
 			c := x.w.chains[l.Chain]
 			if rec, ok := c.leg(xt.ID(), i); ok && rec.Status == crosschain.Prepared && l.Kind == "" && !c.halted && s.r.IntN(2) == 0 {
-				x.uncheckedP = append(x.uncheckedP, c.submit("unchecked finish", &uncheckedFinish{XTx: xt, Leg: uint32(i), Commit: !dec.Commit}, mallory))
+				c.submit("unchecked finish", &uncheckedFinish{XTx: xt, Leg: uint32(i), Commit: !dec.Commit}, mallory)
 				x.stats.unchecked++
 				return
 			}
@@ -826,22 +862,27 @@ func TestConsensusSim(t *testing.T) {
 	}
 }
 
-// TestConsensusSimReplays runs one seed twice and requires the same history: every
-// transaction signed, every block committed by every node at the same simulated
-// time, the same number of events.
+// TestConsensusSimReplays runs one seed twice, with a Byzantine validator and a
+// crash on alpha whatever the draw, and requires the same history: every
+// transaction signed and every block committed by every node, at the same
+// simulated time, and the same number of events.
 func TestConsensusSimReplays(t *testing.T) {
 	keepReplayStats(t)
 	const seed = 4
-	short := func(sc *xscenario) { sc.steps = 12 }
-	a, b := runXSim(t, seed, short), runXSim(t, seed, short)
+	mutate := func(sc *xscenario) {
+		sc.steps = 12
+		sc.nets[0].byz = map[int]byzKind{1: equivocator, 2: honestNode}
+		sc.nets[0].crashes = append(sc.nets[0].crashes, xcrash{node: 3, at: 2000, back: 4000})
+	}
+	a, b := runXSim(t, seed, mutate), runXSim(t, seed, mutate)
 	if a.stopped() || b.stopped() {
 		t.Fatalf("seed %d failed: %v %v", seed, a.failures, b.failures)
 	}
 	if a.trace != b.trace || a.events != b.events || a.now != b.now || a.seq != b.seq {
 		t.Fatalf("seed %d diverged: trace %x/%x, events %d/%d, end %d/%d", seed, a.trace[:4], b.trace[:4], a.events, b.events, a.now, b.now)
 	}
-	if a.stats.decided == 0 || len(a.s.trades) == 0 {
-		t.Fatalf("seed %d did nothing: %d blocks, %d trades", seed, a.stats.decided, len(a.s.trades))
+	if a.stats.decided == 0 || len(a.s.trades) == 0 || a.stats.restarts == 0 || a.stats.equivocations == 0 {
+		t.Fatalf("seed %d exercised too little: %d blocks, %d trades, %d restarts, %d equivocations", seed, a.stats.decided, len(a.s.trades), a.stats.restarts, a.stats.equivocations)
 	}
 }
 
