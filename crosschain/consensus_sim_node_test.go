@@ -278,7 +278,7 @@ func (c *cchain) open(n *cnode, restart bool) error {
 	} else {
 		n.m.NewHeight(h, n.nextSets[h-1], c.x.now)
 	}
-	n.wake = -1
+	n.wake, n.aheadSince = -1, 0
 	return nil
 }
 

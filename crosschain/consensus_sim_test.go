@@ -36,7 +36,7 @@ import (
 )
 
 var (
-	flagXSimRuns = flag.Int("xsim.runs", 16, "runs of TestConsensusSim")
+	flagXSimRuns = flag.Int("xsim.runs", 24, "runs of TestConsensusSim")
 	flagXSimSeed = flag.Uint64("xsim.seed", 0, "run TestConsensusSim with this one seed")
 	// flagXSimVoteCap lets Byzantine validators sign a fresh twin on every send, so
 	// peers may get three or more conflicting votes of one validator in a round.
