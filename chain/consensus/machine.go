@@ -124,6 +124,12 @@ type State struct {
 	ValidBlock  []byte     `cbor:"9,keyasint"`
 	Votes       []Vote     `cbor:"10,keyasint"`
 	Proposals   []Proposal `cbor:"11,keyasint"`
+	// ValidPOL is the pre-commit quorum for ValidID at ValidRound: after a
+	// restart it is the proof-of-lock a re-proposal of ValidBlock must carry.
+	// Without it, validators that restart locked on different blocks (a whole
+	// chain down and back) could never convince each other, and the height
+	// would never decide.
+	ValidPOL []Vote `cbor:"12,keyasint,omitempty"`
 }
 
 // Decision is a final block.
@@ -229,6 +235,7 @@ type Machine struct {
 	idleUntil int64 // when an idle height starts anyway
 
 	future      []Message
+	futureAt    int64 // when a message of the next height first arrived undecided; -1: none
 	lastDecided *Decided
 	helped      int64
 
@@ -246,7 +253,7 @@ func New(cfg Config, app App) *Machine {
 	if cfg.MaxFuture == 0 {
 		cfg.MaxFuture = 4096
 	}
-	m := &Machine{cfg: cfg, app: app}
+	m := &Machine{cfg: cfg, app: app, futureAt: -1}
 	if cfg.Signer != nil {
 		m.self = cfg.Signer.Public().Address()
 	}
@@ -298,6 +305,7 @@ func (m *Machine) reset(height uint64, set validator.Set, now int64) {
 	m.lockDone, m.commitTO, m.preTO = map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}
 	m.timers = nil
 	m.decided, m.idle = false, false
+	m.futureAt = -1
 	m.now = max(m.now, now)
 }
 
@@ -323,6 +331,15 @@ func (m *Machine) Restore(st *State, set validator.Set, now int64) {
 		m.proposed[p.Round] = &p
 		if p.Block != nil {
 			m.blocks[p.BlockID] = p.Block
+		}
+	}
+	for i := range st.ValidPOL {
+		// Checked when first received; re-checked here all the same, since a
+		// vote that does not verify must never count.
+		if v := st.ValidPOL[i]; v.Type == PreCommit && v.Height == st.Height && int32(v.Round) == st.ValidRound && v.BlockID == st.ValidID {
+			if _, err := checkVote(m.cfg.ChainID, m.set, &v); err == nil {
+				m.record(&v)
+			}
 		}
 	}
 	m.startRound(st.Round)
@@ -379,7 +396,24 @@ func (m *Machine) Tick(now int64) {
 	if m.cfg.Signer != nil && m.now-m.lastCast >= m.cfg.Timeouts.Rebroadcast {
 		m.rebroadcast()
 	}
+	m.checkLag()
 	m.progress()
+}
+
+// lagAfter is how long peers may speak of the next height, while this machine
+// has not decided its own, before it asks the driver to fetch the block: they
+// decided it, and a decision can be lost for good — the peers that hold it may
+// have restarted since (a restarted machine has no decision to hand out) and
+// the proposer publishes it once.
+func (m *Machine) lagAfter() int64 { return 2 * m.cfg.Timeouts.Rebroadcast }
+
+// checkLag reports Behind for the next height once peers have spoken of it for
+// lagAfter without this machine deciding; then again every lagAfter.
+func (m *Machine) checkLag() {
+	if !m.decided && m.futureAt >= 0 && m.now-m.futureAt >= m.lagAfter() {
+		m.out.Behind = max(m.out.Behind, m.height+1)
+		m.futureAt = m.now
+	}
 }
 
 // NextDeadline returns the earliest time at which Tick has work to do, so a driver
@@ -388,6 +422,9 @@ func (m *Machine) NextDeadline() int64 {
 	next := m.lastCast + m.cfg.Timeouts.Rebroadcast
 	if m.decided {
 		return next
+	}
+	if m.futureAt >= 0 {
+		next = min(next, m.futureAt+m.lagAfter())
 	}
 	if m.idle {
 		return min(next, m.idleUntil)
@@ -427,6 +464,14 @@ func (m *Machine) persistState() *State {
 	for _, r := range sortedKeys(m.proposed) {
 		st.Proposals = append(st.Proposals, *m.proposed[r])
 	}
+	if m.validRound >= 0 {
+		if rv := m.votes[uint32(m.validRound)]; rv != nil {
+			voters := rv.byBlock[PreCommit][m.validID]
+			for _, k := range sortedAddrs(voters) {
+				st.ValidPOL = append(st.ValidPOL, *voters[k])
+			}
+		}
+	}
 	return st
 }
 
@@ -453,6 +498,9 @@ func (m *Machine) futureOrPast(height uint64, msg Message) bool {
 	case height == m.height+1 || (height == m.height && m.decided):
 		if len(m.future) < m.cfg.MaxFuture {
 			m.future = append(m.future, msg)
+		}
+		if height == m.height+1 && !m.decided && m.futureAt < 0 {
+			m.futureAt = m.now
 		}
 	case height > m.height+1:
 		m.out.Behind = max(m.out.Behind, height)
@@ -927,10 +975,30 @@ func (m *Machine) acceptable(p *Proposal) bool {
 		return m.lockedRound < 0 || m.lockedID == p.BlockID
 	}
 	vr := uint32(p.POLRound)
-	if !Quorum(m.tally(vr, PreCommit, p.BlockID), m.total) {
+	// The proof-of-lock's votes were each verified when the proposal arrived; they
+	// count on their own. The tallies may not hold them all: they keep at most
+	// maxVotesPerValidator votes per validator and round, and an equivocator that
+	// sent two other pre-commits first would otherwise make an honest proof fall
+	// short here for good.
+	if !Quorum(max(m.tally(vr, PreCommit, p.BlockID), m.polPower(p)), m.total) {
 		return m.lockedID == p.BlockID
 	}
 	return m.lockedRound <= p.POLRound || m.lockedID == p.BlockID
+}
+
+// polPower is the power of the distinct validators whose pre-commits make up p's
+// proof-of-lock (checked by onProposal: each for p's block at p.POLRound).
+func (m *Machine) polPower(p *Proposal) uint64 {
+	var n uint64
+	seen := make(map[crypto.Address]bool, len(p.POL))
+	for i := range p.POL {
+		a := p.POL[i].Validator
+		if j := m.set.Find(a); j >= 0 && !seen[a] {
+			seen[a] = true
+			n += m.set[j].Power
+		}
+	}
+	return n
 }
 
 func (m *Machine) certificate(r uint32, id hash.Hash) Certificate {
