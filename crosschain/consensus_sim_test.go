@@ -934,15 +934,16 @@ func TestConsensusSimCatchesUncheckedFinish(t *testing.T) {
 	t.Fatal("a finish that trusts its submitter never broke atomicity: the atomicity check is too gentle")
 }
 
-// TestConsensusSimFoundBugs replays the two seeds on which this simulation found
+// TestConsensusSimFoundBugs replays the seeds on which this simulation found
 // liveness bugs in consensus.Machine (a proof-of-lock made unverifiable by an
 // equivocator's third vote; validators left one height behind that never
-// synced). Both halted their chain before the fixes; they must settle now.
+// synced; a whole chain restarted with split locks and no proof-of-lock
+// persisted). Each halted its chain before the fix; they must settle now.
 func TestConsensusSimFoundBugs(t *testing.T) {
 	if !*flagXSimVoteCap || !*flagXSimNoLagSync {
 		t.Skip("needs the default adversary (-xsim.votecap) and no driver-side sync (-xsim.nolagsync)")
 	}
-	for _, seed := range []uint64{1796173469343932411, 1796174632442173949} {
+	for _, seed := range []uint64{1796173469343932411, 1796174632442173949, 1796175350239950129} {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
 			if x := runXSim(t, seed, nil); x.stopped() {
