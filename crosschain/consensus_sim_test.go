@@ -551,95 +551,13 @@ func (x *xsim) check(final bool) {
 	if !x.checkClients() {
 		return
 	}
-	want := map[string]map[string]map[crypto.Address]uint64{} // chain, asset, address
-	for _, id := range w.order {
-		want[id] = map[string]map[crypto.Address]uint64{}
-		for _, a := range assets {
-			want[id][a] = map[crypto.Address]uint64{}
-			for _, p := range parties {
-				want[id][a][addr(p)] = funds
-			}
-		}
+	want, flight, err := tradeOutcomes(w, s.trades, final)
+	if err != nil {
+		x.fail("%v", err)
+		return
 	}
-	for _, tr := range s.trades {
-		xt := tr.s.XTx
-		id := xt.ID()
-		dec, decided := w.chains[xt.Coordinator].decision(id)
-		committed, aborted := 0, 0
-		status := make([]crosschain.Status, len(xt.Legs))
-		for i, l := range xt.Legs {
-			rec, ok := w.chains[l.Chain].leg(id, i)
-			status[i] = rec.Status
-			switch {
-			case !ok:
-			case rec.Status == crosschain.Committed:
-				committed++
-				if !decided || !dec.Commit {
-					x.fail("ATOMICITY: leg %d of %s committed without a commit decision", i, id.Short())
-					return
-				}
-			case rec.Status == crosschain.Aborted:
-				aborted++
-				if !decided || dec.Commit {
-					x.fail("ATOMICITY: leg %d of %s aborted without an abort decision", i, id.Short())
-					return
-				}
-			}
-			for k, ps := range [][]*pending{tr.finishes[i], tr.prepares[i]} {
-				what := [...]string{"finished", "prepared"}[k]
-				n := 0
-				for _, p := range ps {
-					if p.done && p.code == exec.OK {
-						n++
-					}
-				}
-				if n > 1 {
-					x.fail("ATOMICITY: leg %d of %s %s %d times", i, id.Short(), what, n)
-					return
-				}
-			}
-		}
-		if committed > 0 && aborted > 0 {
-			x.fail("ATOMICITY: %s: %d legs committed, %d aborted", id.Short(), committed, aborted)
-			return
-		}
-		n := 0
-		for _, p := range tr.decides {
-			if p.done && p.code == exec.OK {
-				n++
-			}
-		}
-		if n > 1 {
-			x.fail("ATOMICITY: %s decided %d times", id.Short(), n)
-			return
-		}
-		// Value between a committed Out leg and its In leg is in flight.
-		for i, l := range xt.Legs {
-			if l.Kind == crosschain.Out {
-				switch out, in := status[i] == crosschain.Committed, status[i+1] == crosschain.Committed; {
-				case out && !in:
-					supply[l.Asset] += l.Amount
-				case in && !out:
-					supply[l.Asset] -= l.Amount
-				}
-			}
-		}
-		if final {
-			if committed+aborted != len(xt.Legs) {
-				x.fail("LIVENESS: %s: %d of %d legs finished", id.Short(), committed+aborted, len(xt.Legs))
-				return
-			}
-			if dec.Commit {
-				for _, l := range xt.Legs {
-					if l.Kind != crosschain.In {
-						want[l.Chain][l.Asset][l.From] -= l.Amount
-					}
-					if l.Kind != crosschain.Out {
-						want[l.Chain][l.Asset][l.To] += l.Amount
-					}
-				}
-			}
-		}
+	for a, v := range flight {
+		supply[a] += v
 	}
 	for _, a := range assets {
 		if g := uint64(len(x.chains) * len(parties) * funds); supply[a] != g {

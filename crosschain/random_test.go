@@ -593,82 +593,9 @@ func (s *sim) check(final bool) {
 	if s.sh != nil {
 		s.checkSupply()
 	}
-	want := map[string]map[string]map[crypto.Address]uint64{} // chain, asset, addr
-	for _, id := range w.order {
-		want[id] = map[string]map[crypto.Address]uint64{}
-		for _, a := range assets {
-			want[id][a] = map[crypto.Address]uint64{}
-			for _, p := range parties {
-				want[id][a][addr(p)] = funds
-			}
-		}
-	}
-	for _, tr := range s.trades {
-		x := tr.s.XTx
-		id := x.ID()
-		dec, decided := w.chains[x.Coordinator].decision(id)
-		committed, aborted := 0, 0
-		for i, l := range x.Legs {
-			rec, ok := w.chains[l.Chain].leg(id, i)
-			switch {
-			case !ok:
-			case rec.Status == crosschain.Committed:
-				committed++
-				if !decided || !dec.Commit {
-					t.Fatalf("leg %d of %s committed without a commit decision", i, id.Short())
-				}
-			case rec.Status == crosschain.Aborted:
-				aborted++
-				if !decided || dec.Commit {
-					t.Fatalf("leg %d of %s aborted without an abort decision", i, id.Short())
-				}
-			}
-			n := 0
-			for _, p := range tr.finishes[i] {
-				if p.done && p.code == exec.OK {
-					n++
-				}
-			}
-			if n > 1 {
-				t.Fatalf("leg %d of %s finished %d times", i, id.Short(), n)
-			}
-			n = 0
-			for _, p := range tr.prepares[i] {
-				if p.done && p.code == exec.OK {
-					n++
-				}
-			}
-			if n > 1 {
-				t.Fatalf("leg %d of %s prepared %d times", i, id.Short(), n)
-			}
-		}
-		if committed > 0 && aborted > 0 {
-			t.Fatalf("%s: %d legs committed, %d aborted", id.Short(), committed, aborted)
-		}
-		n := 0
-		for _, p := range tr.decides {
-			if p.done && p.code == exec.OK {
-				n++
-			}
-		}
-		if n > 1 {
-			t.Fatalf("%s decided %d times", id.Short(), n)
-		}
-		if final {
-			if committed+aborted != len(x.Legs) {
-				t.Fatalf("%s: %d of %d legs finished", id.Short(), committed+aborted, len(x.Legs))
-			}
-			if dec.Commit {
-				for _, l := range x.Legs {
-					if l.Kind != crosschain.In {
-						want[l.Chain][l.Asset][l.From] -= l.Amount
-					}
-					if l.Kind != crosschain.Out {
-						want[l.Chain][l.Asset][l.To] += l.Amount
-					}
-				}
-			}
-		}
+	want, _, err := tradeOutcomes(w, s.trades, final)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if final && s.sh != nil {
 		for _, tr := range s.sh.transfers {
@@ -695,4 +622,97 @@ func (s *sim) check(final bool) {
 			}
 		}
 	}
+}
+
+// tradeOutcomes checks every trade's legs against its decision: committed only
+// on a commit, aborted only on an abort, never both, no leg prepared or finished
+// twice, no trade decided twice, and, when final, every leg finished. It
+// returns the balances the decisions give every party (from funds, by chain,
+// asset and address) and, per asset, the value in flight between a committed
+// Out leg and its In leg not committed yet (added with uint64 wrap-around: a
+// committed In leg whose Out leg is pending subtracts).
+func tradeOutcomes(w *world, trades []*trade, final bool) (want map[string]map[string]map[crypto.Address]uint64, flight map[string]uint64, err error) {
+	want = map[string]map[string]map[crypto.Address]uint64{}
+	for _, id := range w.order {
+		want[id] = map[string]map[crypto.Address]uint64{}
+		for _, a := range assets {
+			want[id][a] = map[crypto.Address]uint64{}
+			for _, p := range parties {
+				want[id][a][addr(p)] = funds
+			}
+		}
+	}
+	flight = map[string]uint64{}
+	applied := func(ps []*pending) int {
+		n := 0
+		for _, p := range ps {
+			if p.done && p.code == exec.OK {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tr := range trades {
+		x := tr.s.XTx
+		id := x.ID()
+		dec, decided := w.chains[x.Coordinator].decision(id)
+		committed, aborted := 0, 0
+		status := make([]crosschain.Status, len(x.Legs))
+		for i, l := range x.Legs {
+			rec, ok := w.chains[l.Chain].leg(id, i)
+			status[i] = rec.Status
+			switch {
+			case !ok:
+			case rec.Status == crosschain.Committed:
+				committed++
+				if !decided || !dec.Commit {
+					return nil, nil, fmt.Errorf("ATOMICITY: leg %d of %s committed without a commit decision", i, id.Short())
+				}
+			case rec.Status == crosschain.Aborted:
+				aborted++
+				if !decided || dec.Commit {
+					return nil, nil, fmt.Errorf("ATOMICITY: leg %d of %s aborted without an abort decision", i, id.Short())
+				}
+			}
+			if n := applied(tr.finishes[i]); n > 1 {
+				return nil, nil, fmt.Errorf("ATOMICITY: leg %d of %s finished %d times", i, id.Short(), n)
+			}
+			if n := applied(tr.prepares[i]); n > 1 {
+				return nil, nil, fmt.Errorf("ATOMICITY: leg %d of %s prepared %d times", i, id.Short(), n)
+			}
+		}
+		if committed > 0 && aborted > 0 {
+			return nil, nil, fmt.Errorf("ATOMICITY: %s: %d legs committed, %d aborted", id.Short(), committed, aborted)
+		}
+		if n := applied(tr.decides); n > 1 {
+			return nil, nil, fmt.Errorf("ATOMICITY: %s decided %d times", id.Short(), n)
+		}
+		for i, l := range x.Legs {
+			if l.Kind == crosschain.Out {
+				switch out, in := status[i] == crosschain.Committed, status[i+1] == crosschain.Committed; {
+				case out && !in:
+					flight[l.Asset] += l.Amount
+				case in && !out:
+					flight[l.Asset] -= l.Amount
+				}
+			}
+		}
+		if !final {
+			continue
+		}
+		if committed+aborted != len(x.Legs) {
+			return nil, nil, fmt.Errorf("LIVENESS: %s: %d of %d legs finished", id.Short(), committed+aborted, len(x.Legs))
+		}
+		if dec.Commit {
+			for _, l := range x.Legs {
+				if l.Kind != crosschain.In {
+					want[l.Chain][l.Asset][l.From] -= l.Amount
+				}
+				if l.Kind != crosschain.Out {
+					want[l.Chain][l.Asset][l.To] += l.Amount
+				}
+			}
+		}
+	}
+	return want, flight, nil
 }
