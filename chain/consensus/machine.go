@@ -17,6 +17,7 @@ package consensus
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/plugchain/plug/chain/crypto"
@@ -420,6 +421,11 @@ func (m *Machine) checkLag() {
 // (or the simulator) can sleep until then.
 func (m *Machine) NextDeadline() int64 {
 	next := m.lastCast + m.cfg.Timeouts.Rebroadcast
+	if m.cfg.Signer == nil {
+		// A follower casts nothing, so lastCast stays put: without this its
+		// deadline would stay in the past and a driver sleeping until it spin.
+		next = math.MaxInt64
+	}
 	if m.decided {
 		return next
 	}
@@ -504,8 +510,9 @@ func (m *Machine) futureOrPast(height uint64, msg Message) bool {
 		}
 	case height > m.height+1:
 		m.out.Behind = max(m.out.Behind, height)
-	case height+1 == m.height && m.lastDecided != nil && m.now-m.helped >= m.cfg.Timeouts.Rebroadcast:
-		// A peer still works on the height we just finished: hand it the decision.
+	case height+1 == m.height && m.lastDecided != nil && m.lastDecided.Cert.Height == height && m.now-m.helped >= m.cfg.Timeouts.Rebroadcast:
+		// A peer still works on the height we just finished: hand it the decision
+		// (not an older one: after a sync, lastDecided is stale).
 		m.helped = m.now
 		m.emit(Message{Decided: m.lastDecided})
 	}
