@@ -463,3 +463,27 @@ func (p *put) Keys(*transform.Context) (r, w []string)              { return nil
 func (p *put) Authorizations(*transform.Context) []crypto.Address   { return nil }
 func (p *put) Verify(*transform.Context, transform.State) error     { return nil }
 func (p *put) Apply(_ *transform.Context, st transform.State) error { return st.Set(p.Key, p.Rec) }
+
+// TestFinishedLegs: a decide finishes the coordinator's legs, a finish its own,
+// a prepare none.
+func TestFinishedLegs(t *testing.T) {
+	w := newWorld(t, "alpha", "beta", "gamma")
+	x := crosschain.XTx{Legs: []crosschain.Leg{
+		{Chain: "alpha", Asset: "SEC", From: addr(alice), To: addr(bob), Amount: 1},
+		{Chain: "beta", Asset: "USD", From: addr(bob), To: addr(alice), Amount: 1},
+		{Chain: "alpha", Asset: "SEC", From: addr(alice), To: addr(carol), Amount: 1},
+	}, Coordinator: "alpha", Deadline: w.now + 60_000, Nonce: 9}
+	for _, tc := range []struct {
+		tr   transform.Transform
+		legs int
+	}{
+		{&crosschain.Decide{XTx: x}, 2},
+		{&crosschain.Finish{XTx: x, Leg: 1}, 1},
+		{&crosschain.Prepare{Tx: crosschain.Signed{XTx: x}}, 0},
+	} {
+		id, n := crosschain.FinishedLegs(tc.tr)
+		if n != tc.legs || (n > 0 && id != x.ID()) {
+			t.Errorf("%T: %s, %d legs; want %d", tc.tr, id.Short(), n, tc.legs)
+		}
+	}
+}

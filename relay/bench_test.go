@@ -185,15 +185,11 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 				if err != nil {
 					continue
 				}
-				// A finish finishes its leg; a decide, the coordinator's own leg.
-				var id hash.Hash
-				switch f := tr.(type) {
-				case *crosschain.Finish:
-					id = f.XTx.ID()
-				case *crosschain.Decide:
-					id = f.XTx.ID()
+				id, n := crosschain.FinishedLegs(tr)
+				if n == 0 {
+					continue
 				}
-				if finished[id]++; finished[id] == 2 {
+				if finished[id] += n; finished[id] == 2 {
 					final[id] = now
 					if len(final) == trades {
 						close(done)

@@ -288,20 +288,16 @@ func (tr *benchTracker) observe(sh *benchShard, txs []*tx.Tx, ids []hash.Hash, c
 		case asset.TypeTransfer:
 			idx, found = tr.plan.intra[ids[i]]
 		case crosschain.TypeFinish, crosschain.TypeDecide:
-			// A finish finishes its leg; a decide, the coordinator's (payer's) own.
 			f, err := reg.Decode(t.Body.Type, t.Body.Payload)
 			if err != nil {
 				continue
 			}
-			var id hash.Hash
-			switch f := f.(type) {
-			case *crosschain.Finish:
-				id = f.XTx.ID()
-			case *crosschain.Decide:
-				id = f.XTx.ID()
+			id, n := crosschain.FinishedLegs(f)
+			if n == 0 {
+				continue
 			}
 			if idx, found = tr.plan.cross[id]; found {
-				tr.finished[id]++
+				tr.finished[id] += n
 				found = tr.finished[id] == 2
 			}
 		}
