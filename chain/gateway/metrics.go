@@ -21,6 +21,9 @@ type Metrics struct {
 	TxsCommitted    *prometheus.CounterVec // plug_txs_committed_total{code="ok|failed"}
 	MempoolSize     prometheus.Gauge       // plug_mempool_size
 	Peers           prometheus.Gauge       // plug_peers
+	// CompactFetched counts transactions of compact blocks this node lacked and
+	// fetched from a peer: it stays near zero while transaction gossip keeps up.
+	CompactFetched prometheus.Counter // plug_compact_txs_fetched_total
 	// BlockCommitSeconds is the time from the start of a height to its commit
 	// certificate.
 	BlockCommitSeconds prometheus.Histogram // plug_block_commit_seconds
@@ -53,6 +56,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Peers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "plug_peers", Help: "Connected peers.",
 		}),
+		CompactFetched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plug_compact_txs_fetched_total", Help: "Transactions of compact blocks fetched from a peer because this node lacked them.",
+		}),
 		BlockCommitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "plug_block_commit_seconds",
 			Help:    "Time from the start of a height to its commit certificate.",
@@ -78,6 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.TxsCommitted = register(reg, m.TxsCommitted)
 	m.MempoolSize = register(reg, m.MempoolSize)
 	m.Peers = register(reg, m.Peers)
+	m.CompactFetched = register(reg, m.CompactFetched)
 	m.BlockCommitSeconds = register(reg, m.BlockCommitSeconds)
 	m.HTTPRequests = register(reg, m.HTTPRequests)
 	m.HTTPRequestSeconds = register(reg, m.HTTPRequestSeconds)
@@ -136,6 +143,13 @@ func (m *Metrics) SetRound(round uint32) {
 func (m *Metrics) SetMempool(n int) {
 	if m != nil {
 		m.MempoolSize.Set(float64(n))
+	}
+}
+
+// TxsFetched records n transactions fetched to rebuild a compact block.
+func (m *Metrics) TxsFetched(n int) {
+	if m != nil {
+		m.CompactFetched.Add(float64(n))
 	}
 }
 

@@ -24,6 +24,9 @@ type app struct {
 
 	mu       sync.Mutex
 	outcomes map[hash.Hash]*executed // by block ID, for the current height
+	// candidates indexes the transactions of those blocks, so a peer rebuilding
+	// one from its compact form can fetch what it lacks from this node.
+	candidates map[hash.Hash]*tx.Tx
 }
 
 type executed struct {
@@ -34,6 +37,7 @@ type executed struct {
 func (a *app) reset() {
 	a.mu.Lock()
 	a.outcomes = map[hash.Hash]*executed{}
+	a.candidates = nil
 	a.mu.Unlock()
 }
 
@@ -44,8 +48,23 @@ func (a *app) remember(b *block.Block, out *block.Outcome) hash.Hash {
 		a.outcomes = map[hash.Hash]*executed{}
 	}
 	a.outcomes[id] = &executed{block: b, out: out}
+	if a.candidates == nil {
+		a.candidates = make(map[hash.Hash]*tx.Tx, len(b.Txs))
+	}
+	for _, t := range b.Txs {
+		if tid, err := t.ID(); err == nil {
+			a.candidates[tid] = t
+		}
+	}
 	a.mu.Unlock()
 	return id
+}
+
+// candidateTx returns a transaction of a candidate block of this height, or nil.
+func (a *app) candidateTx(id hash.Hash) *tx.Tx {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.candidates[id]
 }
 
 func (a *app) outcome(id hash.Hash) *executed {
@@ -108,7 +127,7 @@ func (a *app) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
 // Validate implements consensus.App.
 func (a *app) Validate(height uint64, raw []byte) (hash.Hash, error) {
 	n := a.n
-	b, err := block.Decode(raw)
+	b, err := n.decodeBlock(raw)
 	if err != nil {
 		return hash.Hash{}, err
 	}
@@ -141,30 +160,64 @@ func (a *app) Validate(height uint64, raw []byte) (hash.Hash, error) {
 type envelope struct {
 	Msg []byte `cbor:"1,keyasint"`
 	Seq uint64 `cbor:"2,keyasint"`
+	// Block, when set, is the compact form of the proposal's or decided
+	// block, whose bytes Msg then leaves out (see compact.go).
+	Block *compactBlock `cbor:"3,keyasint,omitempty"`
 }
 
-// encodeMsg wraps a consensus message in a fresh envelope.
-func (n *Node) encodeMsg(m *consensus.Message) []byte {
-	return encoding.MustMarshal(&envelope{Msg: encoding.MustMarshal(m), Seq: n.seq.Add(1)})
+// encodeMsg wraps a consensus message in a fresh envelope, with its block in
+// compact form when this node holds the block decoded (its own proposal, a
+// candidate it validated, the block it just committed).
+func (n *Node) encodeMsg(m *consensus.Message, committed *block.Block) []byte {
+	e := envelope{Seq: n.seq.Add(1)}
+	var id hash.Hash
+	var c consensus.Message
+	switch {
+	case m.Proposal != nil && len(m.Proposal.Block) > 0:
+		p := *m.Proposal
+		p.Block, id, c.Proposal = nil, p.BlockID, &p
+	case m.Decided != nil && len(m.Decided.Block) > 0:
+		d := *m.Decided
+		d.Block, id, c.Decided = nil, d.Cert.BlockID, &d
+	}
+	var b *block.Block
+	switch {
+	case c.Proposal == nil && c.Decided == nil: // a vote, or a message without a block
+	case committed != nil && committed.Header.Hash() == id:
+		b = committed
+	default:
+		if ex := n.app.outcome(id); ex != nil {
+			b = ex.block
+		}
+	}
+	if b != nil {
+		if cb, err := compact(b); err == nil {
+			e.Msg, e.Block = encoding.MustMarshal(&c), cb
+			return encoding.MustMarshal(&e)
+		}
+	}
+	e.Msg = encoding.MustMarshal(m)
+	return encoding.MustMarshal(&e)
 }
 
-// decodeMsg opens an envelope and decodes the message inside.
-func decodeMsg(data []byte) (*consensus.Message, error) {
+// decodeMsg opens an envelope and decodes the message inside; a compact block
+// is returned beside it, for the caller to rebuild.
+func decodeMsg(data []byte) (*consensus.Message, *compactBlock, error) {
 	// Envelope and message are transport wrappers: what matters inside is signed
 	// and checked on its own (votes, proposals, the block's canonical encoding), so
 	// they skip the canonical re-encoding, which costs a copy of a whole block.
 	var e envelope
 	if err := encoding.UnmarshalLax(data, &e); err != nil {
-		return nil, fmt.Errorf("%w: %v", consensus.ErrBadMessage, err)
+		return nil, nil, fmt.Errorf("%w: %v", consensus.ErrBadMessage, err)
 	}
 	var m consensus.Message
 	if err := encoding.UnmarshalLax(e.Msg, &m); err != nil {
-		return nil, fmt.Errorf("%w: %v", consensus.ErrBadMessage, err)
+		return nil, nil, fmt.Errorf("%w: %v", consensus.ErrBadMessage, err)
 	}
 	if err := m.Check(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &m, nil
+	return &m, e.Block, nil
 }
 
 // verifyTxs checks the signatures of txs, reusing verdicts already reached

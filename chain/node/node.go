@@ -112,6 +112,9 @@ type Node struct {
 	header *block.Header // last committed header, nil before block 1
 	set    validator.Set // validator set of the next height
 	round  uint32
+	// lastBlock is the block committed last (loop goroutine only): the machine
+	// hands it to laggards, and it goes out in compact form.
+	lastBlock *block.Block
 
 	inbox  chan *consensus.Message
 	outTxs chan []byte // admitted transactions waiting to be gossiped
@@ -122,6 +125,8 @@ type Node struct {
 	// proposal carrying a whole block is decoded once, not twice.
 	decoded  decodedCache
 	byHeight heightCache
+	hydrated hydratedCache
+	fetched  atomic.Uint64 // transactions fetched to rebuild compact blocks
 	budget   blockBudget
 	subs     subscribers
 	cancel   context.CancelFunc
@@ -328,6 +333,9 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.host.Handle("sync", n.serveSync); err != nil {
 		return err
 	}
+	if err := n.host.Handle("txs", n.serveTxs); err != nil {
+		return err
+	}
 	if n.txs, err = n.host.Join("txs", n.validateTx); err != nil {
 		return err
 	}
@@ -393,7 +401,7 @@ func (n *Node) readTopic(ctx context.Context, t *p2p.Topic) {
 		msg, ok := n.decoded.take(m.ID)
 		if !ok {
 			var err error
-			if msg, err = decodeMsg(m.Data); err != nil {
+			if msg, err = n.openMsg(m.From, m.Data); err != nil {
 				continue
 			}
 		}
@@ -416,8 +424,8 @@ func (n *Node) drainTxs(ctx context.Context) {
 }
 
 // validateConsensus drops malformed consensus messages at the edge.
-func (n *Node) validateConsensus(_ peer.ID, data []byte) error {
-	msg, err := decodeMsg(data)
+func (n *Node) validateConsensus(from peer.ID, data []byte) error {
+	msg, err := n.openMsg(from, data)
 	if err == nil {
 		n.decoded.put(sha256.Sum256(data), msg)
 	}
@@ -426,8 +434,8 @@ func (n *Node) validateConsensus(_ peer.ID, data []byte) error {
 
 // validateDecided accepts a committed block only with a certificate valid for the
 // current set (or one ahead, which sync checks).
-func (n *Node) validateDecided(_ peer.ID, data []byte) error {
-	msg, err := decodeMsg(data)
+func (n *Node) validateDecided(from peer.ID, data []byte) error {
+	msg, c, err := decodeMsg(data)
 	if err != nil {
 		return err
 	}
@@ -440,7 +448,21 @@ func (n *Node) validateDecided(_ peer.ID, data []byte) error {
 	n.mu.RLock()
 	set := n.set
 	n.mu.RUnlock()
-	return msg.Decided.Cert.Verify(n.cfg.ChainID, set)
+	if err := msg.Decided.Cert.Verify(n.cfg.ChainID, set); err != nil {
+		return err
+	}
+	if c != nil {
+		// Rebuilt only now: validators receive every decided block they already
+		// committed, and the height check above drops those for nothing.
+		if msg.Decided.Block, err = n.hydrate(from, c); err != nil {
+			if errors.Is(err, errMissingTxs) {
+				return fmt.Errorf("%w: %w", err, p2p.ErrIgnore)
+			}
+			return err
+		}
+	}
+	n.decoded.put(sha256.Sum256(data), msg)
+	return nil
 }
 
 // validateTx admits a gossiped batch of transactions into the mempool, verifying
@@ -642,7 +664,7 @@ func (n *Node) handle(ctx context.Context) {
 			n.cfg.Metrics.SetRound(rd.Persist.Round)
 		}
 		for i := range rd.Messages {
-			if err := n.cons.Publish(ctx, n.encodeMsg(&rd.Messages[i])); err != nil {
+			if err := n.cons.Publish(ctx, n.encodeMsg(&rd.Messages[i], n.lastBlock)); err != nil {
 				log.Debugw("publish consensus message", "err", err)
 			}
 		}
@@ -695,11 +717,12 @@ func (n *Node) commit(ctx context.Context, d consensus.Decision) error {
 	n.header, n.set = &hdr, ex.out.NextValidators
 	n.mu.Unlock()
 	n.app.reset()
+	n.lastBlock = ex.block
 	n.pool.Update(ex.block.Txs, n.nonces())
 	// Followers learn of the block from its proposer only: one copy of each block on
 	// the topic rather than one per validator.
 	if n.blocks != nil && hdr.Proposer == n.address {
-		_ = n.blocks.Publish(ctx, n.encodeMsg(&consensus.Message{Decided: &consensus.Decided{Cert: d.Cert, Block: d.Block}}))
+		_ = n.blocks.Publish(ctx, n.encodeMsg(&consensus.Message{Decided: &consensus.Decided{Cert: d.Cert, Block: d.Block}}, ex.block))
 	}
 	n.publishEvents(ex.block, ex.out.Receipts)
 	n.cfg.Metrics.BlockCommitted(hdr.Height, d.Cert.Round, ex.out.Receipts, time.Duration(max(0, n.clock()-hdr.Time))*time.Millisecond)
