@@ -425,6 +425,11 @@ func (n *Node) drainTxs(ctx context.Context) {
 
 // validateConsensus drops malformed consensus messages at the edge.
 func (n *Node) validateConsensus(from peer.ID, data []byte) error {
+	if from == n.host.ID() {
+		// Pubsub validates what this node publishes too; the machine made it,
+		// and the node never reads its own messages back.
+		return nil
+	}
 	msg, err := n.openMsg(from, data)
 	if err == nil {
 		n.decoded.put(sha256.Sum256(data), msg)
@@ -435,6 +440,9 @@ func (n *Node) validateConsensus(from peer.ID, data []byte) error {
 // validateDecided accepts a committed block only with a certificate valid for the
 // current set (or one ahead, which sync checks).
 func (n *Node) validateDecided(from peer.ID, data []byte) error {
+	if from == n.host.ID() {
+		return nil // this node's own commit
+	}
 	msg, c, err := decodeMsg(data)
 	if err != nil {
 		return err
