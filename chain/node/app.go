@@ -24,9 +24,6 @@ type app struct {
 
 	mu       sync.Mutex
 	outcomes map[hash.Hash]*executed // by block ID, for the current height
-	// candidates indexes the transactions of those blocks, so a peer rebuilding
-	// one from its compact form can fetch what it lacks from this node.
-	candidates map[hash.Hash]*tx.Tx
 }
 
 type executed struct {
@@ -37,7 +34,6 @@ type executed struct {
 func (a *app) reset() {
 	a.mu.Lock()
 	a.outcomes = map[hash.Hash]*executed{}
-	a.candidates = nil
 	a.mu.Unlock()
 }
 
@@ -48,23 +44,22 @@ func (a *app) remember(b *block.Block, out *block.Outcome) hash.Hash {
 		a.outcomes = map[hash.Hash]*executed{}
 	}
 	a.outcomes[id] = &executed{block: b, out: out}
-	if a.candidates == nil {
-		a.candidates = make(map[hash.Hash]*tx.Tx, len(b.Txs))
-	}
-	for _, t := range b.Txs {
-		if tid, err := t.ID(); err == nil {
-			a.candidates[tid] = t
-		}
-	}
 	a.mu.Unlock()
 	return id
 }
 
-// candidateTx returns a transaction of a candidate block of this height, or nil.
+// candidateTx returns a transaction of a candidate block of this height, or
+// nil. A scan: it serves only fetches that missed the mempool, which are rare,
+// so no index is kept on the path of every validated block.
 func (a *app) candidateTx(id hash.Hash) *tx.Tx {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.candidates[id]
+	for _, ex := range a.outcomes {
+		if t := txIn(ex.block, id); t != nil {
+			return t
+		}
+	}
+	return nil
 }
 
 func (a *app) outcome(id hash.Hash) *executed {

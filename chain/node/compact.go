@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/plugchain/plug/chain/block"
@@ -83,30 +82,13 @@ func (n *Node) hydrate(from peer.ID, c *compactBlock) ([]byte, error) {
 			return nil, err
 		}
 	}
-	raws := make([]cbor.RawMessage, len(b.Txs))
-	for i, t := range b.Txs {
-		raw, err := t.Encode()
-		if err != nil {
-			return nil, fmt.Errorf("transaction %d: %w", i, err)
-		}
-		raws[i] = raw
-	}
-	w := wireBlock{Header: b.Header, Txs: raws}
-	if b.Txs == nil {
-		w.Txs = nil
-	}
-	raw, err := encoding.Marshal(&w)
+	// Each transaction encodes as its own bytes (tx.Tx.MarshalCBOR): this is a copy.
+	raw, err := b.Encode()
 	if err != nil {
 		return nil, err
 	}
 	n.hydrated.put(raw, b)
 	return raw, nil
-}
-
-// wireBlock encodes as block.Block does, from transactions already encoded.
-type wireBlock struct {
-	Header block.Header      `cbor:"1,keyasint"`
-	Txs    []cbor.RawMessage `cbor:"2,keyasint"`
 }
 
 // localTx finds a pending or proposed transaction by ID.
@@ -232,19 +214,27 @@ func (c *hydratedCache) put(raw []byte, b *block.Block) {
 	c.next = (c.next + 1) % maxHydrated
 }
 
-// tx finds a transaction of a rebuilt block by ID; a linear scan, for fetches
-// that missed everywhere else.
+// tx finds a transaction of a rebuilt block by ID, for fetches that missed
+// everywhere else.
 func (c *hydratedCache) tx(id hash.Hash) *tx.Tx {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.entries {
-		if e.b == nil {
-			continue
+		if t := txIn(e.b, id); t != nil {
+			return t
 		}
-		for _, t := range e.b.Txs {
-			if tid, err := t.ID(); err == nil && tid == id {
-				return t
-			}
+	}
+	return nil
+}
+
+// txIn returns the transaction of b (which may be nil) with ID id, or nil.
+func txIn(b *block.Block, id hash.Hash) *tx.Tx {
+	if b == nil {
+		return nil
+	}
+	for _, t := range b.Txs {
+		if tid, err := t.ID(); err == nil && tid == id {
+			return t
 		}
 	}
 	return nil
@@ -297,13 +287,18 @@ func (n *Node) openMsg(from peer.ID, data []byte) (*consensus.Message, error) {
 	if height <= n.height() {
 		return msg, nil
 	}
-	raw, err := n.hydrate(from, c)
-	if err != nil {
-		if errors.Is(err, errMissingTxs) {
-			return nil, fmt.Errorf("%w: %w", err, p2p.ErrIgnore)
-		}
+	if *dst, err = n.rebuild(from, c); err != nil {
 		return nil, err
 	}
-	*dst = raw
 	return msg, nil
+}
+
+// rebuild is hydrate for a topic validator: a block that cannot be rebuilt for
+// want of transactions is ignored, not held against the peer that sent it.
+func (n *Node) rebuild(from peer.ID, c *compactBlock) ([]byte, error) {
+	raw, err := n.hydrate(from, c)
+	if errors.Is(err, errMissingTxs) {
+		return nil, fmt.Errorf("%w: %w", err, p2p.ErrIgnore)
+	}
+	return raw, err
 }

@@ -462,10 +462,7 @@ func (n *Node) validateDecided(from peer.ID, data []byte) error {
 	if c != nil {
 		// Rebuilt only now: validators receive every decided block they already
 		// committed, and the height check above drops those for nothing.
-		if msg.Decided.Block, err = n.hydrate(from, c); err != nil {
-			if errors.Is(err, errMissingTxs) {
-				return fmt.Errorf("%w: %w", err, p2p.ErrIgnore)
-			}
+		if msg.Decided.Block, err = n.rebuild(from, c); err != nil {
 			return err
 		}
 	}

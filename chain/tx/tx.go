@@ -131,6 +131,20 @@ func (t *Tx) Encode() ([]byte, error) {
 	return encoding.Marshal(t)
 }
 
+// MarshalCBOR returns a decoded transaction's own canonical bytes, so that a
+// block of decoded transactions (a proposal built from the mempool, a block
+// rebuilt from its compact form, a block saved to the store) encodes by copying
+// them instead of re-encoding each through reflection.
+func (t *Tx) MarshalCBOR() ([]byte, error) {
+	if t.raw != nil {
+		return t.raw, nil
+	}
+	return encoding.Marshal((*plainTx)(t))
+}
+
+// plainTx is Tx without its MarshalCBOR, for encoding the fields themselves.
+type plainTx Tx
+
 // Decode parses and checks the shape of an encoded transaction. It does not verify
 // signatures (see VerifyProofs and crypto.VerifyBatch).
 func Decode(b []byte) (*Tx, error) {

@@ -127,3 +127,35 @@ func FuzzDecode(f *testing.F) {
 		_ = tx.VerifyProofs([]*tx.Tx{d})
 	})
 }
+
+// TestDecodedEncodesAsItsBytes: inside another structure (a block), a decoded
+// transaction encodes as its own bytes, and those equal the field-by-field
+// encoding of the transaction it came from.
+func TestDecodedEncodesAsItsBytes(t *testing.T) {
+	x, _, _ := signed(t)
+	raw, err := x.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := tx.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type holder struct {
+		Txs []*tx.Tx `cbor:"1,keyasint"`
+	}
+	fresh, err := encoding.Marshal(&holder{Txs: []*tx.Tx{x, x}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := encoding.Marshal(&holder{Txs: []*tx.Tx{back, back}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fresh, decoded) {
+		t.Fatalf("a decoded transaction encodes differently:\n%x\n%x", decoded, fresh)
+	}
+	if !bytes.Contains(decoded, raw) {
+		t.Fatal("the holder does not carry the transaction's bytes")
+	}
+}
