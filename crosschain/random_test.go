@@ -189,6 +189,9 @@ type trade struct {
 	finishes [][]*pending // per leg
 	prepares [][]*pending // per leg
 	old      []oldStep    // steps kept for replay
+	// inline: no one prepares the coordinator's own legs; the relay's decide
+	// carries the parties' signatures and prepares them itself.
+	inline bool
 }
 
 // oldStep is a transform once submitted, kept for replay on its chain.
@@ -207,6 +210,9 @@ type sim struct {
 	delayed []delayedStep
 	halted  map[string]int64 // chain -> time it resumes
 	sh      *sharded         // nil: random multi-leg trades, not a sharded network
+	// inline makes every other fully signed trade one whose coordinator legs
+	// the decide prepares (chosen by nonce, so no draw of r changes).
+	inline bool
 }
 
 type delayedStep struct {
@@ -239,7 +245,7 @@ func runRandom(t *testing.T, seed uint64, sh *sharded) {
 			sh.supply0[a] = uint64(len(ids) * len(parties) * funds)
 		}
 	}
-	s := &sim{t: t, r: r, w: newWorld(t, ids...), halted: map[string]int64{}, sh: sh}
+	s := &sim{t: t, r: r, w: newWorld(t, ids...), halted: map[string]int64{}, sh: sh, inline: true}
 	defer func() {
 		if t.Failed() {
 			t.Logf("seed %d failed", seed)
@@ -317,7 +323,7 @@ func (s *sim) newTrade() {
 			keys = append(keys, keyOf(p))
 		}
 	}
-	tr := &trade{s: signed(s.t, x, keys...)}
+	tr := &trade{s: signed(s.t, x, keys...), inline: s.inline && len(keys) == len(x.Parties()) && x.Nonce%2 == 1}
 	tr.finishes = make([][]*pending, n)
 	tr.prepares = make([][]*pending, n)
 	s.trades = append(s.trades, tr)
@@ -413,6 +419,8 @@ func (s *sim) honestRelay(random bool) {
 			c := w.chains[l.Chain]
 			rec, ok := c.leg(id, i)
 			switch {
+			case !ok && !decided && tr.inline && l.Chain == x.Coordinator && l.Kind != crosschain.In:
+				// The decide prepares it.
 			case !ok && !decided:
 				by := relayer
 				if random && s.r.IntN(3) == 0 {
@@ -440,6 +448,9 @@ func (s *sim) honestRelay(random bool) {
 			s.send(x.Coordinator, func() []*pending {
 				return queued(coord, func() {
 					d := w.decideTx(x, relayer)
+					if tr.inline {
+						d.Sigs = tr.s.Sigs
+					}
 					tr.old = append(tr.old, oldStep{x.Coordinator, d})
 					tr.decides = append(tr.decides, coord.submit("decide", d, relayer))
 				})

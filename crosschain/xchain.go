@@ -235,13 +235,45 @@ func addUint(st transform.State, key string, amount uint64, up bool) error {
 //
 // The decision does not depend on the parties' signatures (each leg's chain checked
 // them when it prepared), so the envelope carries the bare XTx.
+//
+// With Sigs (every party's signature over the XTx, as in Signed), the decide also
+// prepares this chain's own legs that no one prepared yet, in the same
+// transaction: it checks them as Prepare would (the signatures, the deadline, the
+// asset, the payer's role and funds, counted together for legs of one payer), and
+// then either commits them at once — the coordinator's own vote needs no
+// separate record, as the "last agent" of classic two-phase commit — or records
+// the abort with the refusal's reason. A DvP then costs three chain transactions,
+// not four. In legs (a mint against the supply cap) are not prepared this way:
+// they need their own Prepare.
 type Decide struct {
 	XTx    XTx        `cbor:"1,keyasint" json:"xtx"`
 	Proofs []LegProof `cbor:"2,keyasint" json:"proofs"`
+	// Sigs, when present, lets the decide prepare this chain's unprepared legs.
+	Sigs []PartySig `cbor:"3,keyasint,omitempty" json:"sigs,omitempty"`
 
 	xid      xtxID
 	decision Decision
 	local    map[int]*LegRecord // this chain's legs and their records, for Apply
+	inline   []int              // this chain's legs the decide prepares itself
+}
+
+// inlineLeg reports whether leg i can be prepared by a decide carrying Sigs.
+func (t *Decide) inlineLeg(i int) bool {
+	return len(t.Sigs) > 0 && t.XTx.Legs[i].Chain == t.XTx.Coordinator && t.XTx.Legs[i].Kind != In
+}
+
+// CarriedSignatures implements transform.SignatureCarrier: the parties'
+// signatures, when the decide carries them.
+func (t *Decide) CarriedSignatures() []crypto.Item {
+	if len(t.Sigs) == 0 {
+		return nil
+	}
+	id := t.xid.of(&t.XTx)
+	items := make([]crypto.Item, 0, len(t.Sigs))
+	for _, ps := range t.Sigs {
+		items = append(items, crypto.Item{Pub: ps.PubKey, Msg: id[:], Sig: ps.Sig})
+	}
+	return items
 }
 
 // Keys implements transform.Transform: the client of every remote leg's chain, the
@@ -253,6 +285,9 @@ func (t *Decide) Keys(ctx *transform.Context) (r, w []string) {
 	for i, l := range t.XTx.Legs {
 		if l.Chain == t.XTx.Coordinator {
 			w = append(w, finishWrites(&t.XTx, id, i)...)
+			if t.inlineLeg(i) {
+				r = append(r, asset.DefKey(l.Asset))
+			}
 			continue
 		}
 		if k := LCKey(l.Chain); !seen[k] {
@@ -309,12 +344,23 @@ func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
 	t.decision = Decision{Height: ctx.Height, Time: ctx.Time}
 	status := make([]*LegRecord, len(x.Legs))
 	t.local = map[int]*LegRecord{}
+	t.inline = nil
 	for i, l := range x.Legs {
 		if l.Chain == x.Coordinator {
 			if status[i], err = readLeg(st, LegKey(id, i)); err != nil {
 				return err
 			}
 			t.local[i] = status[i]
+		}
+	}
+	if len(t.Sigs) > 0 && ctx.Time <= x.Deadline { // past it, the abort needs no consent
+		reason, err := t.prepareLocal(ctx, st, id, status)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			t.decision.Reason = reason
+			return nil
 		}
 	}
 	for _, p := range t.Proofs {
@@ -360,12 +406,76 @@ func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
 	return nil
 }
 
+// prepareLocal checks the legs of this chain that no one prepared and that the
+// decide may prepare itself (see Decide). It marks them prepared in status and
+// returns "", or returns why one is refused. Bad signatures fail the
+// transaction: a relay that cannot show the parties' consent may not move their
+// assets, and an honest one sends what a party signed.
+func (t *Decide) prepareLocal(ctx *transform.Context, st transform.State, id hash.Hash, status []*LegRecord) (string, error) {
+	x := &t.XTx
+	var legs []int
+	for i := range x.Legs {
+		if status[i] == nil && t.inlineLeg(i) {
+			legs = append(legs, i)
+		}
+	}
+	if len(legs) == 0 {
+		return "", nil
+	}
+	sg := Signed{XTx: *x, Sigs: t.Sigs}
+	if err := sg.verifySigs(id); err != nil {
+		return "", fmt.Errorf("%w: %w", transform.ErrUnauthorized, err)
+	}
+	// One payer's legs are checked against its balance together: each alone
+	// might fit where all of them do not.
+	need := map[string]uint64{}
+	for _, i := range legs {
+		l := x.Legs[i]
+		p := Prepare{Tx: sg, Leg: uint32(i)}
+		reason, err := p.refusal(ctx, st, l)
+		if err != nil {
+			return "", err
+		}
+		k := asset.BalanceKey(l.Asset, l.From)
+		if reason == "" {
+			var bal uint64
+			if _, err := st.Get(k, &bal); err != nil {
+				return "", err
+			}
+			if need[k] += l.Amount; need[k] < l.Amount || need[k] > bal {
+				reason = fmt.Sprintf("%v: %s holds %d %s, needs %d for this trade's legs", transform.ErrInsufficientFunds, l.From, bal, l.Asset, need[k])
+			}
+		}
+		if reason != "" {
+			return fmt.Sprintf("leg %d on %s refused: %s", i, l.Chain, reason), nil
+		}
+		status[i] = &LegRecord{Status: Prepared, Height: ctx.Height}
+	}
+	t.inline = legs
+	return "", nil
+}
+
 // Apply implements transform.Transform: the decision, then this chain's legs
-// finished by it.
+// finished by it (after the decide prepared those it prepares itself).
 func (t *Decide) Apply(ctx *transform.Context, st transform.State) error {
 	id := t.xid.of(&t.XTx)
 	if err := st.Set(DecisionKey(id), t.decision); err != nil {
 		return err
+	}
+	if t.decision.Commit {
+		for _, i := range t.inline {
+			// As Prepare.Apply would: debit into escrow, then finishLeg moves
+			// the escrow on. One code path for the assets, whichever way a leg
+			// was prepared.
+			l := t.XTx.Legs[i]
+			if err := asset.Debit(st, l.Asset, l.From, l.Amount); err != nil {
+				return fmt.Errorf("prepare leg %d: %w", i, err)
+			}
+			if err := st.Set(EscrowKey(id, i), Escrow{Asset: l.Asset, Amount: l.Amount}); err != nil {
+				return fmt.Errorf("prepare leg %d: %w", i, err)
+			}
+			t.local[i] = &LegRecord{Status: Prepared, Height: ctx.Height}
+		}
 	}
 	for i := range t.XTx.Legs {
 		if rec, ok := t.local[i]; ok {
