@@ -853,7 +853,7 @@ func (r *Relay) decide(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 		return nil
 	}
 	var proofs []crosschain.LegProof
-	ready, refused := true, false
+	ready, refused, inline := true, false, false
 	for i, l := range xt.Legs {
 		lc := r.chains[l.Chain]
 		if lc == nil {
@@ -874,6 +874,13 @@ func (r *Relay) decide(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 			return err
 		}
 		if !res.Found {
+			if h == 0 && l.Kind != crosschain.In && r.sigsOK(x) {
+				// The coordinator's own leg: the decide prepares it, carrying
+				// the parties' signatures (crosschain.Decide), one transaction
+				// fewer than a prepare of its own.
+				inline = true
+				continue
+			}
 			ready = false
 			if h != 0 && h < lc.height {
 				r.recheck(id) // the record may be above what the client has yet
@@ -895,8 +902,29 @@ func (r *Relay) decide(ctx context.Context, id hash.Hash, x *xtxRecord, coord *c
 	if (!ready && !refused) || !r.due(step) {
 		return nil
 	}
-	r.sendStep(coord, id, "decide", step, &crosschain.Decide{XTx: *xt, Proofs: proofs})
+	d := &crosschain.Decide{XTx: *xt, Proofs: proofs}
+	if inline && !refused {
+		d.Sigs = x.Signed.Sigs
+	}
+	r.sendStep(coord, id, "decide", step, d)
 	return nil
+}
+
+// sigsOK reports whether every party of x signed, checking once per XTx.
+func (r *Relay) sigsOK(x *xtxRecord) bool {
+	r.mu.Lock()
+	v := x.sigs
+	r.mu.Unlock()
+	if v == 0 {
+		v = -1
+		if x.Signed.VerifySigs() == nil {
+			v = 1
+		}
+		r.mu.Lock()
+		x.sigs = v
+		r.mu.Unlock()
+	}
+	return v > 0
 }
 
 // prepare submits xchain/prepare of leg i if every party signed (a relay's
@@ -908,7 +936,7 @@ func (r *Relay) prepare(ctx context.Context, id hash.Hash, x *xtxRecord, lc *cha
 		return
 	}
 	key := fmt.Sprintf("prepare/%s/%d", id, i)
-	if x.Signed.VerifySigs() != nil || !r.due(key) {
+	if !r.sigsOK(x) || !r.due(key) {
 		return
 	}
 	r.sendStep(lc, id, "prepare", key, &crosschain.Prepare{Tx: x.Signed, Leg: uint32(i)})

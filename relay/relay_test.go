@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,6 +206,12 @@ func (w *world) startRelay(t *testing.T) (stop func()) {
 // dvp submits a DvP: sec SEC alice->bob on alpha against usd USD bob->alice on
 // beta, coordinated by alpha; each party submits its own prepare.
 func (w *world) dvp(t *testing.T, sec, usd uint64) hash.Hash {
+	return w.trade(t, sec, usd, true)
+}
+
+// trade is dvp where, without coordPrepare, only bob prepares (on beta) and
+// the relay's decide prepares alice's leg on alpha.
+func (w *world) trade(t *testing.T, sec, usd uint64, coordPrepare bool) hash.Hash {
 	w.nonce++
 	x := crosschain.XTx{
 		Legs: []crosschain.Leg{
@@ -217,9 +224,47 @@ func (w *world) dvp(t *testing.T, sec, usd uint64) hash.Hash {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.alpha.send(t, &crosschain.Prepare{Tx: *s, Leg: 0}, alice)
+	if coordPrepare {
+		w.alpha.send(t, &crosschain.Prepare{Tx: *s, Leg: 0}, alice)
+	}
 	w.beta.send(t, &crosschain.Prepare{Tx: *s, Leg: 1}, bob)
 	return x.ID()
+}
+
+// TestRelayPreparesCoordinatorLeg: only the buyer prepares; the relay learns
+// the trade from beta and its decide on alpha, carrying the parties'
+// signatures, prepares and commits alice's leg. A seller who cannot deliver
+// gets an abort with the reason, and bob's escrow on beta is refunded.
+func TestRelayPreparesCoordinatorLeg(t *testing.T) {
+	w := newWorld(t)
+	// The relay's fallback, a prepare of its own for a leg still missing after
+	// RetryAfter, must not be what settles these trades.
+	w.cfg.RetryAfter.Duration = 10 * time.Minute
+	w.startRelay(t)
+	id := w.trade(t, 10, 500, false)
+	a, b := w.waitFinal(t, id, 30*time.Second)
+	if a != crosschain.Committed || b != crosschain.Committed {
+		t.Fatalf("legs %s / %s, want committed", a, b)
+	}
+	if got := w.alpha.balance(t, "SEC", bob); got != 10 {
+		t.Fatalf("bob holds %d SEC, want 10", got)
+	}
+	if got := w.beta.balance(t, "USD", alice); got != 500 {
+		t.Fatalf("alice holds %d USD, want 500", got)
+	}
+
+	id = w.trade(t, 2*funds, 7, false)
+	a, b = w.waitFinal(t, id, 30*time.Second)
+	if a != crosschain.Aborted || b != crosschain.Aborted {
+		t.Fatalf("undeliverable trade: legs %s / %s, want aborted", a, b)
+	}
+	var d crosschain.Decision
+	if !w.alpha.get(t, crosschain.DecisionKey(id), &d) || d.Commit || !strings.Contains(d.Reason, "insufficient funds") {
+		t.Fatalf("decision %+v, want an abort for alice's funds", d)
+	}
+	if got := w.beta.balance(t, "USD", bob); got != funds-500 {
+		t.Fatalf("bob holds %d USD after the refund, want %d", got, funds-500)
+	}
 }
 
 func (w *world) final(t *testing.T, id hash.Hash) (a, b crosschain.Status) {

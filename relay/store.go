@@ -35,6 +35,8 @@ type xtxRecord struct {
 	Dec    *crosschain.Decision `cbor:"4,keyasint,omitempty"`
 	// Learned is when the relay first saw the XTx (Unix ms).
 	Learned int64 `cbor:"5,keyasint"`
+
+	sigs int8 // every party signed: 0 not checked yet, 1 yes, -1 no
 }
 
 // db is the relay's bbolt store.
