@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/plugchain/plug/chain/client"
@@ -88,6 +89,9 @@ func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed,
 			out[i].Error = "not committed within " + wait.String() + "; check with `plug query tx " + out[i].TxID + "`"
 		case err != nil:
 			return nil, fmt.Errorf("chain %s: waiting for xchain/prepare of leg %d: %w", out[i].Chain, out[i].Leg, err)
+		case r.Code != exec.OK && s.XTx.Legs[out[i].Leg].Chain == s.XTx.Coordinator && strings.Contains(r.Error, crosschain.ErrAlreadyPrepared.Error()):
+			// A relay's decide carrying the parties' signatures prepared (and
+			// settled) the coordinator's leg first: nothing went wrong.
 		case r.Code != exec.OK:
 			out[i].Error = r.Code.String() + ": " + r.Error
 		}
