@@ -82,9 +82,13 @@ func (t *Prepare) Keys(ctx *transform.Context) (r, w []string) {
 // CarriedSignatures implements transform.SignatureCarrier: the parties'
 // signatures over the XTx's ID, which Verify checks through crypto.VerifyCached.
 func (t *Prepare) CarriedSignatures() []crypto.Item {
-	id := t.xid.of(&t.Tx.XTx)
-	items := make([]crypto.Item, 0, len(t.Tx.Sigs))
-	for _, ps := range t.Tx.Sigs {
+	return sigItems(t.xid.of(&t.Tx.XTx), t.Tx.Sigs)
+}
+
+// sigItems are the checks of the parties' signatures over an XTx's ID.
+func sigItems(id hash.Hash, sigs []PartySig) []crypto.Item {
+	items := make([]crypto.Item, 0, len(sigs))
+	for _, ps := range sigs {
 		items = append(items, crypto.Item{Pub: ps.PubKey, Msg: id[:], Sig: ps.Sig})
 	}
 	return items
@@ -268,12 +272,7 @@ func (t *Decide) CarriedSignatures() []crypto.Item {
 	if len(t.Sigs) == 0 {
 		return nil
 	}
-	id := t.xid.of(&t.XTx)
-	items := make([]crypto.Item, 0, len(t.Sigs))
-	for _, ps := range t.Sigs {
-		items = append(items, crypto.Item{Pub: ps.PubKey, Msg: id[:], Sig: ps.Sig})
-	}
-	return items
+	return sigItems(t.xid.of(&t.XTx), t.Sigs)
 }
 
 // Keys implements transform.Transform: the client of every remote leg's chain, the
