@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,19 @@ type PrepareResult struct {
 // PrepareTimeout is how long `plug settle` waits for each prepare to be committed.
 const PrepareTimeout = 30 * time.Second
 
+// PrepareOption changes what Prepare submits.
+type PrepareOption func(*prepareOpts)
+
+type prepareOpts struct{ leaveCoordinator bool }
+
+// LeaveCoordinatorLegs leaves the legs on the coordinator (other than In legs)
+// to the relay's decide, which prepares and settles them in the transaction
+// that decides (crosschain.Decide with the parties' signatures): one chain
+// transaction fewer per such leg, but the payer's asset is not locked before
+// the decision. It applies only when some leg is on another chain, whose
+// prepare is how relays learn of the trade.
+func LeaveCoordinatorLegs() PrepareOption { return func(o *prepareOpts) { o.leaveCoordinator = true } }
+
 // Prepare submits xchain/prepare of every leg of s to the leg's chain (through
 // chains, by chain ID), each signed by the key keyFor chooses, and then waits up
 // to wait for each to be committed (0: not at all; a prepare that is not
@@ -36,7 +50,12 @@ const PrepareTimeout = 30 * time.Second
 // whose chain refuses the transaction outright end the call with an error that
 // says what to do.
 func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed, chains map[string]*client.Client,
-	keyFor func(int, crosschain.Leg) (crypto.PrivateKey, error), wait time.Duration) ([]PrepareResult, error) {
+	keyFor func(int, crosschain.Leg) (crypto.PrivateKey, error), wait time.Duration, opts ...PrepareOption) ([]PrepareResult, error) {
+	var o prepareOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
+	elsewhere := slices.ContainsFunc(s.XTx.Legs, func(l crosschain.Leg) bool { return l.Chain != s.XTx.Coordinator })
 	type nk struct {
 		chain string
 		addr  crypto.Address
@@ -45,6 +64,9 @@ func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed,
 	var out []PrepareResult
 	var ids []hash.Hash
 	for i, l := range s.XTx.Legs {
+		if o.leaveCoordinator && elsewhere && l.Chain == s.XTx.Coordinator && l.Kind != crosschain.In {
+			continue
+		}
 		k, err := keyFor(i, l)
 		if err != nil {
 			return nil, err

@@ -26,6 +26,9 @@ type trade struct {
 		Status string `json:"status"`
 		Reason string `json:"reason"`
 	} `json:"legs"`
+	Prepares []struct {
+		Leg int `json:"leg"`
+	} `json:"prepares"`
 }
 
 // settle runs a plug settle command with --output json and decodes its
@@ -73,7 +76,7 @@ func wantFinal(t *testing.T, what string, tr trade, status string) {
 
 // TestCrosschainEndToEnd runs two chains of four validator processes and one
 // relay process (`plug testnet up --chains 2`), and settles through the CLI: a
-// DvP that commits, a DvP that aborts for insufficient funds with the seller's
+// DvP that commits (with and without the seller's prepare on the coordinator), a DvP that aborts for insufficient funds with the seller's
 // escrow refunded, a DvP whose coordinator chain loses a validator (SIGKILL)
 // right after submission and still commits, and a DvP submitted while the relay
 // is down that settles once the relay restarts from its bbolt file.
@@ -111,6 +114,18 @@ func TestCrosschainEndToEnd(t *testing.T) {
 	}
 	if got := balance(t, dir, "beta", "alice", "USD"); got != testnet.InitialBalance+110 {
 		t.Errorf("alice USD on beta = %d, want %d", got, testnet.InitialBalance+110)
+	}
+
+	// 1b. The same with --no-coordinator-prepare: only bob prepares (on beta);
+	// the relay's decide on alpha prepares and settles alice's leg.
+	eurA = balance(t, dir, "alpha", "alice", "EUR")
+	tr = settle(t, dvp("alice", "bob", "alpha:EUR:20", "beta:USD:22", "--wait", "--no-coordinator-prepare")...)
+	wantFinal(t, "dvp without a coordinator prepare", tr, "committed")
+	if len(tr.Prepares) != 1 || tr.Prepares[0].Leg != 1 {
+		t.Errorf("prepares submitted: %+v, want bob's (leg 1) only", tr.Prepares)
+	}
+	if got := balance(t, dir, "alpha", "alice", "EUR"); got != eurA-20 {
+		t.Errorf("alice EUR on alpha = %d, want %d", got, eurA-20)
 	}
 
 	// 2. Bob cannot pay: his leg is refused, alice's prepared leg is refunded.

@@ -191,6 +191,7 @@ func tradeFlags(extra ...cli.Flag) []cli.Flag {
 		&cli.StringFlag{Name: "ref", Usage: "trade reference, recorded as the memo (default: random); the same terms and ref give the same trade id"},
 		&cli.BoolFlag{Name: "wait", Usage: "wait until the trade is final (every leg committed or every leg aborted) and print it"},
 		&cli.DurationFlag{Name: "timeout", Value: 90 * time.Second, Usage: "how long --wait waits"},
+		&cli.BoolFlag{Name: "no-coordinator-prepare", Usage: "submit no prepare for the legs on the coordinator: the relay's decide prepares and settles them in one transaction (one chain transaction fewer; the payer's asset is not locked before the decision)"},
 	)...)
 }
 
@@ -387,7 +388,11 @@ func tradeAction(c *cli.Context, build func(*xenv) (settlement.Trade, []crypto.P
 		return err
 	}
 	trade.Ref = c.String("ref")
-	xt, prepares, err := x.submitTrade(trade, keys, c.String("coordinator"), c.Duration("deadline"))
+	var opts []settlement.PrepareOption
+	if c.Bool("no-coordinator-prepare") {
+		opts = append(opts, settlement.LeaveCoordinatorLegs())
+	}
+	xt, prepares, err := x.submitTrade(trade, keys, c.String("coordinator"), c.Duration("deadline"), opts...)
 	if err != nil {
 		return err
 	}
@@ -401,7 +406,7 @@ func tradeAction(c *cli.Context, build func(*xenv) (settlement.Trade, []crypto.P
 // submitTrade signs trade with keys (a random Ref when it has none), records it
 // in the store and submits xchain/prepare of every leg, warning of prepares
 // that failed. The coordinator may commit it until deadline from now.
-func (x *xenv) submitTrade(trade settlement.Trade, keys []crypto.PrivateKey, coordinator string, deadline time.Duration) (crosschain.XTx, []prepareOut, error) {
+func (x *xenv) submitTrade(trade settlement.Trade, keys []crypto.PrivateKey, coordinator string, deadline time.Duration, opts ...settlement.PrepareOption) (crosschain.XTx, []prepareOut, error) {
 	if trade.Ref == "" {
 		var b [8]byte
 		rand.Read(b[:])
@@ -429,7 +434,7 @@ func (x *xenv) submitTrade(trade settlement.Trade, keys []crypto.PrivateKey, coo
 	if err := x.save(record{Kind: trade.Kind, XTx: xt, Submitted: time.Now().UTC()}); err != nil {
 		return xt, nil, fmt.Errorf("recording the trade: %w", err)
 	}
-	prepares, err := x.prepare(signed, keys)
+	prepares, err := x.prepare(signed, keys, opts...)
 	if err != nil {
 		return xt, nil, err
 	}
@@ -453,19 +458,19 @@ func legChains(x *crosschain.XTx) []string {
 
 // prepare submits xchain/prepare of every leg, signed by the leg's payer, and
 // waits for each to be committed.
-func (x *xenv) prepare(s *crosschain.Signed, keys []crypto.PrivateKey) ([]prepareOut, error) {
+func (x *xenv) prepare(s *crosschain.Signed, keys []crypto.PrivateKey, opts ...settlement.PrepareOption) ([]prepareOut, error) {
 	return x.prepareBy(s, func(i int, l crosschain.Leg) (crypto.PrivateKey, error) {
 		ki := slices.IndexFunc(keys, func(k crypto.PrivateKey) bool { return k.Public().Address() == l.From })
 		if ki < 0 {
 			return nil, fmt.Errorf("leg %d is paid by %s, whose key was not given", i, l.From)
 		}
 		return keys[ki], nil
-	})
+	}, opts...)
 }
 
 // prepareBy is prepare with the submitter of each leg's prepare chosen by keyFor.
-func (x *xenv) prepareBy(s *crosschain.Signed, keyFor func(int, crosschain.Leg) (crypto.PrivateKey, error)) ([]prepareOut, error) {
-	return settlement.Prepare(x.ctx(), xchainRegistry(), s, x.clients, keyFor, settlement.PrepareTimeout)
+func (x *xenv) prepareBy(s *crosschain.Signed, keyFor func(int, crosschain.Leg) (crypto.PrivateKey, error), opts ...settlement.PrepareOption) ([]prepareOut, error) {
+	return settlement.Prepare(x.ctx(), xchainRegistry(), s, x.clients, keyFor, settlement.PrepareTimeout, opts...)
 }
 
 // waitFinal reads the trade's status, and with wait polls until it is final or
