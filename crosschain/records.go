@@ -17,12 +17,13 @@ const (
 	TypePrepare        = "xchain/prepare"
 	TypeDecide         = "xchain/decide"
 	TypeFinish         = "xchain/finish"
+	TypeBatch          = "xchain/batch"
 )
 
 // RelayerTransforms are the transforms a chain's "relayer" role lists: keeping light
 // clients current and carrying the steps of the two-phase commit. lc/create belongs
 // to the admin role.
-var RelayerTransforms = []string{TypeLCUpdate, TypeLCMisbehaviour, TypePrepare, TypeDecide, TypeFinish}
+var RelayerTransforms = []string{TypeLCUpdate, TypeLCMisbehaviour, TypePrepare, TypeDecide, TypeFinish, TypeBatch}
 
 // Key prefixes.
 const (
@@ -160,4 +161,5 @@ func Register(reg *transform.Registry) {
 	reg.MustRegister(TypePrepare, &Prepare{})
 	reg.MustRegister(TypeDecide, &Decide{})
 	reg.MustRegister(TypeFinish, &Finish{})
+	reg.MustRegister(TypeBatch, &Batch{})
 }

@@ -649,26 +649,6 @@ func finishLeg(st transform.State, x *XTx, id hash.Hash, i int, rec *LegRecord, 
 	return st.Set(key, out)
 }
 
-// FinishedLegs reports which XTx a successfully executed transform finished
-// legs of, and how many: a Finish its one leg, a Decide the coordinator's own
-// legs; anything else none. Whoever tracks when a trade is final from committed
-// transactions (every leg finished) counts with it, rather than with finishes
-// alone.
-func FinishedLegs(tr transform.Transform) (id hash.Hash, legs int) {
-	switch t := tr.(type) {
-	case *Finish:
-		return t.xid.of(&t.XTx), 1
-	case *Decide:
-		for _, l := range t.XTx.Legs {
-			if l.Chain == t.XTx.Coordinator {
-				legs++
-			}
-		}
-		return t.xid.of(&t.XTx), legs
-	}
-	return hash.Hash{}, 0
-}
-
 // xtxID keeps an XTx's ID for one transform: a decoded transform asks for it in
 // Keys, Verify and Apply, and each computation is a canonical encoding and a
 // hash of the whole XTx, on every validator for every candidate block. A

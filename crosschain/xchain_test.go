@@ -481,9 +481,37 @@ func TestFinishedLegs(t *testing.T) {
 		{&crosschain.Finish{XTx: x, Leg: 1}, 1},
 		{&crosschain.Prepare{Tx: crosschain.Signed{XTx: x}}, 0},
 	} {
-		id, n := crosschain.FinishedLegs(tc.tr)
-		if n != tc.legs || (n > 0 && id != x.ID()) {
-			t.Errorf("%T: %s, %d legs; want %d", tc.tr, id.Short(), n, tc.legs)
+		n := 0
+		for _, f := range crosschain.FinishedLegs(tc.tr, nil) {
+			if f.ID != x.ID() {
+				t.Errorf("%T: finished %s, want %s", tc.tr, f.ID.Short(), x.ID().Short())
+			}
+			n += f.Legs
+		}
+		if n != tc.legs {
+			t.Errorf("%T: %d legs; want %d", tc.tr, n, tc.legs)
+		}
+	}
+	// A batch: its steps' legs, less those its receipt says it skipped.
+	b := &crosschain.Batch{Steps: []crosschain.Step{
+		crosschain.StepOf(&crosschain.Decide{XTx: x}),
+		crosschain.StepOf(&crosschain.Finish{XTx: x, Leg: 1}),
+		crosschain.StepOf(&crosschain.Finish{XTx: x, Leg: 1}),
+	}}
+	for _, tc := range []struct {
+		skipped []transform.Skip
+		legs    int
+	}{
+		{nil, 4},
+		{[]transform.Skip{{Part: 0}}, 2},
+		{[]transform.Skip{{Part: 1}, {Part: 2}}, 2},
+	} {
+		n := 0
+		for _, f := range crosschain.FinishedLegs(b, tc.skipped) {
+			n += f.Legs
+		}
+		if n != tc.legs {
+			t.Errorf("batch skipping %v: %d legs; want %d", tc.skipped, n, tc.legs)
 		}
 	}
 }

@@ -181,21 +181,27 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 				}
 			}
 			for i, t := range blk.Txs {
-				if (t.Body.Type != crosschain.TypeFinish && t.Body.Type != crosschain.TypeDecide) || rs[i].Code != exec.OK {
+				switch t.Body.Type {
+				case crosschain.TypeFinish, crosschain.TypeDecide, crosschain.TypeBatch:
+				default:
+					continue
+				}
+				if rs[i].Code != exec.OK {
 					continue
 				}
 				tr, err := relay.Registry().Decode(t.Body.Type, t.Body.Payload)
 				if err != nil {
 					continue
 				}
-				id, n := crosschain.FinishedLegs(tr)
-				if n == 0 {
-					continue
-				}
-				if finished[id] += n; finished[id] == 2 {
-					final[id] = now
-					if len(final) == trades {
-						close(done)
+				for _, f := range crosschain.FinishedLegs(tr, rs[i].Skipped) {
+					if f.Legs == 0 {
+						continue
+					}
+					if finished[f.ID] += f.Legs; finished[f.ID] == 2 {
+						final[f.ID] = now
+						if len(final) == trades {
+							close(done)
+						}
 					}
 				}
 			}

@@ -19,6 +19,7 @@ const (
 	DefaultRetryAfter   = 3 * time.Second
 	DefaultMaxInflight  = 1000
 	DefaultWorkers      = 16
+	DefaultBatchSteps   = 32
 	DefaultDB           = "relay.db"
 )
 
@@ -80,8 +81,13 @@ type Config struct {
 	MaxInflight int `toml:"max_inflight"`
 	// Workers is how many crosschain transactions are advanced at once (their
 	// reads and proofs run in parallel; submissions to one chain stay in nonce order).
-	Workers int           `toml:"workers"`
-	Chains  []ChainConfig `toml:"chains"`
+	Workers int `toml:"workers"`
+	// BatchSteps is the most crosschain steps (prepares, decides, finishes)
+	// sent to a chain in one xchain/batch transaction; 1 sends each step in a
+	// transaction of its own, for chains whose relayer role does not list
+	// xchain/batch.
+	BatchSteps int           `toml:"batch_steps"`
+	Chains     []ChainConfig `toml:"chains"`
 	// Paths default to every ordered pair of chains.
 	Paths []PathConfig `toml:"paths"`
 
@@ -135,6 +141,12 @@ func (c *Config) Check() error {
 	}
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
+	}
+	if c.BatchSteps <= 0 {
+		c.BatchSteps = DefaultBatchSteps
+	}
+	if c.BatchSteps > crosschain.MaxBatchSteps {
+		return fmt.Errorf("batch_steps: %d, a chain accepts at most %d steps in a batch", c.BatchSteps, crosschain.MaxBatchSteps)
 	}
 	if c.DB == "" {
 		return errors.New("db: a bbolt file path is required")

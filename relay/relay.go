@@ -33,6 +33,7 @@ import (
 	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/keyring"
@@ -420,10 +421,12 @@ func (r *Relay) enqueue(cs *chainState, s outStep) {
 
 // flush signs this pass's transactions for cs with consecutive nonces and sends
 // them in batches (POST /v1/txs) without waiting for commits: one request carries
-// the header updates and the steps that use them, updates first. Steps that do
-// not fit under MaxInflight, or that the node refuses, are released for the
-// next pass. A refused nonce makes the next flush re-read it from the chain; a
-// gap left by a refused transaction is healed by poll's stuck-nonce check.
+// the header updates and the steps that use them, updates first, the steps
+// packed into xchain/batch transactions (pack). Transactions that do not fit
+// under MaxInflight, or that the node refuses, have their steps released for
+// the next pass. A refused nonce makes the next flush re-read it from the
+// chain; a gap left by a refused transaction is healed by poll's stuck-nonce
+// check.
 func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -432,50 +435,52 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 	if len(out) == 0 {
 		return nil
 	}
-	release := func(ss []outStep) {
+	release := func(us []unit) {
 		r.triesMu.Lock()
-		for _, s := range ss {
-			if s.key != "" {
-				delete(r.tries, s.key)
+		for _, u := range us {
+			for _, s := range u.steps {
+				if s.key != "" {
+					delete(r.tries, s.key)
+				}
 			}
 		}
 		r.triesMu.Unlock()
-		for _, s := range ss {
-			if s.key != "" {
-				r.recheck(s.id)
-			}
-			if u, ok := s.tr.(*crosschain.LCUpdate); ok && s.path != nil && s.path.sent >= u.Header.Height {
-				s.path.sent = max(s.path.client, u.Header.Height-1)
+		for _, u := range us {
+			for _, s := range u.steps {
+				if s.key != "" {
+					r.recheck(s.id)
+				}
+				if up, ok := s.tr.(*crosschain.LCUpdate); ok && s.path != nil && s.path.sent >= up.Header.Height {
+					s.path.sent = max(s.path.client, up.Header.Height-1)
+				}
 			}
 		}
 	}
+	units := r.pack(cs, out)
 	if !cs.nonceOK {
 		n, err := cs.c.Nonce(ctx, r.addr)
 		if err != nil {
-			release(out)
+			release(units)
 			return err
 		}
 		cs.nonce, cs.nonceOK, cs.committed = n, true, n
 	}
 	room := int(max(0, int64(r.cfg.MaxInflight)-int64(cs.nonce-cs.committed)))
-	if room < len(out) {
-		release(out[room:])
-		out = out[:room]
+	if room < len(units) {
+		release(units[room:])
+		units = units[:room]
 	}
 	var errs []error
-	for len(out) > 0 {
-		batch := out[:min(len(out), gateway.MaxBatchTxs)]
-		out = out[len(batch):]
+	for len(units) > 0 {
+		batch := units[:min(len(units), gateway.MaxBatchTxs)]
+		units = units[len(batch):]
 		txs := make([]*tx.Tx, len(batch))
-		for i, s := range batch {
-			t, err := tx.New(r.reg, cs.id, s.tr, tx.Signer{Key: r.key.Public(), Nonce: cs.nonce + uint64(i)})
-			if err == nil {
-				err = t.Sign(r.key)
-			}
-			if err != nil {
+		for i, u := range batch {
+			t := &tx.Tx{Body: tx.Body{ChainID: cs.id, Type: u.typ, Payload: u.payload, Signers: []tx.Signer{{Key: r.key.Public(), Nonce: cs.nonce + uint64(i)}}}}
+			if err := t.Sign(r.key); err != nil {
 				release(batch)
-				release(out)
-				return errors.Join(append(errs, fmt.Errorf("sign %s: %w", s.kind, err))...)
+				release(units)
+				return errors.Join(append(errs, fmt.Errorf("sign %s: %w", u.typ, err))...)
 			}
 			txs[i] = t
 		}
@@ -486,7 +491,7 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 			cs.nonceOK = false
 			cs.epoch.Add(1)
 			release(batch)
-			release(out)
+			release(units)
 			return errors.Join(append(errs, err)...)
 		}
 		base := cs.nonce
@@ -496,24 +501,30 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 		}
 		for i, t := range txs {
 			cs.sent[base+uint64(i)] = t
-			if u, ok := batch[i].tr.(*crosschain.LCUpdate); ok && res[i] == nil && batch[i].path != nil && u.Header.Height == batch[i].path.sent {
-				p := batch[i].path
+			s := batch[i].steps[0]
+			if u, ok := s.tr.(*crosschain.LCUpdate); ok && res[i] == nil && s.path != nil && u.Header.Height == s.path.sent {
+				p := s.path
 				p.sentNonce, p.sentEpoch, p.sentAdmitted = base+uint64(i), cs.epoch.Load(), true
 			}
 		}
 		r.triesMu.Lock()
 		for i, e := range res {
-			if k := batch[i].key; e == nil && k != "" {
-				if t, ok := r.tries[k]; ok {
+			if e != nil {
+				continue
+			}
+			for _, s := range batch[i].steps {
+				if t, ok := r.tries[s.key]; ok && s.key != "" {
 					t.cs, t.nonce, t.epoch, t.sent = cs, base+uint64(i), cs.epoch.Load(), true
-					r.tries[k] = t
+					r.tries[s.key] = t
 				}
 			}
 		}
 		r.triesMu.Unlock()
 		for i, e := range res {
 			if e == nil {
-				r.countStep(batch[i])
+				for _, s := range batch[i].steps {
+					r.countStep(s)
+				}
 				continue
 			}
 			r.m.SubmitErrors.WithLabelValues(cs.id).Inc()
@@ -522,15 +533,86 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 				cs.nonceOK = false
 				cs.epoch.Add(1)
 			}
-			errs = append(errs, fmt.Errorf("%s: %w", batch[i].kind, e))
+			errs = append(errs, fmt.Errorf("%s: %w", batch[i].typ, e))
 		}
 		if !cs.nonceOK {
-			release(out)
+			release(units)
 			break
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// unit is one transaction of a flush: a header update, a step alone, or an
+// xchain/batch of steps.
+type unit struct {
+	steps   []outStep
+	typ     string
+	payload []byte
+}
+
+// pack turns this pass's steps for cs into transactions: each header update
+// alone, each run of crosschain steps into xchain/batch transactions of up to
+// BatchSteps steps that fit under the transaction size limit. A step that cannot
+// be encoded is dropped and released (it is retried, and logged, next pass).
+func (r *Relay) pack(cs *chainState, out []outStep) []unit {
+	var units []unit
+	one := func(s outStep) {
+		name, err := r.reg.Name(s.tr)
+		var payload []byte
+		if err == nil {
+			payload, err = encoding.Marshal(s.tr)
+		}
+		if err != nil {
+			log.Warnw("encode step", "chain", cs.id, "kind", s.kind, "err", err)
+			r.triesMu.Lock()
+			delete(r.tries, s.key)
+			r.triesMu.Unlock()
+			r.recheck(s.id)
+			return
+		}
+		units = append(units, unit{steps: []outStep{s}, typ: name, payload: payload})
+	}
+	var batch func(ss []outStep)
+	batch = func(ss []outStep) {
+		if len(ss) == 1 {
+			one(ss[0])
+			return
+		}
+		b := &crosschain.Batch{Steps: make([]crosschain.Step, len(ss))}
+		for i, s := range ss {
+			b.Steps[i] = crosschain.StepOf(s.tr)
+		}
+		payload, err := encoding.Marshal(b)
+		if err != nil || len(payload) > batchPayloadLimit {
+			batch(ss[:len(ss)/2])
+			batch(ss[len(ss)/2:])
+			return
+		}
+		units = append(units, unit{steps: ss, typ: crosschain.TypeBatch, payload: payload})
+	}
+	for i := 0; i < len(out); {
+		j := i
+		for j < len(out) && j-i < r.cfg.BatchSteps {
+			if st := crosschain.StepOf(out[j].tr); !st.Valid() {
+				break
+			}
+			j++
+		}
+		if j == i {
+			one(out[i])
+			i++
+			continue
+		}
+		batch(out[i:j])
+		i = j
+	}
+	return units
+}
+
+// batchPayloadLimit leaves room under tx.MaxTxSize for the transaction's
+// envelope: its type, signer and signature.
+const batchPayloadLimit = tx.MaxTxSize - 1024
 
 // countStep counts a transaction a node admitted: a header update per path, a
 // crosschain step per kind.
@@ -564,9 +646,10 @@ func (r *Relay) scan(ctx context.Context, cs *chainState) error {
 			}
 			return err
 		}
+		var steps []transform.Transform
 		for _, t := range br.Block.Txs {
 			switch t.Body.Type {
-			case crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish:
+			case crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish, crosschain.TypeBatch:
 			default:
 				continue
 			}
@@ -574,6 +657,17 @@ func (r *Relay) scan(ctx context.Context, cs *chainState) error {
 			if err != nil {
 				continue
 			}
+			if b, ok := tr.(*crosschain.Batch); ok {
+				for i := range b.Steps {
+					if st, _ := b.Steps[i].Transform(); st != nil {
+						steps = append(steps, st)
+					}
+				}
+				continue
+			}
+			steps = append(steps, tr)
+		}
+		for _, tr := range steps {
 			var xt *crosschain.XTx
 			var signed *crosschain.Signed
 			switch p := tr.(type) {

@@ -72,6 +72,9 @@ type Receipt struct {
 	TxID  hash.Hash `cbor:"1,keyasint" json:"tx_id"`
 	Code  Code      `cbor:"2,keyasint" json:"code"`
 	Error string    `cbor:"3,keyasint,omitempty" json:"error,omitempty"`
+	// Skipped lists the parts of a transform.Partial that did not apply, when
+	// the transaction as a whole did.
+	Skipped []transform.Skip `cbor:"4,keyasint,omitempty" json:"skipped,omitempty"`
 	// Err is the error behind Error, for errors.Is; it is not encoded.
 	Err error `cbor:"-" json:"-"`
 }
@@ -329,6 +332,8 @@ func (e *Executor) run(p *prepared, policy *rbac.Policy, o *overlay) (rc Receipt
 	if err != nil {
 		code = Failed
 		v.buf = v.buf[:0]
+	} else if pt, ok := p.tr.(transform.Partial); ok {
+		rc.Skipped = pt.Skipped()
 	}
 	for i, s := range p.t.Body.Signers {
 		if err := v.Set(NonceKey(p.ctx.Signers[i]), s.Nonce+1); err != nil {

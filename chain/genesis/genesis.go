@@ -291,7 +291,7 @@ func AddCrosschainRoles(d *Doc, admin crypto.Address, validators []crypto.Public
 	}
 	d.Roles = append(d.Roles,
 		Role{Name: RelayerRole, Members: members, Transforms: slices.Clone(crosschain.RelayerTransforms)},
-		Role{Name: TraderRole, Public: true, Transforms: []string{crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish}},
+		Role{Name: TraderRole, Public: true, Transforms: []string{crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish, crosschain.TypeBatch}},
 	)
 }
 

@@ -93,7 +93,7 @@ func checkBlock(t testing.TB, s *store.Store, h uint64) {
 		t.Fatalf("receipts %d: %v", h, err)
 	}
 	for i := range rs {
-		if rs[i] != wantR[i] {
+		if !reflect.DeepEqual(rs[i], wantR[i]) {
 			t.Fatalf("receipt %d/%d: %+v, want %+v", h, i, rs[i], wantR[i])
 		}
 		gh, gi, err := s.TxLocation(rs[i].TxID)

@@ -86,6 +86,23 @@ type SignatureCarrier interface {
 	CarriedSignatures() []crypto.Item
 }
 
+// Partial is implemented by transforms made of independent parts of which some
+// may not apply (a relay's batch of crosschain steps, each of which another
+// relay may have done first). After a successful Apply the executor records
+// Skipped in the receipt, so that whoever reads the block learns which parts
+// took effect, and why the others did not, without re-executing it.
+type Partial interface {
+	Skipped() []Skip
+}
+
+// Skip is one part of a Partial transform that did not apply.
+type Skip struct {
+	// Part is the part's index in the transform.
+	Part uint32 `cbor:"1,keyasint" json:"part"`
+	// Error says why; it is deterministic text, as a receipt's error is.
+	Error string `cbor:"2,keyasint" json:"error"`
+}
+
 // ModelUser is implemented by transforms that declare the models they use, so that a
 // chain can refuse to register a transform whose models it lacks.
 type ModelUser interface {

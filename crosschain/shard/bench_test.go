@@ -28,6 +28,7 @@ import (
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/node"
 	"github.com/plugchain/plug/chain/node/nodetest"
+	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/crosschain/shard"
@@ -257,27 +258,39 @@ func newTracker(p *benchPlan) *benchTracker {
 	return &benchTracker{plan: p, final: make([]time.Time, p.n), finished: map[hash.Hash]int{}, left: p.n, done: make(chan struct{})}
 }
 
-// observe takes a committed block of shard sh: codes[i] is the outcome of
-// transaction i (nil when unknown: a follower over HTTP sees no receipts, and the
-// end-of-cell checks catch what failed).
-func (tr *benchTracker) observe(sh *benchShard, txs []*tx.Tx, ids []hash.Hash, codes []exec.Code, errs []string) {
+// final1 records trade idx final at now, the first time.
+func (tr *benchTracker) final1(idx int, now time.Time) {
+	if tr.final[idx].IsZero() {
+		tr.final[idx] = now
+		if tr.left--; tr.left == 0 {
+			close(tr.done)
+		}
+	}
+}
+
+// observe takes a committed block of shard sh with its receipts (nil when
+// unknown: a follower over HTTP sees none, and the end-of-cell checks catch
+// what failed; a batch's skipped steps then count as applied).
+func (tr *benchTracker) observe(sh *benchShard, txs []*tx.Tx, ids []hash.Hash, rs []exec.Receipt) {
 	now := time.Now()
 	reg := builtin.Registry()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	sh.committed += len(txs)
 	for i, t := range txs {
-		ok := codes == nil || codes[i] == exec.OK
+		ok := rs == nil || rs[i].Code == exec.OK
+		var skipped []transform.Skip
 		k := t.Body.Type
-		if codes != nil {
-			k += " " + codes[i].String()
+		if rs != nil {
+			k += " " + rs[i].Code.String()
+			skipped = rs[i].Skipped
 		}
 		if sh.seen[ids[i]] {
 			k += " (again)"
 		}
 		sh.seen[ids[i]] = true
 		if sh.byType[k]++; !ok && sh.byType[k] == 1 && len(tr.failed) < 10 {
-			tr.failed = append(tr.failed, fmt.Sprintf("%s: first %s: %s", sh.id, k, errs[i]))
+			tr.failed = append(tr.failed, fmt.Sprintf("%s: first %s: %s", sh.id, k, rs[i].Error))
 		}
 		if !ok {
 			continue
@@ -287,25 +300,21 @@ func (tr *benchTracker) observe(sh *benchShard, txs []*tx.Tx, ids []hash.Hash, c
 		switch t.Body.Type {
 		case asset.TypeTransfer:
 			idx, found = tr.plan.intra[ids[i]]
-		case crosschain.TypeFinish, crosschain.TypeDecide:
+		case crosschain.TypeFinish, crosschain.TypeDecide, crosschain.TypeBatch:
 			f, err := reg.Decode(t.Body.Type, t.Body.Payload)
 			if err != nil {
 				continue
 			}
-			id, n := crosschain.FinishedLegs(f)
-			if n == 0 {
-				continue
-			}
-			if idx, found = tr.plan.cross[id]; found {
-				tr.finished[id] += n
-				found = tr.finished[id] == 2
+			for _, fl := range crosschain.FinishedLegs(f, skipped) {
+				if j, ok := tr.plan.cross[fl.ID]; ok && fl.Legs > 0 {
+					if tr.finished[fl.ID] += fl.Legs; tr.finished[fl.ID] == 2 {
+						tr.final1(j, now)
+					}
+				}
 			}
 		}
-		if found && tr.final[idx].IsZero() {
-			tr.final[idx] = now
-			if tr.left--; tr.left == 0 {
-				close(tr.done)
-			}
+		if found {
+			tr.final1(idx, now)
 		}
 	}
 }
@@ -358,12 +367,10 @@ func benchInProcess(b *testing.B, shards, pct int) {
 			if v == 0 {
 				cfg.OnCommit = func(blk *block.Block, rs []exec.Receipt) {
 					ids := make([]hash.Hash, len(rs))
-					codes := make([]exec.Code, len(rs))
-					errs := make([]string, len(rs))
 					for i, r := range rs {
-						ids[i], codes[i], errs[i] = r.TxID, r.Code, r.Error
+						ids[i] = r.TxID
 					}
-					tr.observe(sh, blk.Txs, ids, codes, errs)
+					tr.observe(sh, blk.Txs, ids, rs)
 				}
 			}
 			n, url := nodetest.Start(b, cfg)
@@ -787,7 +794,7 @@ func follow(ctx context.Context, wg *sync.WaitGroup, sh *benchShard, tr *benchTr
 					time.Sleep(20 * time.Millisecond)
 					continue
 				}
-				tr.observe(sh, br.Block.Txs, br.TxIDs, nil, nil)
+				tr.observe(sh, br.Block.Txs, br.TxIDs, nil)
 				h++
 				mu.Lock()
 				seen = h
