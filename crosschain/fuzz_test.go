@@ -10,7 +10,8 @@ import (
 )
 
 // FuzzTransforms feeds arbitrary payloads to the crosschain transforms' decoders
-// and to what runs before any state is read (Keys, the XTx shape check): bytes
+// and to what runs before any state is read (Keys, the XTx shape check, a
+// batch's carried signatures and shape check): bytes
 // either fail to decode or give a transform whose key declaration and checks
 // never panic, whatever its legs, kinds and indexes.
 func FuzzTransforms(f *testing.F) {
@@ -22,8 +23,13 @@ func FuzzTransforms(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	types := []string{crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish}
-	for i, tr := range []any{&crosschain.Prepare{Tx: *s, Leg: 1}, &crosschain.Decide{XTx: x}, &crosschain.Finish{XTx: x, Leg: 7}} {
+	types := []string{crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish, crosschain.TypeBatch}
+	batch := &crosschain.Batch{Steps: []crosschain.Step{
+		crosschain.StepOf(&crosschain.Prepare{Tx: *s, Leg: 1}),
+		crosschain.StepOf(&crosschain.Decide{XTx: x, Sigs: s.Sigs}),
+		{Finish: &crosschain.Finish{XTx: x, Leg: 7}, Decide: &crosschain.Decide{XTx: x}},
+	}}
+	for i, tr := range []any{&crosschain.Prepare{Tx: *s, Leg: 1}, &crosschain.Decide{XTx: x}, &crosschain.Finish{XTx: x, Leg: 7}, batch} {
 		f.Add(uint8(i), encoding.MustMarshal(tr))
 	}
 	reg := builtin.Registry()
@@ -36,6 +42,11 @@ func FuzzTransforms(f *testing.F) {
 		ctx := &transform.Context{ChainID: "beta", Height: 2, Time: 1}
 		tr.Keys(ctx)
 		tr.Authorizations(ctx)
+		if b, ok := tr.(*crosschain.Batch); ok {
+			b.CarriedSignatures()
+			_ = b.Verify(ctx, nil) // the shape: no state read
+			return
+		}
 		var xt *crosschain.XTx
 		switch v := tr.(type) {
 		case *crosschain.Prepare:

@@ -79,6 +79,8 @@ type pending struct {
 	code   exec.Code
 	err    error
 	errStr string
+	// skipped are the parts of a batch its receipt lists as not applied.
+	skipped []transform.Skip
 }
 
 // chain is one PLUG chain in the harness: a real state store, the builtin and
@@ -98,6 +100,11 @@ type chain struct {
 	time     int64
 	pool     []*pending
 	halted   bool
+	// batch makes produce send runs of one signer's consecutive crosschain
+	// steps as xchain/batch transactions, as a relay does; each step's pending
+	// then gets the outcome of its step: applied, skipped (failed, with the
+	// receipt's reason as an untyped error), or failed with the whole batch.
+	batch bool
 }
 
 // newChain opens a chain with its genesis committed (state version 1). extra
@@ -130,6 +137,8 @@ func newChain(t tb, id string, extra func(*transform.Registry)) *chain {
 			crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish,
 		}},
 		{Name: "public", Public: true, Transforms: []string{asset.TypeTransfer}},
+		// dave may send batches, but none of the steps they would carry.
+		{Name: "batcher", Members: []string{addr(dave).String()}, Transforms: []string{crosschain.TypeBatch}},
 	}
 	if extra != nil {
 		doc.Roles = append(doc.Roles, genesis.Role{Name: "anyone", Public: true, Transforms: []string{"test/put"}})
@@ -195,8 +204,9 @@ func (c *chain) produce(now int64) {
 	if now > c.time {
 		c.time = now
 	}
-	pool := c.pool
+	steps := c.pool
 	c.pool = nil
+	pool, parts := c.batched(steps)
 	nonces := map[crypto.Address]uint64{}
 	txs := make([]*tx.Tx, len(pool))
 	ids := make([]hash.Hash, len(pool))
@@ -239,12 +249,60 @@ func (c *chain) produce(now int64) {
 	}
 	for i, p := range pool {
 		r := byID[ids[i]]
-		p.done, p.code, p.err, p.errStr = true, r.Code, r.Err, r.Error
+		p.done, p.code, p.err, p.errStr, p.skipped = true, r.Code, r.Err, r.Error, r.Skipped
+		if parts[p] == nil {
+			continue
+		}
+		stats.batches.Add(1)
+		skipped := map[uint32]string{}
+		for _, sk := range r.Skipped {
+			skipped[sk.Part] = sk.Error
+			stats.skipped.Add(1)
+		}
+		for j, q := range parts[p] {
+			q.done, q.code, q.err, q.errStr = true, r.Code, r.Err, r.Error
+			if e, ok := skipped[uint32(j)]; ok && r.Code == exec.OK {
+				q.code, q.err, q.errStr = exec.Failed, errors.New(e), e
+			}
+		}
 	}
 	h := out.Header
 	c.headers = append(c.headers, h)
 	c.certs = append(c.certs, c.certify(&h, c.vals[:3]))
 	c.nextSets = append(c.nextSets, out.NextValidators)
+}
+
+// batched returns the pendings produce sends: steps as they are, or with c.batch
+// runs of two or more consecutive crosschain steps of one signer replaced by an
+// xchain/batch pending, whose steps' pendings parts holds.
+func (c *chain) batched(steps []*pending) (pool []*pending, parts map[*pending][]*pending) {
+	if !c.batch {
+		return steps, nil
+	}
+	parts = map[*pending][]*pending{}
+	for i := 0; i < len(steps); {
+		j := i
+		for j < len(steps) && j-i < crosschain.MaxBatchSteps && steps[j].signer == steps[i].signer {
+			if st := crosschain.StepOf(steps[j].tr); !st.Valid() {
+				break
+			}
+			j++
+		}
+		if j-i < 2 {
+			pool = append(pool, steps[i])
+			i++
+			continue
+		}
+		b := &crosschain.Batch{}
+		for _, q := range steps[i:j] {
+			b.Steps = append(b.Steps, crosschain.StepOf(q.tr))
+		}
+		p := &pending{tr: b, signer: steps[i].signer, label: "batch"}
+		parts[p] = steps[i:j]
+		pool = append(pool, p)
+		i = j
+	}
+	return pool, parts
 }
 
 // certify returns a commit certificate for h signed by keys.

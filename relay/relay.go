@@ -36,6 +36,7 @@ import (
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
@@ -66,6 +67,10 @@ type chainState struct {
 	// seen mirrors committed and epoch counts nonce resyncs, for due(), which
 	// runs in workers without mu.
 	seen, epoch atomic.Uint64
+	// batchOK says whether the chain's RBAC policy lets the relayer send
+	// xchain/batch, as of batchChecked (checkBatch).
+	batchOK      bool
+	batchChecked time.Time
 	stuckSince  time.Time
 	// stuckHeight is the chain's height at stuckSince.
 	stuckHeight uint64
@@ -334,6 +339,7 @@ func (r *Relay) poll(ctx context.Context, cs *chainState) error {
 	}
 	cs.height, cs.time = st.Height, st.Time
 	r.m.Height.WithLabelValues(cs.id).Set(float64(st.Height))
+	r.checkBatch(ctx, cs)
 	n, err := cs.c.Nonce(ctx, r.addr)
 	if err != nil {
 		return err
@@ -365,6 +371,50 @@ func (r *Relay) poll(ctx context.Context, cs *chainState) error {
 		clear(cs.sent)
 	}
 	return nil
+}
+
+// batchRecheck is how often the relay re-reads whether a chain permits its
+// batches: roles change rarely, and a stale answer only costs speed.
+const batchRecheck = time.Minute
+
+// checkBatch reads, at most every batchRecheck, whether the chain's RBAC policy
+// lets the relayer send xchain/batch. Chains whose genesis predates it do not;
+// the relay then sends each step in a transaction of its own, rather than
+// batches that would all fail.
+func (r *Relay) checkBatch(ctx context.Context, cs *chainState) {
+	if r.cfg.BatchSteps <= 1 || time.Since(cs.batchChecked) < batchRecheck {
+		return
+	}
+	pol, err := rbac.Load(stateReader{ctx: ctx, c: cs.c})
+	if err == nil {
+		err = pol.Allow(crosschain.TypeBatch, []crypto.Address{r.addr})
+		if err != nil && !errors.Is(err, transform.ErrUnauthorized) {
+			return // could not read the policy: ask again next poll
+		}
+		if ok := err == nil; ok != cs.batchOK || cs.batchChecked.IsZero() {
+			if !ok {
+				log.Warnw("chain does not let this relayer send xchain/batch; sending one transaction per step (grant it to the relayer role, or set batch_steps = 1)", "chain", cs.id, "err", err)
+			}
+			cs.batchOK = ok
+		}
+		cs.batchChecked = time.Now()
+	}
+}
+
+// stateReader reads a chain's latest committed state over its gateway, for
+// rbac.Load.
+type stateReader struct {
+	ctx context.Context
+	c   *client.Client
+}
+
+// Get implements rbac.Reader.
+func (s stateReader) Get(key string, dst any) (bool, error) {
+	res, err := s.c.State(s.ctx, 0, key, false)
+	if err != nil {
+		return false, err
+	}
+	return res.Found, res.Decode(dst)
 }
 
 // resend submits again the relayer's transactions of nonces committed to
@@ -593,7 +643,7 @@ func (r *Relay) pack(cs *chainState, out []outStep) []unit {
 	}
 	for i := 0; i < len(out); {
 		j := i
-		for j < len(out) && j-i < r.cfg.BatchSteps {
+		for j < len(out) && j-i < r.cfg.BatchSteps && cs.batchOK {
 			if st := crosschain.StepOf(out[j].tr); !st.Valid() {
 				break
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,9 @@ func registry() (*transform.Registry, *transform.Models) {
 	return builtin.Registry(), builtin.Models()
 }
 
-func startChain(t *testing.T, id, assetName string, holder crypto.PrivateKey) *testChain {
+// startChain starts a chain whose genesis edit may change (before the holder's
+// funds are added).
+func startChain(t *testing.T, id, assetName string, holder crypto.PrivateKey, edit ...func(*genesis.Doc)) *testChain {
 	t.Helper()
 	val := key(id + "/val")
 	reg, ms := registry()
@@ -66,6 +69,9 @@ func startChain(t *testing.T, id, assetName string, holder crypto.PrivateKey) *t
 		if gen.Roles[i].Name == genesis.RelayerRole {
 			gen.Roles[i].Members = append(gen.Roles[i].Members, addr(relayer).String())
 		}
+	}
+	for _, e := range edit {
+		e(gen)
 	}
 	gen.Assets = append(gen.Assets, genesis.Asset{Name: assetName, Issuer: "admin", Balances: map[string]uint64{addr(holder).String(): funds}})
 	to := consensus.DefaultTimeouts()
@@ -172,8 +178,8 @@ type world struct {
 	nonce       uint64
 }
 
-func newWorld(t *testing.T) *world {
-	w := &world{alpha: startChain(t, "alpha", "SEC", alice), beta: startChain(t, "beta", "USD", bob)}
+func newWorld(t *testing.T, edit ...func(*genesis.Doc)) *world {
+	w := &world{alpha: startChain(t, "alpha", "SEC", alice, edit...), beta: startChain(t, "beta", "USD", bob, edit...)}
 	createClient(t, w.alpha, w.beta)
 	createClient(t, w.beta, w.alpha)
 	w.cfg = &relay.Config{Name: "test", DB: filepath.Join(t.TempDir(), "relay.db"), Signer: relayer,
@@ -366,6 +372,15 @@ func TestRelayBacklog(t *testing.T) {
 	if got := w.alpha.balance(t, "SEC", bob); got != n {
 		t.Fatalf("bob holds %d SEC, want %d", got, n)
 	}
+	// The backlog's decides and finishes went out in batches, not one
+	// transaction each.
+	for _, c := range []*testChain{w.alpha, w.beta} {
+		types := c.txTypes(t)
+		single := types[crosschain.TypeDecide] + types[crosschain.TypeFinish]
+		if types[crosschain.TypeBatch] == 0 || single >= n {
+			t.Fatalf("%s committed %v: want the steps in xchain/batch transactions", c.id, types)
+		}
+	}
 	t.Logf("backlog of %d DvPs cleared in %s (%.1f trades/s)", n, el.Round(time.Millisecond), float64(n)/el.Seconds())
 }
 
@@ -380,5 +395,47 @@ func TestRelayFollowsBlocks(t *testing.T) {
 	a, b := w.waitFinal(t, id, 20*time.Second)
 	if a != crosschain.Committed || b != crosschain.Committed {
 		t.Fatalf("dvp: legs %s / %s, want committed", a, b)
+	}
+}
+
+// txTypes counts the transactions of each type the chain committed.
+func (c *testChain) txTypes(t *testing.T) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	st, err := c.c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]int{}
+	for h := uint64(1); h <= st.Height; h++ {
+		br, err := c.c.Block(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range br.Block.Txs {
+			types[x.Body.Type]++
+		}
+	}
+	return types
+}
+
+// TestRelayUnbatched: on chains where no role lists xchain/batch (a genesis
+// older than it), the relay reads the chain's policy and settles with a
+// transaction per step instead of batches that would all fail.
+func TestRelayUnbatched(t *testing.T) {
+	w := newWorld(t, func(g *genesis.Doc) {
+		for i := range g.Roles {
+			g.Roles[i].Transforms = slices.DeleteFunc(g.Roles[i].Transforms, func(s string) bool { return s == crosschain.TypeBatch })
+		}
+	})
+	w.startRelay(t)
+	ids := []hash.Hash{w.dvp(t, 1, 10), w.dvp(t, 2, 20), w.dvp(t, 3, 30)}
+	for _, id := range ids {
+		if a, b := w.waitFinal(t, id, 30*time.Second); a != crosschain.Committed || b != crosschain.Committed {
+			t.Fatalf("%s: legs %s / %s, want committed", id.Short(), a, b)
+		}
+	}
+	if types := w.alpha.txTypes(t); types[crosschain.TypeBatch] != 0 || types[crosschain.TypeDecide] != len(ids) {
+		t.Fatalf("alpha committed %v: want %d decides and no batch", types, len(ids))
 	}
 }
