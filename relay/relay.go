@@ -36,8 +36,8 @@ import (
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/keyring"
+	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
@@ -71,7 +71,7 @@ type chainState struct {
 	// xchain/batch, as of batchChecked (checkBatch).
 	batchOK      bool
 	batchChecked time.Time
-	stuckSince  time.Time
+	stuckSince   time.Time
 	// stuckHeight is the chain's height at stuckSince.
 	stuckHeight uint64
 	// mu guards the nonce and the outbox, which workers fill during a pass.
