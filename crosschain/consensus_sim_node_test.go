@@ -154,6 +154,7 @@ type cchain struct {
 
 	// Clients: the transactions they signed, by ID, and those not yet committed.
 	byTx        map[hash.Hash]*pending
+	parts       map[*pending][]*pending // a batch's steps, until it commits
 	nonces      map[crypto.Address]uint64
 	outstanding []outTx
 
@@ -684,10 +685,8 @@ func (c *cchain) commit(n *cnode, raw []byte, cert consensus.Certificate) bool {
 		v.time = b.Header.Time
 		for _, r := range e.out.Receipts {
 			if p := c.byTx[r.TxID]; p != nil && !p.done {
-				p.done, p.code, p.err, p.errStr = true, r.Code, r.Err, r.Error
-				if r.Err == nil && r.Code != exec.OK {
-					p.err = errors.New(r.Error)
-				}
+				p.outcome(r, c.parts[p])
+				delete(c.parts, p)
 			}
 		}
 	}

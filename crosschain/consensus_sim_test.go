@@ -68,11 +68,15 @@ type xscenario struct {
 	// xchain/prepare, as before decides could prepare them: the found-bug
 	// seeds replay the schedules they were found on.
 	noInline bool
+	// batch sends the relays' steps in xchain/batch transactions (chain.batch);
+	// taken from the seed's bit 1, not drawn, so that the other scenarios are
+	// what they were.
+	batch bool
 }
 
 func drawXScenario(seed uint64) xscenario {
 	r := rand.New(rand.NewPCG(seed, 0xc0ffee))
-	sc := xscenario{chains: 2 + r.IntN(2), steps: 20 + r.IntN(15), trades: 2 + r.IntN(5), settle: 180}
+	sc := xscenario{chains: 2 + r.IntN(2), steps: 20 + r.IntN(15), trades: 2 + r.IntN(5), settle: 180, batch: seed&2 != 0}
 	for i := 0; i < sc.chains; i++ {
 		n := 4 + r.IntN(2)
 		ns := netScenario{validators: n, powers: make([]uint64, n), byz: map[int]byzKind{}}
@@ -172,7 +176,7 @@ func newXSim(t *testing.T, seed uint64, sc xscenario) *xsim {
 	x.s = &sim{t: t, r: rand.New(rand.NewPCG(seed, seed^0x5eed)), w: x.w, halted: map[string]int64{}, inline: !sc.noInline}
 	for i, id := range x.w.order {
 		ns := sc.nets[i]
-		c := &cchain{x: x, idx: i, id: id, sc: ns, byTx: map[hash.Hash]*pending{}, nonces: map[crypto.Address]uint64{}, pairs: map[hash.Hash]blockPair{}, twins: map[hash.Hash][2]*consensus.Message{}}
+		c := &cchain{x: x, idx: i, id: id, sc: ns, byTx: map[hash.Hash]*pending{}, parts: map[*pending][]*pending{}, nonces: map[crypto.Address]uint64{}, pairs: map[hash.Hash]blockPair{}, twins: map[hash.Hash][2]*consensus.Message{}}
 		var keys []crypto.PrivateKey
 		for j := 0; j < ns.validators; j++ {
 			keys = append(keys, key(fmt.Sprintf("%s/xsim-%d/val-%d", id, seed, j)))
@@ -190,7 +194,7 @@ func newXSim(t *testing.T, seed uint64, sc xscenario) *xsim {
 		}
 		f := c.nodes[ns.validators]
 		c.set = f.nextSets[0]
-		c.view = &chain{t: xtb{t}, id: id, store: f.store, ex: f.ex, reg: f.reg, vals: keys, time: T0}
+		c.view = &chain{t: xtb{t}, id: id, store: f.store, ex: f.ex, reg: f.reg, vals: keys, time: T0, batch: sc.batch}
 		c.view.headers, c.view.certs, c.view.nextSets = f.headers[:1:1], f.certs[:1:1], f.nextSets[:1:1]
 		x.chains = append(x.chains, c)
 		x.w.chains[id] = c.view
@@ -461,6 +465,10 @@ func (x *xsim) flush(random bool) {
 		c.view.pool = nil
 		if random && x.s.r.IntN(4) == 0 && len(pool) > 1 { // reorder
 			x.s.r.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
+		}
+		pool, parts := c.view.batched(pool)
+		for p, ps := range parts {
+			c.parts[p] = ps
 		}
 		for _, p := range pool {
 			a := addr(p.signer)
@@ -746,11 +754,13 @@ func TestConsensusSim(t *testing.T) {
 	base, runs := xsimSeeds(t)
 	var mu sync.Mutex
 	var total xstats
+	batches, skipped := stats.batches.Load(), stats.skipped.Load()
 	t.Cleanup(func() {
 		t.Logf("%d runs: %d blocks decided (%d after round 0), %d trades committed, %d aborted (%d transfers); "+
-			"faults: %d halts, %d restarts, %d syncs (%d of laggards, see -xsim.nolagsync); byzantine: %d equivocations, %d evidence, %d invalid proposals refused (%d forged roots, %d forged txs); %d forged relay steps refused",
+			"faults: %d halts, %d restarts, %d syncs (%d of laggards, see -xsim.nolagsync); byzantine: %d equivocations, %d evidence, %d invalid proposals refused (%d forged roots, %d forged txs); %d forged relay steps refused; %d batches committed, %d steps skipped in them",
 			runs, total.decided, total.laterRounds, total.committed, total.aborted, total.transfers, total.halts, total.restarts, total.syncs, total.lagSyncs,
-			total.equivocations, total.evidence, total.refusedProposals, total.forgedRoots, total.forgedTxs, total.forgedRelayed)
+			total.equivocations, total.evidence, total.refusedProposals, total.forgedRoots, total.forgedTxs, total.forgedRelayed,
+			stats.batches.Load()-batches, stats.skipped.Load()-skipped)
 	})
 	for i := 0; i < runs; i++ {
 		seed := base + uint64(i)
@@ -868,7 +878,7 @@ func TestConsensusSimFoundBugs(t *testing.T) {
 	for _, seed := range []uint64{1796173469343932411, 1796174632442173949, 1796175350239950129} {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
-			if x := runXSim(t, seed, func(sc *xscenario) { sc.noInline = true }); x.stopped() {
+			if x := runXSim(t, seed, func(sc *xscenario) { sc.noInline, sc.batch = true, false }); x.stopped() {
 				t.Errorf("seed %d failed (%s)\n  %s", seed, describe(x.sc), strings.Join(x.failures, "\n  "))
 			}
 		})

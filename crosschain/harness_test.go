@@ -248,28 +248,38 @@ func (c *chain) produce(now int64) {
 		c.t.Fatalf("%s: %d of %d transactions rejected (harness nonce bug?)", c.id, len(txs)-len(blk.Txs), len(txs))
 	}
 	for i, p := range pool {
-		r := byID[ids[i]]
-		p.done, p.code, p.err, p.errStr, p.skipped = true, r.Code, r.Err, r.Error, r.Skipped
-		if parts[p] == nil {
-			continue
-		}
-		stats.batches.Add(1)
-		skipped := map[uint32]string{}
-		for _, sk := range r.Skipped {
-			skipped[sk.Part] = sk.Error
-			stats.skipped.Add(1)
-		}
-		for j, q := range parts[p] {
-			q.done, q.code, q.err, q.errStr = true, r.Code, r.Err, r.Error
-			if e, ok := skipped[uint32(j)]; ok && r.Code == exec.OK {
-				q.code, q.err, q.errStr = exec.Failed, errors.New(e), e
-			}
-		}
+		p.outcome(byID[ids[i]], parts[p])
 	}
 	h := out.Header
 	c.headers = append(c.headers, h)
 	c.certs = append(c.certs, c.certify(&h, c.vals[:3]))
 	c.nextSets = append(c.nextSets, out.NextValidators)
+}
+
+// outcome records receipt r as p's outcome and, when p is a batch, each of its
+// steps' (parts) as the batch left it: applied, skipped (failed, with the
+// receipt's reason as an untyped error), or failed with the whole batch. A
+// receipt decoded from a block has no typed error: its text stands in.
+func (p *pending) outcome(r exec.Receipt, parts []*pending) {
+	if r.Err == nil && r.Code != exec.OK {
+		r.Err = errors.New(r.Error)
+	}
+	p.done, p.code, p.err, p.errStr, p.skipped = true, r.Code, r.Err, r.Error, r.Skipped
+	if parts == nil {
+		return
+	}
+	stats.batches.Add(1)
+	skipped := map[uint32]string{}
+	for _, sk := range r.Skipped {
+		skipped[sk.Part] = sk.Error
+		stats.skipped.Add(1)
+	}
+	for j, q := range parts {
+		q.done, q.code, q.err, q.errStr = true, r.Code, r.Err, r.Error
+		if e, ok := skipped[uint32(j)]; ok && r.Code == exec.OK {
+			q.code, q.err, q.errStr = exec.Failed, errors.New(e), e
+		}
+	}
 }
 
 // batched returns the pendings produce sends: steps as they are, or with c.batch

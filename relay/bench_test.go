@@ -56,6 +56,7 @@ var (
 	dvpTrades       = flag.Int("dvp.trades", 1000, "trades per BenchmarkDvP run (backlog: twice as many)")
 	dvpBlockTxs     = flag.Int("dvp.blocktxs", 0, "BenchmarkDvP: MaxBlockTxs of the validators (0: the default)")
 	dvpCoordPrepare = flag.Bool("dvp.coordprepare", false, "BenchmarkDvP: the seller also prepares its leg on the coordinator (four chain transactions per trade, as before decides prepared the coordinator's legs)")
+	dvpBatch        = flag.Int("dvp.batch", 0, "BenchmarkDvP: the relay's batch_steps (0: the default; 1: a transaction per step)")
 	dvpTimeline     = flag.Bool("dvp.timeline", false, "BenchmarkDvP: log every committed block (chain, height, ms since start, transactions by type)")
 )
 
@@ -248,8 +249,8 @@ func benchDvP(b *testing.B, trades, rate int, backlog bool) {
 	}
 
 	cfg := &relay.Config{Name: "bench", DB: filepath.Join(b.TempDir(), "relay.db"), Signer: relayer,
-		PollInterval: relay.Duration{Duration: 100 * time.Millisecond},
-		Chains:       []relay.ChainConfig{{ID: "alpha", Endpoints: alpha.urls}, {ID: "beta", Endpoints: beta.urls}}}
+		PollInterval: relay.Duration{Duration: 100 * time.Millisecond}, BatchSteps: *dvpBatch,
+		Chains: []relay.ChainConfig{{ID: "alpha", Endpoints: alpha.urls}, {ID: "beta", Endpoints: beta.urls}}}
 	startRelay := func() {
 		rctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)

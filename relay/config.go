@@ -19,7 +19,7 @@ const (
 	DefaultRetryAfter   = 3 * time.Second
 	DefaultMaxInflight  = 1000
 	DefaultWorkers      = 16
-	DefaultBatchSteps   = 32
+	DefaultBatchSteps   = 64
 	DefaultDB           = "relay.db"
 )
 
