@@ -27,8 +27,10 @@ func relayCommand() *cli.Command {
 				Usage:     "run the relay until SIGINT or SIGTERM",
 				UsageText: "plug relay start --config relay.toml [--log-level debug]",
 				Description: "Follows the chains of the config over their gateways, updates every path's on-chain light\n" +
-					"client, and submits xchain/decide and xchain/finish with proofs. Its progress is kept in the\n" +
-					"config's bbolt db, so a restart resumes. /metrics and /status are served on metrics_listen.",
+					"client, and submits xchain/decide and xchain/finish with proofs, a pass's steps for a chain\n" +
+					"packed into xchain/batch transactions (batch_steps; 1 sends one per transaction). Its progress\n" +
+					"is kept in the config's bbolt db, so a restart resumes. /metrics and /status are served on\n" +
+					"metrics_listen.",
 				Flags: []cli.Flag{cfgFlag, &cli.StringFlag{Name: "log-level", Usage: "log level (debug, info, warn, error)"}},
 				Action: func(c *cli.Context) error {
 					cfg, err := relay.LoadConfig(c.String("config"))
