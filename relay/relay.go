@@ -703,8 +703,10 @@ func (r *Relay) scan(ctx context.Context, cs *chainState) error {
 			default:
 				continue
 			}
-			tr, err := r.reg.Decode(t.Body.Type, t.Body.Payload)
-			if err != nil {
+			// A committed payload decoded before it executed; the relay only
+			// reads it, so the lax decoder does (no canonical re-encoding).
+			tr, err := r.reg.New(t.Body.Type)
+			if err != nil || encoding.UnmarshalLax(t.Body.Payload, tr) != nil {
 				continue
 			}
 			if b, ok := tr.(*crosschain.Batch); ok {
