@@ -339,3 +339,67 @@ func TestParallelEqualsSerial(t *testing.T) {
 		}
 	})
 }
+
+// parts is a transform.Partial: it applies the parts listed in Apply and skips
+// the others, as a batch of independent steps does.
+type parts struct {
+	Take []bool `cbor:"1,keyasint"`
+
+	skipped []transform.Skip
+}
+
+func (p *parts) Keys(*transform.Context) (r, w []string)            { return nil, []string{"probe/rw"} }
+func (p *parts) Authorizations(*transform.Context) []crypto.Address { return nil }
+func (p *parts) Verify(*transform.Context, transform.State) error   { return nil }
+func (p *parts) Apply(_ *transform.Context, st transform.State) error {
+	applied := 0
+	for i, ok := range p.Take {
+		if !ok {
+			p.skipped = append(p.skipped, transform.Skip{Part: uint32(i), Error: fmt.Sprintf("part %d refused", i)})
+			continue
+		}
+		applied++
+	}
+	if applied == 0 {
+		return fmt.Errorf("%w: no part applies", transform.ErrInvalid)
+	}
+	return st.Set("probe/rw", uint64(applied))
+}
+func (p *parts) Skipped() []transform.Skip { return p.skipped }
+
+// TestPartialReceipts: a transform.Partial's skipped parts are in its receipt,
+// and so in the receipts root; a failed one lists none.
+func TestPartialReceipts(t *testing.T) {
+	w := newWorld(t, 2, 4, 100)
+	w.reg.MustRegister("parts", &parts{})
+	if err := w.ms.Add(transform.Model{Name: "probe", Prefix: "probe/"}); err != nil {
+		t.Fatal(err)
+	}
+	w.st.set(t, rbac.RolesKey, []string{"admin", "issuer", "parts", "public", "validator"})
+	w.st.set(t, rbac.RoleKey("parts"), rbac.Role{Public: true, Transforms: []string{"parts"}})
+	e := exec.New(w.reg, w.ms, exec.WithWorkers(2))
+
+	some := w.sign(t, &parts{Take: []bool{true, false, true, false}}, 1)
+	all := w.sign(t, &parts{Take: []bool{true, true}}, 1)
+	none := w.sign(t, &parts{Take: []bool{false}}, 1)
+	res, err := e.Execute(w.st, env, []*tx.Tx{some, all, none}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []transform.Skip{{Part: 1, Error: "part 1 refused"}, {Part: 3, Error: "part 3 refused"}}
+	if rc := res.Receipts[0]; rc.Code != exec.OK || !reflect.DeepEqual(rc.Skipped, want) {
+		t.Fatalf("partly applied: %v %q, skipped %+v; want ok, skipped %+v", rc.Code, rc.Error, rc.Skipped, want)
+	}
+	if rc := res.Receipts[1]; rc.Code != exec.OK || rc.Skipped != nil {
+		t.Fatalf("fully applied: %v, skipped %+v; want ok and none", rc.Code, rc.Skipped)
+	}
+	if rc := res.Receipts[2]; rc.Code != exec.Failed || rc.Skipped != nil {
+		t.Fatalf("nothing applied: %v, skipped %+v; want failed and none listed", rc.Code, rc.Skipped)
+	}
+	// The receipts root commits to what was skipped.
+	root := res.ReceiptsRoot()
+	res.Receipts[0].Skipped = want[:1]
+	if res.ReceiptsRoot() == root {
+		t.Fatal("the receipts root does not cover the skipped parts")
+	}
+}
