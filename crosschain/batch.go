@@ -163,8 +163,15 @@ func (t *Batch) Verify(ctx *transform.Context, _ transform.State) error {
 func (t *Batch) Apply(ctx *transform.Context, st transform.State) error {
 	t.skipped = t.skipped[:0]
 	var first error
+	memo := clientMemo{}
 	for i := range t.Steps {
 		tr, name := t.Steps[i].Transform()
+		switch s := tr.(type) {
+		case *Decide:
+			s.clients = memo
+		case *Finish:
+			s.clients = memo
+		}
 		if err := tr.Verify(ctx, st); err != nil {
 			err = fmt.Errorf("step %d (%s): %w", i, name, err)
 			if first == nil {

@@ -54,15 +54,35 @@ func loadClient(st transform.State, chainID string) (*spv.ClientState, error) {
 	return &c, nil
 }
 
+// clientMemo keeps the light clients (each with its root at one height) that
+// the steps of one Batch read: a batch of a hundred decides reads the same
+// client a hundred times, and decoding it was a thirtieth of a validator's work.
+// It lives for one Batch.Apply, whose steps (prepare, decide, finish) never
+// write a client; its clients are never modified.
+type clientMemo map[lcAt]*spv.ClientState
+
+// lcAt names a light client with its root at one height.
+type lcAt struct {
+	chain  string
+	height uint64
+}
+
 // verifyRemote checks that key holds p.Value at p.Height of chainID, as known to
-// this chain's light client of it.
-func verifyRemote(st transform.State, chainID, key string, p *Proof) error {
+// this chain's light client of it. memo, when not nil, serves and keeps the
+// clients read.
+func verifyRemote(st transform.State, memo clientMemo, chainID, key string, p *Proof) error {
 	if p.Proof == nil {
 		return fmt.Errorf("%w: %w: no state proof for %q", transform.ErrInvalid, ErrMalformed, key)
 	}
-	c, err := clientAt(st, chainID, p.Height)
-	if err != nil {
-		return err
+	c := memo[lcAt{chainID, p.Height}]
+	if c == nil {
+		var err error
+		if c, err = clientAt(st, chainID, p.Height); err != nil {
+			return err
+		}
+		if memo != nil {
+			memo[lcAt{chainID, p.Height}] = c
+		}
 	}
 	if c.Frozen {
 		return fmt.Errorf("%w: %w: client of %q", transform.ErrInvalid, spv.ErrFrozen, chainID)

@@ -259,6 +259,7 @@ type Decide struct {
 	decision Decision
 	local    map[int]*LegRecord // this chain's legs and their records, for Apply
 	inline   []int              // this chain's legs the decide prepares itself
+	clients  clientMemo         // set by a Batch for its steps
 }
 
 // inlineLeg reports whether leg i can be prepared by a decide carrying Sigs.
@@ -373,7 +374,7 @@ func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
 			return fmt.Errorf("%w: %w: two proofs of leg %d", transform.ErrInvalid, ErrMalformed, i)
 		}
 		key := LegKey(id, i)
-		if err := verifyRemote(st, x.Legs[i].Chain, key, &p.Proof); err != nil {
+		if err := verifyRemote(st, t.clients, x.Legs[i].Chain, key, &p.Proof); err != nil {
 			return err
 		}
 		var rec LegRecord
@@ -499,10 +500,11 @@ type Finish struct {
 	// is the coordinator.
 	Decision *Proof `cbor:"3,keyasint,omitempty" json:"decision,omitempty"`
 
-	xid xtxID
-	id  hash.Hash
-	dec Decision
-	rec *LegRecord
+	xid     xtxID
+	id      hash.Hash
+	dec     Decision
+	rec     *LegRecord
+	clients clientMemo // set by a Batch for its steps
 }
 
 // Keys implements transform.Transform.
@@ -570,7 +572,7 @@ func (t *Finish) Verify(ctx *transform.Context, st transform.State) error {
 		if t.Decision == nil {
 			return fmt.Errorf("%w: %w: no proof of the decision", transform.ErrInvalid, ErrMalformed)
 		}
-		if err := verifyRemote(st, x.Coordinator, key, t.Decision); err != nil {
+		if err := verifyRemote(st, t.clients, x.Coordinator, key, t.Decision); err != nil {
 			return err
 		}
 		if err := encoding.Unmarshal(t.Decision.Value, &t.dec); err != nil {
