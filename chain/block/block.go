@@ -81,6 +81,19 @@ func Decode(data []byte) (*Block, error) {
 	return b, nil
 }
 
+// UnmarshalCBOR decodes as Decode does, so that a block inside another message
+// (a gateway's block response) keeps its transactions' encodings too: their IDs
+// and the block's tx root then cost hashes, not a re-encoding of every
+// transaction.
+func (b *Block) UnmarshalCBOR(data []byte) error {
+	d, err := Decode(data)
+	if err != nil {
+		return err
+	}
+	*b = *d
+	return nil
+}
+
 // TxRoot returns the list Merkle root of txs' IDs.
 func TxRoot(txs []*tx.Tx) (hash.Hash, error) {
 	ids := make([]hash.Hash, len(txs))

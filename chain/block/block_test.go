@@ -194,3 +194,38 @@ func FuzzDecode(f *testing.F) {
 		_ = b.Header.Hash()
 	})
 }
+
+// TestBlockInsideAMessage: a block decoded as a field of another message (a
+// gateway's block response) is decoded as Decode does: the same transactions
+// with their encodings, and a malformed transaction in it is refused.
+func TestBlockInsideAMessage(t *testing.T) {
+	k := key(t, 7)
+	b := &block.Block{Header: block.Header{ChainID: chainID, Height: 1}, Txs: []*tx.Tx{
+		signTx(t, k, 0, &asset.Transfer{Asset: "USD", From: k.Public().Address(), To: k.Public().Address(), Amount: 1}),
+		signTx(t, k, 1, &asset.Transfer{Asset: "USD", From: k.Public().Address(), To: k.Public().Address(), Amount: 2}),
+	}}
+	type message struct {
+		Block *block.Block `cbor:"1,keyasint"`
+	}
+	data := encoding.MustMarshal(&message{Block: b})
+	var m message
+	if err := encoding.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range b.Txs {
+		want, _ := x.Encode()
+		got, _ := m.Block.Txs[i].Encode()
+		wid, _ := x.ID()
+		gid, _ := m.Block.Txs[i].ID()
+		if !bytes.Equal(got, want) || gid != wid {
+			t.Fatalf("transaction %d differs after the round trip", i)
+		}
+		if d, _ := tx.Decoded(m.Block.Txs[i]); d != m.Block.Txs[i] {
+			t.Fatalf("transaction %d lost its encoding: a field decode did not go through block.Decode", i)
+		}
+	}
+	b.Txs[1].Proofs = nil // a transaction of the wrong shape
+	if err := encoding.Unmarshal(encoding.MustMarshal(&message{Block: b}), &m); !errors.Is(err, encoding.ErrMalformed) && !errors.Is(err, tx.ErrMalformed) {
+		t.Fatalf("a block holding a malformed transaction: %v, want it refused", err)
+	}
+}

@@ -569,6 +569,11 @@ func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []er
 	var check []*tx.Tx
 	var at []int
 	for i, t := range txs {
+		t, err := tx.Decoded(t)
+		if err != nil {
+			errs[i] = fmt.Errorf("%w: %w", gateway.ErrInvalid, err)
+			continue
+		}
 		switch id, err := t.ID(); {
 		case t.Body.ChainID != n.cfg.ChainID:
 			errs[i] = fmt.Errorf("%w: %w: transaction for chain %q, this is %q", gateway.ErrInvalid, tx.ErrWrongChain, t.Body.ChainID, n.cfg.ChainID)

@@ -162,6 +162,22 @@ func Decode(b []byte) (*Tx, error) {
 	return &t, nil
 }
 
+// Decoded returns t in the form Decode gives: t itself if it came from Decode,
+// else the decoded copy of its encoding. A transaction built in the process
+// (tx.New and Sign) carries no encoding, so each ID, block encoding and gossip
+// of it would re-encode it; a node admits such transactions through Decoded,
+// and they then cost what a transaction received over HTTP or gossip costs.
+func Decoded(t *Tx) (*Tx, error) {
+	if t.raw != nil {
+		return t, nil
+	}
+	b, err := encoding.Marshal((*plainTx)(t))
+	if err != nil {
+		return nil, err
+	}
+	return Decode(b)
+}
+
 // CheckShape checks what can be checked without state or signatures.
 func (t *Tx) CheckShape() error {
 	n := len(t.Body.Signers)

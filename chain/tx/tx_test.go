@@ -159,3 +159,32 @@ func TestDecodedEncodesAsItsBytes(t *testing.T) {
 		t.Fatal("the holder does not carry the transaction's bytes")
 	}
 }
+
+// TestDecodedOfBuilt: a transaction built in the process comes back from
+// Decoded as Decode would give it (same ID and bytes, its encoding kept); one
+// already decoded comes back as is; a built one of a bad shape is refused.
+func TestDecodedOfBuilt(t *testing.T) {
+	x, _, _ := signed(t)
+	id, err := x.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := tx.Decoded(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if did, _ := d.ID(); did != id || d == x {
+		t.Fatalf("Decoded: ID %s (want %s), same pointer %t (want a decoded copy)", did.Short(), id.Short(), d == x)
+	}
+	if again, err := tx.Decoded(d); err != nil || again != d {
+		t.Fatalf("Decoded of a decoded transaction: %p %v, want itself", again, err)
+	}
+	raw, _ := x.Encode()
+	if enc, _ := d.Encode(); !bytes.Equal(enc, raw) {
+		t.Fatal("the decoded copy encodes differently")
+	}
+	x.Proofs = x.Proofs[:1]
+	if _, err := tx.Decoded(x); !errors.Is(err, tx.ErrMalformed) {
+		t.Fatalf("a built transaction missing a proof: %v, want ErrMalformed", err)
+	}
+}
