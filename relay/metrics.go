@@ -22,6 +22,9 @@ type Metrics struct {
 	SubmitErrors *prometheus.CounterVec
 	// StateBatches counts the batched state reads of the passes, by chain.
 	StateBatches *prometheus.CounterVec
+	// Batches counts xchain/batch transactions a node admitted, by chain; with
+	// Proofs it gives the steps per batch.
+	Batches *prometheus.CounterVec
 }
 
 // NewMetrics registers the relay's collectors on a fresh registry.
@@ -42,8 +45,10 @@ func NewMetrics() *Metrics {
 			Help: "Submissions a node refused or that failed, by chain."}, []string{"chain"}),
 		StateBatches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plug_relay_state_batches_total",
 			Help: "Batched state reads (POST /v1/states) made to advance crosschain transactions, by chain."}, []string{"chain"}),
+		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plug_relay_batches_total",
+			Help: "xchain/batch transactions submitted (each carrying many steps), by chain."}, []string{"chain"}),
 	}
-	m.Reg.MustRegister(m.Proofs, m.HeaderUpdates, m.Lag, m.Height, m.Pending, m.SubmitErrors, m.StateBatches,
+	m.Reg.MustRegister(m.Proofs, m.HeaderUpdates, m.Lag, m.Height, m.Pending, m.SubmitErrors, m.StateBatches, m.Batches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

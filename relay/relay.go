@@ -575,6 +575,9 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 				for _, s := range batch[i].steps {
 					r.countStep(s)
 				}
+				if batch[i].typ == crosschain.TypeBatch {
+					r.m.Batches.WithLabelValues(cs.id).Inc()
+				}
 				continue
 			}
 			r.m.SubmitErrors.WithLabelValues(cs.id).Inc()

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"io"
+	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -361,6 +364,12 @@ func TestRelayBacklog(t *testing.T) {
 		return a == crosschain.Prepared && b == crosschain.Prepared
 	})
 	start := time.Now()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cfg.MetricsListen = ln.Addr().String()
+	ln.Close()
 	w.startRelay(t)
 	for _, id := range ids {
 		a, b := w.waitFinal(t, id, 120*time.Second)
@@ -371,6 +380,18 @@ func TestRelayBacklog(t *testing.T) {
 	el := time.Since(start)
 	if got := w.alpha.balance(t, "SEC", bob); got != n {
 		t.Fatalf("bob holds %d SEC, want %d", got, n)
+	}
+	// The operator sees it: steps and batches on /metrics.
+	resp, err := http.Get("http://" + w.cfg.MetricsListen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`plug_relay_batches_total{chain="alpha"}`, `plug_relay_batches_total{chain="beta"}`, `plug_relay_proofs_relayed_total{kind="decide"}`, `plug_relay_proofs_relayed_total{kind="finish"}`} {
+		if !bytes.Contains(body, []byte(m+" ")) {
+			t.Fatalf("/metrics lacks %s", m)
+		}
 	}
 	// The backlog's decides and finishes went out in batches, not one
 	// transaction each.
