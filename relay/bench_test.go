@@ -45,11 +45,17 @@ import (
 //   - backlog: every trade is prepared while the relay is down; the relay then
 //     starts from an empty db and clears them (what a restart after downtime
 //     costs).
+//   - paced-N, with -dvp.rate N: trades submitted at N per second, -dvp.trades
+//     of them: whether the network sustains that rate, and the latency it
+//     gives while it does.
 func BenchmarkDvP(b *testing.B) {
 	n := *dvpTrades
 	b.Run("stream", func(b *testing.B) { benchDvP(b, n, 0, false) })
 	b.Run("paced-50", func(b *testing.B) { benchDvP(b, n/2, 50, false) })
 	b.Run("backlog", func(b *testing.B) { benchDvP(b, 2*n, 0, true) })
+	if r := *dvpRate; r > 0 {
+		b.Run(fmt.Sprintf("paced-%d", r), func(b *testing.B) { benchDvP(b, n, r, false) })
+	}
 }
 
 var (
@@ -57,6 +63,7 @@ var (
 	dvpBlockTxs     = flag.Int("dvp.blocktxs", 0, "BenchmarkDvP: MaxBlockTxs of the validators (0: the default)")
 	dvpCoordPrepare = flag.Bool("dvp.coordprepare", false, "BenchmarkDvP: the seller also prepares its leg on the coordinator (four chain transactions per trade, as before decides prepared the coordinator's legs)")
 	dvpBatch        = flag.Int("dvp.batch", 0, "BenchmarkDvP: the relay's batch_steps (0: the default; 1: a transaction per step)")
+	dvpRate         = flag.Int("dvp.rate", 0, "BenchmarkDvP: also run paced-N, -dvp.trades trades submitted at this many per second (0: not run)")
 	dvpTimeline     = flag.Bool("dvp.timeline", false, "BenchmarkDvP: log every committed block (chain, height, ms since start, transactions by type)")
 )
 
