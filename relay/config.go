@@ -20,7 +20,10 @@ const (
 	DefaultMaxInflight  = 1000
 	DefaultWorkers      = 16
 	DefaultBatchSteps   = 64
-	DefaultDB           = "relay.db"
+	// DefaultClientRefresh is how often an idle path's light client is
+	// updated.
+	DefaultClientRefresh = 2 * time.Second
+	DefaultDB            = "relay.db"
 )
 
 // Duration is a time.Duration written as "200ms" in TOML.
@@ -77,6 +80,11 @@ type Config struct {
 	PollInterval Duration `toml:"poll_interval"`
 	// RetryAfter is how long a submitted step is given before it is sent again.
 	RetryAfter Duration `toml:"retry_after"`
+	// ClientRefresh is how often the relay updates a light client that no
+	// unfinished XTx needs (one that does is updated at every block of its
+	// source). A stale idle client costs nothing: the first trade over the path
+	// brings it up to date in the same submission as its proof.
+	ClientRefresh Duration `toml:"client_refresh"`
 	// MaxInflight bounds the relay's uncommitted transactions per chain.
 	MaxInflight int `toml:"max_inflight"`
 	// Workers is how many crosschain transactions are advanced at once (their
@@ -135,6 +143,9 @@ func (c *Config) Check() error {
 	}
 	if c.RetryAfter.Duration <= 0 {
 		c.RetryAfter.Duration = DefaultRetryAfter
+	}
+	if c.ClientRefresh.Duration <= 0 {
+		c.ClientRefresh.Duration = DefaultClientRefresh
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = DefaultMaxInflight

@@ -91,6 +91,7 @@ type pathState struct {
 	// submitted (committed or not).
 	client, sent uint64
 	progress     time.Time // when client last advanced
+	refreshed    time.Time // when updates were last queued on this path
 	// sentNonce and sentEpoch are the dest nonce and nonce epoch of the update
 	// to sent, once a node admitted it: while it is in flight, a slow chain is
 	// not taken for a lost update.
@@ -302,8 +303,9 @@ func (r *Relay) Pass(ctx context.Context) error {
 		}
 	}
 	t2 := time.Now()
+	busy := r.busyPaths()
 	for _, p := range r.paths {
-		if err := r.updateClient(ctx, p); err != nil {
+		if err := r.updateClient(ctx, p, busy[[2]string{p.src.id, p.dst.id}]); err != nil {
 			errs = append(errs, fmt.Errorf("client of %s on %s: %w", p.src.id, p.dst.id, err))
 		}
 	}
@@ -761,8 +763,12 @@ func (r *Relay) scan(ctx context.Context, cs *chainState) error {
 	return r.db.save(cs.id, last, learned)
 }
 
-// updateClient sends the headers dest's light client of source lacks.
-func (r *Relay) updateClient(ctx context.Context, p *pathState) error {
+// updateClient sends the headers dest's light client of source lacks: at once
+// when busy (an unfinished XTx needs a proof over the path), else at most every
+// ClientRefresh. Updating idle clients at every block would never let two
+// chains rest: each update makes a block on its chain, whose header the other
+// chain's client then lacks.
+func (r *Relay) updateClient(ctx context.Context, p *pathState, busy bool) error {
 	res, err := p.dst.c.State(ctx, 0, crosschain.LCKey(p.src.id), false)
 	if err != nil {
 		return err
@@ -789,6 +795,10 @@ func (r *Relay) updateClient(ctx context.Context, p *pathState) error {
 	if p.sent < p.client || (p.sent > p.client && !inFlight && time.Since(p.progress) > r.cfg.RetryAfter.Duration) {
 		p.sent, p.progress, p.sentAdmitted = p.client, time.Now(), false
 	}
+	if p.sent >= p.src.height || (!busy && time.Since(p.refreshed) < r.cfg.ClientRefresh.Duration) {
+		return nil
+	}
+	p.refreshed = time.Now()
 	for h := p.sent + 1; h <= p.src.height && h <= p.sent+maxUpdatesPerPass; h++ {
 		u, err := r.headerUpdate(ctx, p.src, h)
 		if err != nil {
@@ -798,6 +808,27 @@ func (r *Relay) updateClient(ctx context.Context, p *pathState) error {
 		p.sent = h
 	}
 	return nil
+}
+
+// busyPaths returns the paths (source, dest) over which an unfinished XTx still
+// needs a proof: a leg's record to the coordinator, the decision back to a leg.
+func (r *Relay) busyPaths() map[[2]string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	busy := map[[2]string]bool{}
+	for _, x := range r.xtxs {
+		if x.Phase == PhaseDone {
+			continue
+		}
+		coord := x.Signed.XTx.Coordinator
+		for _, l := range x.Signed.XTx.Legs {
+			if l.Chain != coord {
+				busy[[2]string{l.Chain, coord}] = true
+				busy[[2]string{coord, l.Chain}] = true
+			}
+		}
+	}
+	return busy
 }
 
 // headerUpdate builds the lc/update for height h of cs: its header, its commit
@@ -905,6 +936,17 @@ func (r *Relay) advanceAll(ctx context.Context) int {
 	if len(changed) > 0 {
 		r.mu.Lock()
 		err := r.db.save("", 0, changed)
+		// A finished XTx is forgotten, in memory and in the db (save drops
+		// it): the chains hold its outcome, and a relay that kept every trade
+		// it ever carried would grow, and slow, without bound. A step of it
+		// seen again in a block is ignored; a prepare teaches it anew, and
+		// the next pass finds it final.
+		for id, x := range changed {
+			if x.Phase == PhaseDone && err == nil {
+				delete(r.xtxs, id)
+				delete(r.dirty, id)
+			}
+		}
 		r.mu.Unlock()
 		if err != nil {
 			log.Warnw("save xtxs", "err", err)

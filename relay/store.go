@@ -85,11 +85,18 @@ func (d *db) scanned() (map[string]uint64, error) {
 }
 
 // save writes the chain's scanned height and the given XTx records in one
-// transaction, so a restart never skips a block whose XTxs were not stored.
+// transaction, so a restart never skips a block whose XTxs were not stored. A
+// finished XTx is deleted instead: only unfinished ones are kept.
 func (d *db) save(chain string, height uint64, recs map[hash.Hash]*xtxRecord) error {
 	return d.b.Update(func(tx *bolt.Tx) error {
 		xb := tx.Bucket(bucketXTx)
 		for id, r := range recs {
+			if r.Phase == PhaseDone {
+				if err := xb.Delete(id[:]); err != nil {
+					return err
+				}
+				continue
+			}
 			v, err := encoding.Marshal(r)
 			if err != nil {
 				return err
@@ -107,7 +114,8 @@ func (d *db) save(chain string, height uint64, recs map[hash.Hash]*xtxRecord) er
 	})
 }
 
-// xtxs returns every stored XTx record.
+// xtxs returns every stored XTx record but finished ones (which a db written
+// before they were dropped may hold).
 func (d *db) xtxs() (map[hash.Hash]*xtxRecord, error) {
 	out := map[hash.Hash]*xtxRecord{}
 	err := d.b.View(func(tx *bolt.Tx) error {
@@ -119,6 +127,9 @@ func (d *db) xtxs() (map[hash.Hash]*xtxRecord, error) {
 			var r xtxRecord
 			if err := encoding.UnmarshalLax(v, &r); err != nil {
 				return fmt.Errorf("xtx %x: %w", k, err)
+			}
+			if r.Phase == PhaseDone {
+				return nil
 			}
 			var id hash.Hash
 			copy(id[:], k)
