@@ -528,7 +528,7 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 		units = units[len(batch):]
 		txs := make([]*tx.Tx, len(batch))
 		for i, u := range batch {
-			t := &tx.Tx{Body: tx.Body{ChainID: cs.id, Type: u.typ, Payload: u.payload, Signers: []tx.Signer{{Key: r.key.Public(), Nonce: cs.nonce + uint64(i)}}}}
+			t := tx.FromPayload(cs.id, u.typ, u.payload, tx.Signer{Key: r.key.Public(), Nonce: cs.nonce + uint64(i)})
 			if err := t.Sign(r.key); err != nil {
 				release(batch)
 				release(units)

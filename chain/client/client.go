@@ -301,8 +301,8 @@ func decodeCBOR(r *response, v any) error {
 	// Lax: a response is neither signed nor hashed as received. What the
 	// client checks — headers, certificates, proofs — it hashes from its own
 	// canonical re-encoding or from byte fields, so a non-canonical answer can
-	// deceive nothing, and the strict decoder's re-encoding of every block
-	// and proof batch was a tenth of a busy relay's CPU.
+	// deceive nothing, and the strict decoder re-encoded every block and
+	// proof batch a relay reads.
 	if err := encoding.UnmarshalLax(r.body, v); err != nil {
 		return fmt.Errorf("%s answered malformed CBOR: %w", r.endpoint, err)
 	}

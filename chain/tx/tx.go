@@ -81,7 +81,14 @@ func New(reg *transform.Registry, chainID string, tr transform.Transform, signer
 	if err != nil {
 		return nil, fmt.Errorf("encode %s payload: %w", name, err)
 	}
-	return &Tx{Body: Body{ChainID: chainID, Type: name, Payload: payload, Signers: signers}}, nil
+	return FromPayload(chainID, name, payload, signers...), nil
+}
+
+// FromPayload builds an unsigned transaction of type typ around an already
+// encoded payload: for callers that encode payloads ahead of knowing their
+// signers' nonces (a relay packing a pass's steps before it signs them).
+func FromPayload(chainID, typ string, payload []byte, signers ...Signer) *Tx {
+	return &Tx{Body: Body{ChainID: chainID, Type: typ, Payload: payload, Signers: signers}}
 }
 
 // SignBytes returns the bytes every signer signs: the domain-separated body hash.
