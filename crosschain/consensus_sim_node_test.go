@@ -657,7 +657,7 @@ func (c *cchain) commit(n *cnode, raw []byte, cert consensus.Certificate) bool {
 	n.certs = append(n.certs, cert)
 	n.nextSets = append(n.nextSets, e.out.NextValidators)
 	n.app.outcomes = map[hash.Hash]*xexecuted{}
-	n.pool.Update(b.Txs, n)
+	n.pool.Update(h, b.Txs, n)
 	n.aheadSince = 0
 	x.record("commit %s h%d %s r%d t%d", n.name(), h, id.Short(), cert.Round, x.now)
 	x.tracef(c, "%s commits h%d %s (round %d, proposer %s)", n.name(), h, id.Short(), cert.Round, c.nameOf(b.Header.Proposer))

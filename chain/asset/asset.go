@@ -57,6 +57,18 @@ var assetName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$`)
 // ErrBadName: an asset name that does not fit the naming rule.
 var ErrBadName = errors.New("bad asset name")
 
+// ErrZeroAddress: an issue or transfer to the zero address, whose key no one
+// holds: what is sent there could never be moved again.
+var ErrZeroAddress = errors.New("recipient is the zero address")
+
+// recipient refuses the zero address as a recipient.
+func recipient(to crypto.Address) error {
+	if to.IsZero() {
+		return fmt.Errorf("%w: %w: what is sent there could never be moved again", transform.ErrInvalid, ErrZeroAddress)
+	}
+	return nil
+}
+
 // CheckName checks an asset name: 1-32 of A-Z a-z 0-9 . _ - , starting alphanumeric.
 func CheckName(name string) error {
 	if !assetName.MatchString(name) {
@@ -213,6 +225,9 @@ func (t *Issue) Verify(ctx *transform.Context, st transform.State) error {
 	if err := positive(t.Amount); err != nil {
 		return err
 	}
+	if err := recipient(t.To); err != nil {
+		return err
+	}
 	d, err := Load(st, t.Asset)
 	if err != nil {
 		return err
@@ -319,6 +334,9 @@ func (t *Transfer) Authorizations(*transform.Context) []crypto.Address {
 // Verify implements transform.Transform.
 func (t *Transfer) Verify(_ *transform.Context, st transform.State) error {
 	if err := positive(t.Amount); err != nil {
+		return err
+	}
+	if err := recipient(t.To); err != nil {
 		return err
 	}
 	if t.From == t.To {

@@ -122,6 +122,9 @@ type Outcome struct {
 	Batch *state.Batch
 	// NextValidators is the set that signs the next block.
 	NextValidators validator.Set
+	// Rejected are the receipts of the transactions Build left out because the
+	// executor rejected them (never set by Check).
+	Rejected []exec.Receipt
 }
 
 // Build executes txs on top of st, whose committed state is the parent's, and
@@ -139,10 +142,13 @@ func Build(ex *exec.Executor, st Store, prev *Header, chainID string, time int64
 	}
 	kept := txs[:0:0]
 	keptSigs := make([]error, 0, len(txs))
+	var rejected []exec.Receipt
 	for i, r := range res.Receipts {
 		if r.Code != exec.Rejected {
 			kept = append(kept, txs[i])
 			keptSigs = append(keptSigs, nil)
+		} else {
+			rejected = append(rejected, r)
 		}
 	}
 	if len(kept) != len(txs) {
@@ -155,6 +161,7 @@ func Build(ex *exec.Executor, st Store, prev *Header, chainID string, time int64
 	if err != nil {
 		return nil, nil, err
 	}
+	out.Rejected = rejected
 	b.Header = out.Header
 	return b, out, nil
 }

@@ -53,17 +53,57 @@ var (
 	ErrProof = errors.New("proof does not verify")
 	// ErrUnavailable: no endpoint could be reached.
 	ErrUnavailable = errors.New("no node reachable")
+	// ErrWrongChain: a node serves another chain than the client's (WithChainID).
+	// Its answer was discarded.
+	ErrWrongChain = errors.New("node serves another chain")
+	// ErrPending: the transaction is pending in the node's mempool. It matches
+	// ErrNotFound too (not committed yet); the error is a *PendingError.
+	ErrPending = errors.New("transaction pending")
+	// ErrDropped: the transaction left the mempool without being committed and
+	// never will be; the error is a *DroppedError saying why.
+	ErrDropped = errors.New("transaction dropped")
 )
+
+// PendingError is TxResult's answer for a transaction pending in the node's
+// mempool.
+type PendingError struct {
+	Status gateway.TxStatus
+}
+
+func (e *PendingError) Error() string {
+	if e.Status.Reason != "" {
+		return fmt.Sprintf("transaction %s is pending: %s", e.Status.ID, e.Status.Reason)
+	}
+	return fmt.Sprintf("transaction %s is pending", e.Status.ID)
+}
+
+// Is makes errors.Is(err, ErrPending) and errors.Is(err, ErrNotFound) true.
+func (e *PendingError) Is(target error) bool { return target == ErrPending || target == ErrNotFound }
+
+// DroppedError says why a transaction was dropped: Status.Reason, and for a
+// nonce used by another transaction, Status.Signer, Nonce, By and Height.
+type DroppedError struct {
+	Status gateway.TxStatus
+}
+
+func (e *DroppedError) Error() string {
+	return fmt.Sprintf("transaction %s was dropped: %s", e.Status.ID, e.Status.Reason)
+}
+
+// Is makes errors.Is(err, ErrDropped) true.
+func (e *DroppedError) Is(target error) bool { return target == ErrDropped }
 
 // APIError is an error answer of a node.
 type APIError struct {
 	Endpoint string
 	Status   int
-	// Code is the gateway's error code: invalid, not_found, busy, ...
+	// Code is the gateway's error code: invalid, not_found, busy, dropped, ...
 	Code    string
 	Message string
 	// RetryAfter is the node's Retry-After for busy answers.
 	RetryAfter time.Duration
+	// Tx is the dropped transaction's status, in a dropped answer.
+	Tx *gateway.TxStatus
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -77,6 +117,8 @@ func (e *APIError) Unwrap() error {
 		return ErrBusy
 	case gateway.CodeInvalid, gateway.CodeTooLarge:
 		return ErrInvalid
+	case gateway.CodeDropped:
+		return ErrDropped
 	}
 	return nil
 }
@@ -109,6 +151,9 @@ type Client struct {
 
 	mu      sync.Mutex
 	current int // index of the endpoint that answered last
+	// chainOK holds the endpoints whose chain was checked through /v1/status
+	// because their answers did not name it.
+	chainOK map[string]bool
 }
 
 // Option configures a Client.
@@ -126,7 +171,8 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 func WithBusyRetries(n int) Option { return func(c *Client) { c.retries = n } }
 
 // WithChainID makes the client refuse headers, certificates and proofs of any
-// other chain.
+// other chain, and every answer of a node that serves another chain
+// (ErrWrongChain).
 func WithChainID(id string) Option { return func(c *Client) { c.chainID = id } }
 
 // WithValidators trusts set: certificates are checked to carry a quorum of its
@@ -214,6 +260,9 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 			c.mu.Unlock()
 			return resp, nil
 		}
+		if errors.Is(err, ErrWrongChain) {
+			return nil, err
+		}
 		var api *APIError
 		if errors.As(err, &api) {
 			if api.Code == gateway.CodeBusy {
@@ -265,6 +314,9 @@ func (c *Client) once(ctx context.Context, ep string, r request) (*response, err
 		return nil, err
 	}
 	defer res.Body.Close()
+	if err := c.checkChain(ctx, ep, res.Header.Get(gateway.ChainIDHeader)); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
 	if err != nil {
 		return nil, err
@@ -273,7 +325,7 @@ func (c *Client) once(ctx context.Context, ep string, r request) (*response, err
 		api := &APIError{Endpoint: ep, Status: res.StatusCode}
 		var eb gateway.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Code != "" {
-			api.Code, api.Message = eb.Code, eb.Error
+			api.Code, api.Message, api.Tx = eb.Code, eb.Error, eb.Tx
 		} else {
 			api.Code, api.Message = strconv.Itoa(res.StatusCode), fmt.Sprintf("%s answered %s", ep, res.Status)
 		}
@@ -288,6 +340,49 @@ func (c *Client) once(ctx context.Context, ep string, r request) (*response, err
 		return nil, api
 	}
 	return &response{endpoint: ep, status: res.StatusCode, body: data}, nil
+}
+
+// checkChain refuses the answer of endpoint ep when the chain it names (in
+// gateway.ChainIDHeader) is not the client's. An answer that names none is
+// checked once per endpoint against its /v1/status.
+func (c *Client) checkChain(ctx context.Context, ep, named string) error {
+	if c.chainID == "" {
+		return nil
+	}
+	if named == "" {
+		c.mu.Lock()
+		ok := c.chainOK[ep]
+		c.mu.Unlock()
+		if ok {
+			return nil
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep+"/v1/status", nil)
+		if err != nil {
+			return err
+		}
+		res, err := c.http.Do(req)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		var st gateway.Status
+		if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&st); err != nil || st.ChainID == "" {
+			return fmt.Errorf("%w: %s does not say which chain it serves (is it a PLUG node?)", ErrWrongChain, ep)
+		}
+		named = st.ChainID
+		if named == c.chainID {
+			c.mu.Lock()
+			if c.chainOK == nil {
+				c.chainOK = map[string]bool{}
+			}
+			c.chainOK[ep] = true
+			c.mu.Unlock()
+		}
+	}
+	if named != c.chainID {
+		return fmt.Errorf("%w: %s serves chain %q, not %q: check the node address and the chain", ErrWrongChain, ep, named, c.chainID)
+	}
+	return nil
 }
 
 func decodeJSON(r *response, v any) error {
@@ -364,7 +459,7 @@ func (c *Client) Submit(ctx context.Context, t *tx.Tx, wait bool, timeout time.D
 			if res, rerr := c.TxResult(ctx, id); rerr == nil {
 				return &SubmitResult{ID: id, Result: res}, nil
 			}
-			return nil, err
+			return nil, dropped(err)
 		}
 		if attempt >= c.retries {
 			return nil, &BusyError{RetryAfter: max(api.RetryAfter, time.Second), Last: err}
@@ -401,8 +496,9 @@ func (c *Client) Submit(ctx context.Context, t *tx.Tx, wait bool, timeout time.D
 
 // SubmitBatch sends txs in one request (POST /v1/txs, at most
 // gateway.MaxBatchTxs), admitted by the node in order without waiting for
-// commits. It returns one error per transaction — nil when admitted, else an
-// *APIError as Submit would return — or an error for the whole request.
+// commits. It returns one error per transaction — nil when admitted or already
+// committed, else an *APIError as Submit would return — or an error for the
+// whole request.
 func (c *Client) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]error, error) {
 	raws := make([][]byte, len(txs))
 	for i, t := range txs {
@@ -428,19 +524,31 @@ func (c *Client) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]error, error)
 	}
 	errs := make([]error, len(txs))
 	for i, r := range out.Results {
-		if r.Status != "pending" {
+		if r.Status != "pending" && r.Status != "committed" {
 			errs[i] = &APIError{Endpoint: resp.endpoint, Status: http.StatusOK, Code: r.Code, Message: r.Error}
 		}
 	}
 	return errs, nil
 }
 
-// TxResult returns a committed transaction's outcome; ErrNotFound while it is
-// pending or unknown.
+// TxResult returns a committed transaction's outcome. While the transaction is
+// pending it returns a *PendingError, when it was dropped a *DroppedError, and
+// when the node does not know it an error matching ErrNotFound (both a
+// PendingError and an unknown transaction match ErrNotFound).
 func (c *Client) TxResult(ctx context.Context, id hash.Hash) (*gateway.TxResult, error) {
 	r, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/tx/" + id.String(), cbor: true})
 	if err != nil {
-		return nil, err
+		return nil, dropped(err)
+	}
+	if r.status == http.StatusAccepted {
+		var st gateway.TxStatus
+		if err := decodeCBOR(r, &st); err != nil {
+			return nil, err
+		}
+		if st.ID != id {
+			return nil, fmt.Errorf("%w: %s answered for transaction %s, asked %s", ErrProof, r.endpoint, st.ID, id)
+		}
+		return nil, &PendingError{Status: st}
 	}
 	var res gateway.TxResult
 	if err := decodeCBOR(r, &res); err != nil {
@@ -457,7 +565,17 @@ func (c *Client) TxResult(ctx context.Context, id hash.Hash) (*gateway.TxResult,
 	return &res, nil
 }
 
-// WaitTx polls until id is committed or timeout passes (then ErrNotFound).
+// dropped turns a node's dropped answer into a *DroppedError.
+func dropped(err error) error {
+	var api *APIError
+	if errors.As(err, &api) && api.Code == gateway.CodeDropped && api.Tx != nil {
+		return &DroppedError{Status: *api.Tx}
+	}
+	return err
+}
+
+// WaitTx polls until id is committed or timeout passes (then an error matching
+// ErrNotFound), or the node says it was dropped (a *DroppedError).
 func (c *Client) WaitTx(ctx context.Context, id hash.Hash, timeout time.Duration) (*gateway.TxResult, error) {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -471,6 +589,97 @@ func (c *Client) WaitTx(ctx context.Context, id hash.Hash, timeout time.Duration
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// Await waits up to timeout for t, which the caller submitted, to be committed,
+// and makes sure it is not silently lost on the way: when no node it asks knows
+// t any more (a node that admitted it crashed before passing it on) while its
+// nonces are still unused, it sends t again — the same signed bytes, so it can
+// never be committed twice. It returns the result, a *DroppedError when t was
+// dropped (its nonce used by another transaction, which nodes report, or which
+// Await finds in the committed nonces), or an error matching ErrNotFound when
+// timeout passes with t still pending. It never signs anything: renewing a
+// dropped transaction is the caller's decision (see Renew).
+func (c *Client) Await(ctx context.Context, t *tx.Tx, timeout time.Duration) (*gateway.TxResult, error) {
+	id, err := t.ID()
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		res, err := c.TxResult(ctx, id)
+		switch {
+		case err == nil, errors.Is(err, ErrDropped), !errors.Is(err, ErrNotFound):
+			return res, err
+		case !errors.Is(err, ErrPending):
+			// Unknown to the node that answered: used nonces mean another
+			// transaction won; otherwise t is lost, and sent again.
+			if d := c.usedNonce(ctx, t, id); d != nil {
+				return nil, d
+			}
+			if _, serr := c.Submit(ctx, t, false, 0); serr != nil && !errors.Is(serr, ErrBusy) && !IsConnError(serr) {
+				if errors.Is(serr, ErrDropped) {
+					return nil, dropped(serr)
+				}
+				if res, rerr := c.TxResult(ctx, id); rerr == nil {
+					return res, nil
+				}
+				return nil, serr
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// usedNonce returns a *DroppedError when a nonce t carries is below its
+// signer's committed nonce (and t itself is not committed), or nil.
+func (c *Client) usedNonce(ctx context.Context, t *tx.Tx, id hash.Hash) error {
+	for _, s := range t.Body.Signers {
+		a := s.Key.Address()
+		n, err := c.Nonces(ctx, a)
+		if err != nil || n.Committed <= s.Nonce {
+			continue
+		}
+		if _, err := c.TxResult(ctx, id); err == nil {
+			return nil // committed between the two reads
+		}
+		return &DroppedError{Status: gateway.TxStatus{ID: id, Status: gateway.TxDropped, Signer: &a, Nonce: s.Nonce,
+			Reason: fmt.Sprintf("nonce %d of signer %s was used by another transaction (its committed nonce is %d)", s.Nonce, a, n.Committed)}}
+	}
+	return nil
+}
+
+// Renew returns t re-signed with fresh nonces: the same chain, transform,
+// payload and memo, each signer's next nonce read from the node, and keys' signatures
+// (one key per signer, in signer order). It is how a caller retries a dropped
+// transaction; the client never does it on its own.
+func (c *Client) Renew(ctx context.Context, t *tx.Tx, keys ...crypto.PrivateKey) (*tx.Tx, error) {
+	if len(keys) != len(t.Body.Signers) {
+		return nil, fmt.Errorf("%w: %d keys for %d signers", ErrInvalid, len(keys), len(t.Body.Signers))
+	}
+	signers := make([]tx.Signer, len(keys))
+	for i, k := range keys {
+		n, err := c.Nonce(ctx, k.Public().Address())
+		if err != nil {
+			return nil, fmt.Errorf("nonce of signer %d: %w", i, err)
+		}
+		signers[i] = tx.Signer{Key: k.Public(), Nonce: n}
+	}
+	nt := tx.FromPayload(t.Body.ChainID, t.Body.Type, t.Body.Payload, signers...)
+	nt.Body.Memo = t.Body.Memo
+	for _, k := range keys {
+		if err := nt.Sign(k); err != nil {
+			return nil, err
+		}
+	}
+	return nt, nil
 }
 
 // Header returns the header at height (0: the latest) with its certificate,
@@ -749,17 +958,32 @@ func escapeKey(key string) string {
 	return strings.Join(parts, "/")
 }
 
-// Nonce returns addr's next nonce: the committed one (exec.NonceKey).
+// Nonce returns the nonce addr's next transaction should carry: its committed
+// nonce plus its transactions pending in the node's mempool (up to the first
+// gap), so that transactions sent back to back never share a nonce.
 func (c *Client) Nonce(ctx context.Context, addr crypto.Address) (uint64, error) {
-	res, err := c.State(ctx, 0, exec.NonceKey(addr), false)
+	n, err := c.Nonces(ctx, addr)
 	if err != nil {
 		return 0, err
 	}
-	var n uint64
-	if err := res.Decode(&n); err != nil {
-		return 0, fmt.Errorf("nonce of %s: %w", addr, err)
+	return n.Next, nil
+}
+
+// Nonces returns addr's committed nonce and the next one (see Nonce), as the
+// node that answers knows them.
+func (c *Client) Nonces(ctx context.Context, addr crypto.Address) (*gateway.NonceInfo, error) {
+	r, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/accounts/" + addr.String() + "/nonce"})
+	if err != nil {
+		return nil, err
 	}
-	return n, nil
+	var n gateway.NonceInfo
+	if err := decodeJSON(r, &n); err != nil {
+		return nil, err
+	}
+	if n.Address != addr || n.Next < n.Committed {
+		return nil, fmt.Errorf("%s answered nonces %+v for %s", r.endpoint, n, addr)
+	}
+	return &n, nil
 }
 
 // Balance returns addr's committed balance of an asset (0 when it has none).

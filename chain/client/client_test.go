@@ -370,3 +370,136 @@ func TestWatchBlocks(t *testing.T) {
 		t.Fatalf("dead node: %v", err)
 	}
 }
+
+// TestWrongChainRefused: a client for chain "other" refuses every answer of a
+// node of another chain — reads included, where nothing else would tell — and
+// also when a proxy strips the header that names the chain.
+func TestWrongChainRefused(t *testing.T) {
+	url := startNode(t, seedKey(t, 1), seedKey(t, 2))
+	ctx := context.Background()
+	strip := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, url+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		for k, v := range res.Header {
+			if k != gateway.ChainIDHeader {
+				w.Header()[k] = v
+			}
+		}
+		w.WriteHeader(res.StatusCode)
+		io.Copy(w, res.Body)
+	}))
+	defer strip.Close()
+	for name, ep := range map[string]string{"direct": url, "header stripped": strip.URL} {
+		t.Run(name, func(t *testing.T) {
+			c, _ := client.New([]string{ep}, client.WithChainID("other"))
+			if _, err := c.Balance(ctx, "STAKE", seedKey(t, 2).Public().Address()); !errors.Is(err, client.ErrWrongChain) {
+				t.Fatalf("balance from the wrong chain: %v", err)
+			}
+			if _, err := c.Status(ctx); !errors.Is(err, client.ErrWrongChain) || !strings.Contains(err.Error(), `serves chain "clienttest", not "other"`) {
+				t.Fatalf("status of the wrong chain: %v", err)
+			}
+			ok, _ := client.New([]string{ep}, client.WithChainID(chainID))
+			if _, err := ok.Balance(ctx, "STAKE", seedKey(t, 2).Public().Address()); err != nil {
+				t.Fatalf("right chain: %v", err)
+			}
+		})
+	}
+}
+
+// TestPendingLostAndDropped: a transaction behind a nonce gap is pending and says
+// what it waits for; one a node "admitted" and lost is sent again by Await and
+// commits once; one whose nonce another transaction used is reported dropped,
+// and only Renew, on the caller's request, signs it again.
+func TestPendingLostAndDropped(t *testing.T) {
+	val, admin, bob := seedKey(t, 1), seedKey(t, 2), seedKey(t, 3)
+	url := startNode(t, val, admin)
+	ctx := context.Background()
+	c, _ := client.New([]string{url}, client.WithChainID(chainID))
+	a := admin.Public().Address()
+
+	// Nonce 1 before nonce 0: pending, waiting for 0.
+	second := transfer(t, admin, 1, bob.Public().Address(), 2)
+	if _, err := c.Submit(ctx, second, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	id2, _ := second.ID()
+	_, err := c.TxResult(ctx, id2)
+	var pe *client.PendingError
+	if !errors.As(err, &pe) || !errors.Is(err, client.ErrNotFound) || pe.Status.WaitingFor == nil || *pe.Status.WaitingFor != 0 {
+		t.Fatalf("gapped transaction: %v", err)
+	}
+	if n, err := c.Nonces(ctx, a); err != nil || n.Committed != 0 || n.Next != 0 || n.Pending != 1 {
+		t.Fatalf("nonces with a gap: %+v %v", n, err)
+	}
+
+	// A node that answers "pending" and forgets: Await sends the same bytes again.
+	posts := 0
+	forgetful := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/tx" {
+			posts++
+			if posts == 1 {
+				body, _ := io.ReadAll(r.Body)
+				x, _ := tx.Decode(body)
+				id, _ := x.ID()
+				w.Header().Set(gateway.ChainIDHeader, chainID)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusAccepted)
+				io.WriteString(w, `{"id":"`+id.String()+`","status":"pending"}`)
+				return
+			}
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, url+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		for k, v := range res.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(res.StatusCode)
+		io.Copy(w, res.Body)
+	}))
+	defer forgetful.Close()
+	fc, _ := client.New([]string{forgetful.URL}, client.WithChainID(chainID))
+	first := transfer(t, admin, 0, bob.Public().Address(), 1)
+	if sr, err := fc.Submit(ctx, first, false, 0); err != nil || sr.Result != nil {
+		t.Fatalf("submit to the forgetful node: %+v %v", sr, err)
+	}
+	res, err := fc.Await(ctx, first, 20*time.Second)
+	if err != nil || res.Code != exec.OK || posts < 2 {
+		t.Fatalf("await a lost transaction: %+v %v (%d posts)", res, err, posts)
+	}
+	if res, err := c.Await(ctx, second, 20*time.Second); err != nil || res.Code != exec.OK {
+		t.Fatalf("the gapped transaction after the gap filled: %+v %v", res, err)
+	}
+
+	// Another transaction with nonce 0: its nonce is used, it is dropped.
+	loser := transfer(t, admin, 0, bob.Public().Address(), 99)
+	_, err = c.Await(ctx, loser, 5*time.Second)
+	var de *client.DroppedError
+	if !errors.As(err, &de) || !errors.Is(err, client.ErrDropped) || de.Status.Nonce != 0 || *de.Status.Signer != a {
+		t.Fatalf("await a transaction whose nonce was used: %v", err)
+	}
+	if _, err := c.Submit(ctx, loser, false, 0); !errors.Is(err, client.ErrInvalid) || !strings.Contains(err.Error(), "stale nonce") {
+		t.Fatalf("submit the dropped transaction: %v", err)
+	}
+	renewed, err := c.Renew(ctx, loser, admin)
+	if err != nil || renewed.Body.Signers[0].Nonce != 2 || string(renewed.Body.Payload) != string(loser.Body.Payload) {
+		t.Fatalf("renew: %+v %v", renewed, err)
+	}
+	if res, err := c.Submit(ctx, renewed, true, 15*time.Second); err != nil || res.Result == nil || res.Result.Code != exec.OK {
+		t.Fatalf("renewed: %+v %v", res, err)
+	}
+	if bal, err := c.Balance(ctx, "STAKE", bob.Public().Address()); err != nil || bal != 1+2+99 {
+		t.Fatalf("bob got %d (%v), want each transfer once: 102", bal, err)
+	}
+}

@@ -251,6 +251,18 @@ func (e *Executor) execute(base Reader, env Env, txs []*tx.Tx, sigs []error, ser
 	return res, nil
 }
 
+// Admit checks what the executor would refuse t for without reading state or
+// signatures: another chain, an unknown transform type, a payload that does not
+// decode canonically, declared keys out of bounds, a transform that panics while
+// declaring them. A node runs it before admitting a transaction, so that what it
+// answers "pending" to is never rejected for its shape later; the check is the
+// one Execute makes, not a copy of it.
+func (e *Executor) Admit(chainID string, t *tx.Tx) error {
+	var p prepared
+	e.prepare(&p, Env{ChainID: chainID}, t, nil)
+	return p.reject
+}
+
 // prepare decodes and authenticates what can be checked without state.
 func (e *Executor) prepare(p *prepared, env Env, t *tx.Tx, sigErr error) {
 	p.t = t

@@ -1,6 +1,7 @@
 package exec_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -149,6 +150,12 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		{"insufficient funds", func() *tx.Tx {
 			return fresh(&asset.Transfer{Asset: "USD", From: w.addrs[1], To: w.addrs[2], Amount: 101}, 1)
 		}, exec.Failed, transform.ErrInsufficientFunds},
+		{"transfer to the zero address", func() *tx.Tx {
+			return fresh(&asset.Transfer{Asset: "USD", From: w.addrs[1], Amount: 1}, 1)
+		}, exec.Failed, asset.ErrZeroAddress},
+		{"issue to the zero address", func() *tx.Tx {
+			return fresh(&asset.Issue{Asset: "USD", Amount: 1}, 0)
+		}, exec.Failed, asset.ErrZeroAddress},
 		{"unknown asset", func() *tx.Tx {
 			return fresh(&asset.Transfer{Asset: "GBP", From: w.addrs[1], To: w.addrs[2], Amount: 1}, 1)
 		}, exec.Failed, transform.ErrNotFound},
@@ -187,12 +194,68 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			after := before.clone()
 			after.apply(res.Changes)
 			for _, ch := range res.Changes {
-				if c.code == exec.Rejected || ch.Key != exec.NonceKey(w.addrs[1]) {
+				if c.code == exec.Rejected || ch.Key != exec.NonceKey(x.Body.Signers[0].Key.Address()) {
 					t.Fatalf("%s changed %q", c.code, ch.Key)
 				}
 			}
 			w.st.apply(res.Changes)
 		})
+	}
+}
+
+// TestAdmitRefusesWhatExecuteRejects: every shape the executor rejects without
+// reading state — other chain, unknown type, payloads that do not decode
+// canonically (a negative integer, a float, a non-minimal integer, an unknown
+// field) — is refused by Admit with the same sentinel, and a well-formed
+// transaction is admitted.
+func TestAdmitRefusesWhatExecuteRejects(t *testing.T) {
+	w := newWorld(t, 2, 2, 100)
+	e := exec.New(w.reg, w.ms)
+	good := &asset.Transfer{Asset: "USD", From: w.addrs[1], To: w.addrs[0], Amount: 1}
+	withPayload := func(typ string, payload []byte) *tx.Tx {
+		x := w.sign(t, good, 1)
+		x.Body.Type, x.Body.Payload, x.Proofs = typ, payload, nil
+		if err := x.Sign(w.keys[1]); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	enc := encoding.MustMarshal(good)
+	// The amount is field 4, the payload's last: its encoding ends the bytes.
+	amountAt := len(enc) - 1
+	negative := append(bytes.Clone(enc[:amountAt]), 0x20) // -1
+	float := append(bytes.Clone(enc[:amountAt]), 0xf9, 0x3c, 0x00)
+	nonMinimal := append(bytes.Clone(enc[:amountAt]), 0x18, 0x01) // 1 in two bytes
+	cases := []struct {
+		name string
+		tx   *tx.Tx
+		want error
+	}{
+		{"negative integer", withPayload(asset.TypeTransfer, negative), encoding.ErrMalformed},
+		{"float", withPayload(asset.TypeTransfer, float), encoding.ErrMalformed},
+		{"non-canonical integer", withPayload(asset.TypeTransfer, nonMinimal), encoding.ErrNonCanonical},
+		{"unknown field", withPayload(asset.TypeTransfer, []byte{0xa1, 0x09, 0x01}), encoding.ErrMalformed},
+		{"unknown type", withPayload("asset/teleport", enc), transform.ErrUnknownTransform},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := e.Admit(chainID, c.tx); !errors.Is(err, c.want) {
+				t.Fatalf("Admit: %v, want %v", err, c.want)
+			}
+			res, err := e.Execute(w.st, env, []*tx.Tx{c.tx}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rc := res.Receipts[0]; rc.Code != exec.Rejected || !errors.Is(rc.Err, c.want) {
+				t.Fatalf("Execute: %v %q, want rejected wrapping %v", rc.Code, rc.Error, c.want)
+			}
+		})
+	}
+	if err := e.Admit("other", w.sign(t, good, 1)); !errors.Is(err, tx.ErrWrongChain) {
+		t.Fatalf("other chain: %v", err)
+	}
+	if err := e.Admit(chainID, w.sign(t, good, 1)); err != nil {
+		t.Fatalf("well-formed transfer: %v", err)
 	}
 }
 

@@ -23,8 +23,10 @@ import (
 
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/consensus"
+	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/spv"
 )
@@ -41,7 +43,19 @@ var (
 	// ErrNotFound: no such transaction (or not committed yet), block, header or
 	// height; 404.
 	ErrNotFound = errors.New("not found")
+	// ErrCommitted: a submitted transaction is already committed; POST /v1/tx
+	// answers its result, as if it had waited for it.
+	ErrCommitted = errors.New("transaction already committed")
+	// ErrDropped: the transaction left the mempool without being committed and
+	// never will be (its nonce was used by another, or the executor rejected
+	// it); 410.
+	ErrDropped = errors.New("transaction dropped")
 )
+
+// ChainIDHeader is the response header that names the chain a gateway serves,
+// on every answer, so a client can refuse reads from another chain than it
+// meant to read.
+const ChainIDHeader = "Plug-Chain-Id"
 
 // Backend is what the gateway needs from a node. Implementations must be safe for
 // concurrent use.
@@ -60,6 +74,13 @@ type Backend interface {
 	// TxResult is the outcome of a committed transaction; ErrNotFound while it is
 	// pending or unknown.
 	TxResult(ctx context.Context, id hash.Hash) (*TxResult, error)
+	// TxStatus says what became of a transaction that is not committed: pending
+	// in the mempool, or dropped and why; ErrNotFound when the node does not
+	// know it.
+	TxStatus(id hash.Hash) (*TxStatus, error)
+	// Nonce gives addr's committed nonce and the nonce its next transaction
+	// should carry, counting its transactions pending in the mempool.
+	Nonce(addr crypto.Address) (*NonceInfo, error)
 	// Block is the committed block at height (>= 1) with its commit certificate.
 	Block(height uint64) (*block.Block, *consensus.Certificate, error)
 	// Header is the committed header at height (>= 1) with its commit certificate.
@@ -115,6 +136,47 @@ type TxResult struct {
 	Code  exec.Code `cbor:"4,keyasint" json:"code"`
 	Error string    `cbor:"5,keyasint,omitempty" json:"error,omitempty"`
 	Tx    *tx.Tx    `cbor:"6,keyasint,omitempty" json:"tx,omitempty"`
+	// Skipped lists the parts of a partial transform (a relay's xchain/batch)
+	// that did not apply, and why, when the transaction as a whole did.
+	Skipped []transform.Skip `cbor:"7,keyasint,omitempty" json:"skipped,omitempty"`
+}
+
+// Transaction states of TxStatus.
+const (
+	TxPending = "pending"
+	TxDropped = "dropped"
+)
+
+// TxStatus is what a node knows of a transaction that is not committed, served
+// by GET /v1/tx/{id}: pending (202) or dropped (410, in ErrorBody.Tx).
+type TxStatus struct {
+	ID hash.Hash `cbor:"1,keyasint" json:"id"`
+	// Status is TxPending or TxDropped.
+	Status string `cbor:"2,keyasint" json:"status"`
+	// Reason says why a transaction was dropped, or what a pending one waits for.
+	Reason string `cbor:"3,keyasint,omitempty" json:"reason,omitempty"`
+	// Signer and Nonce name the nonce a dropped transaction carried that another
+	// transaction used: By, committed at Height (By is zero when this node did
+	// not see which).
+	Signer *crypto.Address `cbor:"4,keyasint,omitempty" json:"signer,omitempty"`
+	Nonce  uint64          `cbor:"5,keyasint,omitempty" json:"nonce,omitempty"`
+	By     hash.Hash       `cbor:"6,keyasint,omitzero" json:"by,omitzero"`
+	Height uint64          `cbor:"7,keyasint,omitempty" json:"height,omitempty"`
+	// WaitingFor, on a pending transaction, is the nonce of Signer that no
+	// pending transaction holds and that must commit first.
+	WaitingFor *uint64 `cbor:"8,keyasint,omitempty" json:"waiting_for,omitempty"`
+}
+
+// NonceInfo answers GET /v1/accounts/{address}/nonce.
+type NonceInfo struct {
+	Address crypto.Address `json:"address"`
+	// Committed is the nonce the next committed transaction of Address carries.
+	Committed uint64 `json:"committed"`
+	// Next is the nonce a new transaction should carry: the first from
+	// Committed that no transaction pending in this node's mempool holds.
+	Next uint64 `json:"next"`
+	// Pending is how many transactions of Address this node holds pending.
+	Pending int `json:"pending"`
 }
 
 // StateResult is a state read, served by GET /v1/state/{key...}.

@@ -49,6 +49,7 @@ type fakeBackend struct {
 	panicking bool
 	badProof  bool
 	submitted chan hash.Hash
+	dropped   map[hash.Hash]*gateway.TxStatus
 }
 
 func newFake(t testing.TB) *fakeBackend {
@@ -77,6 +78,7 @@ func newFake(t testing.TB) *fakeBackend {
 		results:   map[hash.Hash]*gateway.TxResult{},
 		subs:      map[int]chan gateway.Event{},
 		submitted: make(chan hash.Hash, 100),
+		dropped:   map[hash.Hash]*gateway.TxStatus{},
 	}
 	f.status = gateway.Status{ChainID: chainID, Node: "n0", Height: 1, StateRoot: st.Root(),
 		LatestHash: blk.Header.Hash(), Time: blk.Header.Time, Peers: 3, Validator: true, Validators: 4}
@@ -126,6 +128,9 @@ func (f *fakeBackend) Submit(_ context.Context, t *tx.Tx) (hash.Hash, error) {
 	id, err := t.ID()
 	if err != nil {
 		return id, err
+	}
+	if r, ok := f.results[id]; ok {
+		return id, fmt.Errorf("%w: transaction %s at height %d", gateway.ErrCommitted, id, r.Height)
 	}
 	f.pending[id] = t
 	select {
@@ -177,6 +182,41 @@ func (f *fakeBackend) TxResult(_ context.Context, id hash.Hash) (*gateway.TxResu
 		return r, nil
 	}
 	return nil, fmt.Errorf("%w: transaction %s", gateway.ErrNotFound, id.Short())
+}
+
+func (f *fakeBackend) TxStatus(id hash.Hash) (*gateway.TxStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.pending[id]; ok {
+		return &gateway.TxStatus{ID: id, Status: gateway.TxPending}, nil
+	}
+	if d, ok := f.dropped[id]; ok {
+		return d, nil
+	}
+	return nil, fmt.Errorf("%w: transaction %s", gateway.ErrNotFound, id.Short())
+}
+
+// drop moves a pending transaction to the dropped ones, its nonce used by by.
+func (f *fakeBackend) drop(id, by hash.Hash) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.pending[id]
+	delete(f.pending, id)
+	a := t.Body.Signers[0].Key.Address()
+	f.dropped[id] = &gateway.TxStatus{ID: id, Status: gateway.TxDropped, Signer: &a, Nonce: t.Body.Signers[0].Nonce, By: by, Height: 9,
+		Reason: fmt.Sprintf("nonce %d was used by transaction %s committed at height 9", t.Body.Signers[0].Nonce, by)}
+}
+
+func (f *fakeBackend) Nonce(a crypto.Address) (*gateway.NonceInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, t := range f.pending {
+		if t.Body.Signers[0].Key.Address() == a {
+			n++
+		}
+	}
+	return &gateway.NonceInfo{Address: a, Committed: 3, Next: 3 + uint64(n), Pending: n}, nil
 }
 
 func (f *fakeBackend) Block(h uint64) (*block.Block, *consensus.Certificate, error) {
@@ -470,10 +510,15 @@ func TestGetTx(t *testing.T) {
 	x := signedTx(t, 0)
 	id, _ := x.ID()
 	var e gateway.ErrorBody
-	wantStatus(t, h.do(t, "POST", "/v1/tx", "application/cbor", encodeTx(t, x), nil), http.StatusAccepted)
 	wantStatus(t, h.do(t, "GET", "/v1/tx/"+id.String(), "", nil, &e), http.StatusNotFound)
-	if e.Code != gateway.CodeNotFound {
-		t.Fatalf("pending tx: code %q", e.Code)
+	if e.Code != gateway.CodeNotFound || !strings.Contains(e.Error, "neither committed nor pending") {
+		t.Fatalf("unknown tx: %+v", e)
+	}
+	wantStatus(t, h.do(t, "POST", "/v1/tx", "application/cbor", encodeTx(t, x), nil), http.StatusAccepted)
+	var pending gateway.TxStatus
+	wantStatus(t, h.do(t, "GET", "/v1/tx/"+id.String(), "", nil, &pending), http.StatusAccepted)
+	if pending.ID != id || pending.Status != gateway.TxPending {
+		t.Fatalf("pending tx: %+v", pending)
 	}
 	h.f.commit(id, exec.OK)
 	var got gateway.TxResponse
@@ -487,6 +532,65 @@ func TestGetTx(t *testing.T) {
 	}
 	wantStatus(t, h.do(t, "GET", "/v1/tx/"+strings.Repeat("ab", 32), "", nil, nil), http.StatusNotFound)
 	wantStatus(t, h.do(t, "GET", "/v1/tx/xyz", "", nil, &e), http.StatusBadRequest)
+}
+
+// TestDroppedAndResubmitted: a transaction whose nonce another one used answers
+// 410 with the reason and the winner; the same committed transaction sent again
+// answers its result (200), on POST /v1/tx and as "committed" in POST /v1/txs.
+func TestDroppedAndResubmitted(t *testing.T) {
+	h := setup(t)
+	loser, winner := signedTx(t, 4), signedTx(t, 5)
+	lid, _ := loser.ID()
+	wid, _ := winner.ID()
+	wantStatus(t, h.do(t, "POST", "/v1/tx", "application/cbor", encodeTx(t, loser), nil), http.StatusAccepted)
+	h.f.drop(lid, wid)
+	var e gateway.ErrorBody
+	wantStatus(t, h.do(t, "GET", "/v1/tx/"+lid.String(), "", nil, &e), http.StatusGone)
+	if e.Code != gateway.CodeDropped || e.Tx == nil || e.Tx.By != wid || e.Tx.Height != 9 || !strings.Contains(e.Error, "used by transaction "+wid.String()) {
+		t.Fatalf("dropped tx: %+v (tx %+v)", e, e.Tx)
+	}
+
+	wantStatus(t, h.do(t, "POST", "/v1/tx", "application/cbor", encodeTx(t, winner), nil), http.StatusAccepted)
+	h.f.commit(wid, exec.OK)
+	var res gateway.TxResponse
+	wantStatus(t, h.do(t, "POST", "/v1/tx", "application/cbor", encodeTx(t, winner), &res), http.StatusOK)
+	if res.ID != wid || res.Status != "ok" {
+		t.Fatalf("resubmitted committed tx: %+v", res)
+	}
+	var br gateway.BatchResponse
+	body := encoding.MustMarshal([][]byte{encodeTx(t, winner)})
+	wantStatus(t, h.do(t, "POST", "/v1/txs", "application/cbor", body, &br), http.StatusOK)
+	if len(br.Results) != 1 || br.Results[0].Status != "committed" || br.Results[0].ID != wid {
+		t.Fatalf("batch resubmission: %+v", br)
+	}
+}
+
+// TestNonceAndChainHeader: the next nonce counts pending transactions, and every
+// answer, errors included, names the chain.
+func TestNonceAndChainHeader(t *testing.T) {
+	h := setup(t)
+	x := signedTx(t, 3)
+	wantStatus(t, h.do(t, "POST", "/v1/tx", "application/cbor", encodeTx(t, x), nil), http.StatusAccepted)
+	a := x.Body.Signers[0].Key.Address()
+	var n gateway.NonceInfo
+	resp := h.do(t, "GET", "/v1/accounts/"+a.String()+"/nonce", "", nil, &n)
+	wantStatus(t, resp, http.StatusOK)
+	if n.Address != a || n.Committed != 3 || n.Next != 4 || n.Pending != 1 {
+		t.Fatalf("nonce: %+v", n)
+	}
+	if got := resp.Header.Get(gateway.ChainIDHeader); got != chainID {
+		t.Fatalf("%s: %q", gateway.ChainIDHeader, got)
+	}
+	var e gateway.ErrorBody
+	resp = h.do(t, "GET", "/v1/accounts/xyz/nonce", "", nil, &e)
+	wantStatus(t, resp, http.StatusBadRequest)
+	if got := resp.Header.Get(gateway.ChainIDHeader); got != chainID {
+		t.Fatalf("error answer: %s %q", gateway.ChainIDHeader, got)
+	}
+	resp = h.do(t, "GET", "/nowhere", "", nil, &e)
+	if got := resp.Header.Get(gateway.ChainIDHeader); got != chainID {
+		t.Fatalf("404 answer: %s %q", gateway.ChainIDHeader, got)
+	}
 }
 
 func TestStateWithProofs(t *testing.T) {

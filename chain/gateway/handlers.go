@@ -10,6 +10,7 @@ import (
 
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/consensus"
+	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/tx"
@@ -75,7 +76,8 @@ const (
 )
 
 // BatchResult is one transaction's answer in POST /v1/txs: Status "pending"
-// (admitted), or "error" with the code and message POST /v1/tx would have given.
+// (admitted), "committed" (it already was: sending it again changed nothing), or
+// "error" with the code and message POST /v1/tx would have given.
 type BatchResult struct {
 	ID     hash.Hash `json:"id"`
 	Status string    `json:"status"`
@@ -130,6 +132,14 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		events = ev
 	}
 	id, err := s.b.Submit(r.Context(), t)
+	if errors.Is(err, ErrCommitted) {
+		// Sent again (to another node, or after a lost answer): the client is
+		// told what became of it, as a wait would have.
+		if res, rerr := s.b.TxResult(r.Context(), id); rerr == nil && res != nil {
+			s.reply(w, r, http.StatusOK, txResponse(res))
+			return
+		}
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -140,8 +150,10 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	// The wait may outlast the server's write timeout.
 	http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	res, err := s.waitCommit(r.Context(), id, events, timeout)
+	res, dropped, err := s.waitCommit(r.Context(), id, events, timeout)
 	switch {
+	case err == nil && dropped != nil:
+		s.dropped(w, dropped)
 	case err == nil:
 		s.reply(w, r, http.StatusOK, txResponse(res))
 	case errors.Is(err, ErrNotFound):
@@ -149,6 +161,11 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.fail(w, r, err)
 	}
+}
+
+// dropped answers 410 for a dropped transaction, with its status.
+func (s *Server) dropped(w http.ResponseWriter, st *TxStatus) {
+	writeJSON(w, http.StatusGone, ErrorBody{Error: fmt.Sprintf("%v: transaction %s: %s", ErrDropped, st.ID, st.Reason), Code: CodeDropped, Tx: st})
 }
 
 // handleSubmitBatch: POST /v1/txs with a CBOR array of encoded transactions.
@@ -188,6 +205,10 @@ func (s *Server) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	ids, errs := s.b.SubmitBatch(r.Context(), txs)
 	for j, i := range at {
+		if errors.Is(errs[j], ErrCommitted) {
+			res[i] = BatchResult{ID: ids[j], Status: "committed"}
+			continue
+		}
 		if err := errs[j]; err != nil {
 			_, code := classify(err)
 			res[i] = BatchResult{ID: ids[j], Status: "error", Code: code, Error: err.Error()}
@@ -213,10 +234,11 @@ func parseTimeout(v string) (time.Duration, error) {
 	return d, nil
 }
 
-// waitCommit waits until id is committed: it re-reads the result on each block or
-// matching tx event, and every half second in case events were dropped. It returns
-// ErrNotFound when the time is up, the client left or the server shuts down.
-func (s *Server) waitCommit(ctx context.Context, id hash.Hash, events <-chan Event, timeout time.Duration) (*TxResult, error) {
+// waitCommit waits until id is committed or dropped: it re-reads the result on
+// each block or matching tx event, and every half second in case events were
+// dropped. It returns ErrNotFound when the time is up, the client left or the
+// server shuts down.
+func (s *Server) waitCommit(ctx context.Context, id hash.Hash, events <-chan Event, timeout time.Duration) (*TxResult, *TxStatus, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -224,10 +246,13 @@ func (s *Server) waitCommit(ctx context.Context, id hash.Hash, events <-chan Eve
 	for {
 		res, err := s.b.TxResult(ctx, id)
 		if err == nil && res != nil {
-			return res, nil
+			return res, nil, nil
 		}
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, err
+			return nil, nil, err
+		}
+		if st, err := s.b.TxStatus(id); err == nil && st.Status == TxDropped {
+			return nil, st, nil
 		}
 	wait:
 		for {
@@ -243,11 +268,11 @@ func (s *Server) waitCommit(ctx context.Context, id hash.Hash, events <-chan Eve
 			case <-tick.C:
 				break wait
 			case <-timer.C:
-				return nil, ErrNotFound
+				return nil, nil, ErrNotFound
 			case <-ctx.Done():
-				return nil, ErrNotFound
+				return nil, nil, ErrNotFound
 			case <-s.closing:
-				return nil, ErrNotFound
+				return nil, nil, ErrNotFound
 			}
 		}
 	}
@@ -268,10 +293,23 @@ func (s *Server) handleTx(w http.ResponseWriter, r *http.Request) {
 	if err == nil && res == nil {
 		err = ErrNotFound
 	}
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			err = fmt.Errorf("%w: transaction %s is not committed (unknown, or still pending)", ErrNotFound, id)
+	if errors.Is(err, ErrNotFound) {
+		st, serr := s.b.TxStatus(id)
+		switch {
+		case serr == nil && st.Status == TxDropped:
+			s.dropped(w, st)
+			return
+		case serr == nil:
+			s.reply(w, r, http.StatusAccepted, st)
+			return
+		case !errors.Is(serr, ErrNotFound):
+			err = serr
+		default:
+			err = fmt.Errorf("%w: transaction %s is neither committed nor pending on this node "+
+				"(never submitted here, or forgotten after a restart: submit it again, it is harmless)", ErrNotFound, id)
 		}
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -280,6 +318,21 @@ func (s *Server) handleTx(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.reply(w, r, http.StatusOK, txResponse(res))
+}
+
+// handleNonce: GET /v1/accounts/{address}/nonce.
+func (s *Server) handleNonce(w http.ResponseWriter, r *http.Request) {
+	a, err := crypto.ParseAddress(r.PathValue("address"))
+	if err != nil {
+		s.fail(w, r, invalid("address: %v (want 40 hex digits)", err))
+		return
+	}
+	n, err := s.b.Nonce(a)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
 }
 
 // handleState: GET /v1/state/{key...}[?height=H&prove=true].

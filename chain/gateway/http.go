@@ -25,6 +25,7 @@ const (
 	CodeBusy     = "busy"
 	CodeInvalid  = "invalid"
 	CodeNotFound = "not_found"
+	CodeDropped  = "dropped"
 	CodeTooLarge = "too_large"
 	CodeMethod   = "method_not_allowed"
 	CodeTimeout  = "timeout"
@@ -35,6 +36,8 @@ const (
 type ErrorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	// Tx is the dropped transaction's status, in a CodeDropped answer.
+	Tx *TxStatus `json:"tx,omitempty"`
 }
 
 func (s *Server) routes() http.Handler {
@@ -42,6 +45,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/tx", s.handleSubmit)
 	mux.HandleFunc("POST /v1/txs", s.handleSubmitBatch)
 	mux.HandleFunc("GET /v1/tx/{id}", s.handleTx)
+	mux.HandleFunc("GET /v1/accounts/{address}/nonce", s.handleNonce)
 	mux.HandleFunc("GET /v1/state/{key...}", s.handleState)
 	mux.HandleFunc("POST /v1/states", s.handleStates)
 	mux.HandleFunc("GET /v1/blocks/{height}", s.handleBlock)
@@ -69,6 +73,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		label = "unmatched"
 	}
 	rw := &recorder{ResponseWriter: w}
+	rw.Header().Set(ChainIDHeader, rt.s.b.ChainID())
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -208,6 +213,8 @@ func classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, CodeBusy
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, CodeNotFound
+	case errors.Is(err, ErrDropped):
+		return http.StatusGone, CodeDropped
 	case errors.As(err, &mbe), errors.Is(err, tx.ErrTooLarge), errors.Is(err, encoding.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
 	case errors.Is(err, ErrInvalid),

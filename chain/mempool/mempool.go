@@ -9,6 +9,13 @@
 // Reap returns transactions in an order that executes: for every signer, nonces
 // consecutive from its committed nonce. Update removes what a block committed and
 // whatever it made stale.
+//
+// A transaction never leaves the pool silently. One that a block made stale (its
+// signer's nonce was used by another transaction, perhaps admitted first by
+// another node), one refused at admission because another transaction held its
+// (signer, nonce) and that then lost, and one a proposer found the executor
+// rejects, are remembered as dropped, with the reason, for the last
+// DefaultMaxDropped of them: Lookup answers pending, dropped or unknown.
 package mempool
 
 import (
@@ -27,6 +34,10 @@ const (
 	DefaultMaxTxs       = 50_000
 	DefaultMaxBytes     = 64 << 20
 	DefaultMaxPerSender = 1_000
+	// DefaultMaxDropped bounds the dropped transactions remembered, and the
+	// conflicting ones (refused for a (signer, nonce) another pending
+	// transaction holds) watched until a block settles which one won.
+	DefaultMaxDropped = 10_000
 )
 
 // Sentinel errors of Add; callers branch on them with errors.Is.
@@ -64,6 +75,10 @@ func MaxBytes(n int) Option { return func(p *Pool) { p.maxBytes = n } }
 // hence how many transactions of one signer the pool holds.
 func MaxPerSender(n int) Option { return func(p *Pool) { p.maxPerSender = n } }
 
+// MaxDropped bounds how many dropped transactions the pool remembers, and how
+// many conflicting ones it watches.
+func MaxDropped(n int) Option { return func(p *Pool) { p.maxDropped = max(n, 1) } }
+
 // ChainID makes Add refuse transactions of other chains (ErrBadTx wrapping
 // tx.ErrWrongChain). Without it the pool accepts any chain id.
 func ChainID(id string) Option { return func(p *Pool) { p.chainID = id } }
@@ -79,9 +94,50 @@ type entry struct {
 	mark    uint64 // reap generation that queued it
 }
 
+// Drop says why a transaction left the pool without being committed.
+type Drop struct {
+	ID hash.Hash
+	// Signer and Nonce name the (signer, nonce) the transaction carried that
+	// another transaction used; Signer is zero when it left for another reason.
+	Signer crypto.Address
+	Nonce  uint64
+	// By is the transaction that used the nonce and Height its block, when
+	// this pool saw that block (By is zero otherwise).
+	By     hash.Hash
+	Height uint64
+	// Reason says why in words when the nonce is not the reason (e.g. the
+	// executor's rejection).
+	Reason string
+}
+
+// String says why the transaction was dropped, for people.
+func (d Drop) String() string {
+	switch {
+	case d.Signer.IsZero():
+		return d.Reason
+	case d.By.IsZero():
+		return fmt.Sprintf("nonce %d of signer %s was used by another transaction", d.Nonce, d.Signer)
+	}
+	return fmt.Sprintf("nonce %d of signer %s was used by transaction %s committed at height %d", d.Nonce, d.Signer, d.By, d.Height)
+}
+
+// State is what a pool knows of a transaction.
+type State int
+
+// States of Lookup.
+const (
+	// Unknown: never admitted, or forgotten (dropped long ago, or before a restart).
+	Unknown State = iota
+	// Pending: admitted, not committed yet.
+	Pending
+	// Dropped: it left the pool without being committed, and never will be.
+	Dropped
+)
+
 // Pool is a bounded set of pending transactions. It is safe for concurrent use.
 type Pool struct {
 	maxTxs, maxBytes, maxPerSender int
+	maxDropped                     int
 	chainID                        string
 
 	mu       sync.Mutex
@@ -90,25 +146,64 @@ type Pool struct {
 	bytes    int
 	seq      uint64
 	gen      uint64
+	// conflicts are transactions refused for a (signer, nonce) that another
+	// pending transaction holds, by signer: the block that uses the nonce
+	// tells whether they lost. Bounded by maxDropped, oldest forgotten first.
+	conflicts   map[crypto.Address]map[hash.Hash]*entry
+	nConflicts  int
+	conflictSeq []conflictRef
+	dropped     dropLog
+}
+
+// conflictRef is a watched conflict, in arrival order, for eviction.
+type conflictRef struct {
+	signer crypto.Address
+	id     hash.Hash
+}
+
+// dropLog remembers the last max drops, oldest forgotten first.
+type dropLog struct {
+	byID  map[hash.Hash]Drop
+	order []hash.Hash
+	max   int
+}
+
+func (l *dropLog) add(d Drop) {
+	if l.byID == nil {
+		l.byID = map[hash.Hash]Drop{}
+	}
+	if _, ok := l.byID[d.ID]; ok {
+		return
+	}
+	for len(l.order) >= l.max && len(l.order) > 0 {
+		delete(l.byID, l.order[0])
+		l.order = l.order[1:]
+	}
+	l.byID[d.ID] = d
+	l.order = append(l.order, d.ID)
 }
 
 // New returns an empty pool.
 func New(opts ...Option) *Pool {
 	p := &Pool{
-		maxTxs: DefaultMaxTxs, maxBytes: DefaultMaxBytes, maxPerSender: DefaultMaxPerSender,
-		byID:     map[hash.Hash]*entry{},
-		bySigner: map[crypto.Address]map[uint64]*entry{},
+		maxTxs: DefaultMaxTxs, maxBytes: DefaultMaxBytes, maxPerSender: DefaultMaxPerSender, maxDropped: DefaultMaxDropped,
+		byID:      map[hash.Hash]*entry{},
+		bySigner:  map[crypto.Address]map[uint64]*entry{},
+		conflicts: map[crypto.Address]map[hash.Hash]*entry{},
 	}
 	for _, o := range opts {
 		o(p)
 	}
+	p.dropped.max = p.maxDropped
 	return p
 }
 
 // Add admits t, whose signatures the caller checked: sigErr is that check's verdict
 // (as from tx.VerifyProofs) and a non-nil sigErr refuses t with ErrBadTx. nonces
 // gives the committed nonces. It returns t's ID. Of two transactions with the same
-// signer and nonce, the first one stays.
+// signer and nonce, the first one stays; the second is refused with ErrDuplicate
+// and watched: when a block uses the nonce for another transaction, Lookup
+// reports it dropped.
 func (p *Pool) Add(t *tx.Tx, sigErr error, nonces NonceReader) (hash.Hash, error) {
 	if t == nil {
 		return hash.Hash{}, fmt.Errorf("%w: nil transaction", ErrBadTx)
@@ -157,7 +252,8 @@ func (p *Pool) Add(t *tx.Tx, sigErr error, nonces NonceReader) (hash.Hash, error
 			return id, fmt.Errorf("%w: signer %s has nonce %d committed, transaction carries %d (window %d)", ErrNonceGap, a, c, n, p.maxPerSender)
 		}
 		if o := p.bySigner[a][n]; o != nil {
-			return id, fmt.Errorf("%w: signer %s already has transaction %s pending at nonce %d", ErrDuplicate, a, o.id.Short(), n)
+			p.watch(a, e)
+			return id, fmt.Errorf("%w: signer %s already has transaction %s pending at nonce %d: wait for it, or use nonce %d", ErrDuplicate, a, o.id, n, p.next(a, c))
 		}
 	}
 	if len(p.byID) >= p.maxTxs || p.bytes+e.size > p.maxBytes {
@@ -165,6 +261,7 @@ func (p *Pool) Add(t *tx.Tx, sigErr error, nonces NonceReader) (hash.Hash, error
 	}
 	p.seq++
 	e.seq = p.seq
+	p.unwatch(e)
 	p.byID[id] = e
 	p.bytes += e.size
 	for i, a := range e.signers {
@@ -205,34 +302,52 @@ func (p *Pool) Remove(ids ...hash.Hash) {
 	}
 }
 
-// Update is called after a block is committed, with its transactions and the
-// nonces of the new committed state: it drops the committed transactions and every
-// pending transaction of their signers whose nonce is now stale.
-func (p *Pool) Update(committed []*tx.Tx, nonces NonceReader) {
+// Update is called after the block at height is committed, with its
+// transactions and the nonces of the new committed state: it drops the committed
+// transactions and every pending transaction of their signers whose nonce is now
+// stale, remembering those as dropped with the transaction that used the nonce,
+// and settles the conflicts the block decided.
+func (p *Pool) Update(height uint64, committed []*tx.Tx, nonces NonceReader) {
+	type slot struct {
+		a crypto.Address
+		n uint64
+	}
+	used := map[slot]hash.Hash{}
 	touched := map[crypto.Address]bool{}
-	ids := make([]hash.Hash, 0, len(committed))
+	ids := make(map[hash.Hash]bool, len(committed))
 	for _, t := range committed {
 		if t == nil {
 			continue
 		}
-		if id, err := t.ID(); err == nil {
-			ids = append(ids, id)
+		id, err := t.ID()
+		if err != nil {
+			continue
 		}
+		ids[id] = true
 		for _, s := range t.Body.Signers {
-			touched[s.Key.Address()] = true
+			a := s.Key.Address()
+			touched[a] = true
+			used[slot{a, s.Nonce}] = id
 		}
+	}
+	drop := func(e *entry, a crypto.Address, n uint64) {
+		d := Drop{ID: e.id, Signer: a, Nonce: n}
+		if by, ok := used[slot{a, n}]; ok {
+			d.By, d.Height = by, height
+		}
+		p.dropped.add(d)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, id := range ids {
+	for id := range ids {
 		if e := p.byID[id]; e != nil {
 			p.remove(e)
 		}
 	}
 	var stale []*entry
 	for a := range touched {
-		m := p.bySigner[a]
-		if len(m) == 0 {
+		m, w := p.bySigner[a], p.conflicts[a]
+		if len(m) == 0 && len(w) == 0 {
 			continue
 		}
 		c, err := nonces.Nonce(a)
@@ -248,9 +363,130 @@ func (p *Pool) Update(committed []*tx.Tx, nonces NonceReader) {
 		for _, e := range stale {
 			if p.byID[e.id] == e {
 				p.remove(e)
+				drop(e, a, e.nonceOf(a))
+			}
+		}
+		for id, e := range w {
+			switch n := e.nonceOf(a); {
+			case ids[id]:
+				p.unwatch(e) // it won: committed
+			case n < c:
+				p.unwatch(e)
+				drop(e, a, n)
 			}
 		}
 	}
+}
+
+// nonceOf returns the nonce e carries for signer a.
+func (e *entry) nonceOf(a crypto.Address) uint64 {
+	for i, s := range e.signers {
+		if s == a {
+			return e.nonces[i]
+		}
+	}
+	return 0
+}
+
+// watch keeps e, refused because another pending transaction holds its nonce
+// of signer a, until a block settles the conflict. The caller holds mu.
+func (p *Pool) watch(a crypto.Address, e *entry) {
+	w := p.conflicts[a]
+	if w == nil {
+		w = map[hash.Hash]*entry{}
+		p.conflicts[a] = w
+	}
+	if _, ok := w[e.id]; ok {
+		return
+	}
+	// Only what settling the conflict needs: not the transaction's bytes.
+	e = &entry{id: e.id, signers: e.signers, nonces: e.nonces}
+	for p.nConflicts >= p.maxDropped && len(p.conflictSeq) > 0 {
+		old := p.conflictSeq[0]
+		p.conflictSeq = p.conflictSeq[1:]
+		if ow := p.conflicts[old.signer]; ow != nil {
+			if _, ok := ow[old.id]; ok {
+				delete(ow, old.id)
+				p.nConflicts--
+				if len(ow) == 0 {
+					delete(p.conflicts, old.signer)
+				}
+			}
+		}
+	}
+	w[e.id] = e
+	p.nConflicts++
+	p.conflictSeq = append(p.conflictSeq, conflictRef{a, e.id})
+}
+
+// unwatch forgets e as a conflict of any of its signers. The caller holds mu.
+func (p *Pool) unwatch(e *entry) {
+	for _, a := range e.signers {
+		if w := p.conflicts[a]; w != nil {
+			if _, ok := w[e.id]; ok {
+				delete(w, e.id)
+				p.nConflicts--
+				if len(w) == 0 {
+					delete(p.conflicts, a)
+				}
+			}
+		}
+	}
+	if len(p.conflictSeq) > 2*p.maxDropped {
+		// Compact the eviction order: most of it names conflicts settled since.
+		kept := p.conflictSeq[:0]
+		for _, r := range p.conflictSeq {
+			if _, ok := p.conflicts[r.signer][r.id]; ok {
+				kept = append(kept, r)
+			}
+		}
+		p.conflictSeq = kept
+	}
+}
+
+// Drop removes the pending transaction id, if any, and remembers it as dropped
+// for reason: for one a proposer found the executor rejects.
+func (p *Pool) Drop(id hash.Hash, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.byID[id]; e != nil {
+		p.remove(e)
+		p.dropped.add(Drop{ID: id, Reason: reason})
+	}
+}
+
+// Lookup says what the pool knows of the transaction id: Pending, Dropped (with
+// why) or Unknown.
+func (p *Pool) Lookup(id hash.Hash) (State, Drop) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.byID[id]; ok {
+		return Pending, Drop{}
+	}
+	if d, ok := p.dropped.byID[id]; ok {
+		return Dropped, d
+	}
+	return Unknown, Drop{}
+}
+
+// Next returns the nonce a new transaction of signer a should carry, given its
+// committed nonce: the first one from committed that no pending transaction of
+// a holds. pending is how many transactions of a are pending (beyond a gap
+// too).
+func (p *Pool) Next(a crypto.Address, committed uint64) (next uint64, pending int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.next(a, committed), len(p.bySigner[a])
+}
+
+// next is Next without the lock.
+func (p *Pool) next(a crypto.Address, committed uint64) uint64 {
+	m := p.bySigner[a]
+	n := committed
+	for m[n] != nil {
+		n++
+	}
+	return n
 }
 
 // Reap returns pending transactions ready for a block, at most maxTxs of them and

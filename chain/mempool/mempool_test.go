@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -201,7 +202,7 @@ func TestFullAndRecovery(t *testing.T) {
 	}
 	// A block commits the first two nonces of both senders.
 	nr[w.addrs[0]], nr[w.addrs[1]] = 2, 2
-	p.Update(txs[:4], nr)
+	p.Update(1, txs[:4], nr)
 	if p.Len() != 2 {
 		t.Fatalf("after update: len %d, want 2", p.Len())
 	}
@@ -247,7 +248,7 @@ func TestUpdateDropsStale(t *testing.T) {
 	// pool never saw: everything of account 0 below 8 is stale, multi included.
 	foreign := w.transfer(t, 0, 2, 99, []uint64{7})
 	nr[w.addrs[0]] = 8
-	p.Update([]*tx.Tx{foreign}, nr)
+	p.Update(1, []*tx.Tx{foreign}, nr)
 	for _, x := range append(mine, multi) {
 		if p.Has(mustID(t, x)) {
 			t.Fatalf("stale transaction kept")
@@ -369,7 +370,7 @@ func TestReapExecutes(t *testing.T) {
 			}
 		}
 		w.st.apply(res.Changes)
-		p.Update(batch, w.st)
+		p.Update(height, batch, w.st)
 		committed += len(batch)
 		addSome(30)
 	}
@@ -410,7 +411,7 @@ func TestConcurrent(t *testing.T) {
 				s := x.Body.Signers[0]
 				nr.set(t, exec.NonceKey(s.Key.Address()), s.Nonce+1)
 			}
-			p.Update(got, nr)
+			p.Update(1, got, nr)
 			_ = p.Len() + p.Bytes()
 		}
 	}()
@@ -462,7 +463,7 @@ func BenchmarkMempoolAddReap(b *testing.B) {
 		if len(got) != len(txs) {
 			b.Fatalf("reaped %d of %d", len(got), len(txs))
 		}
-		p.Update(got, nonceMap{})
+		p.Update(1, got, nonceMap{})
 	}
 	b.ReportMetric(float64(len(txs)*b.N)/b.Elapsed().Seconds(), "tx/s")
 }
@@ -491,5 +492,94 @@ func BenchmarkReapFull(b *testing.B) {
 		if got := p.Reap(0, 0, nr); len(got) != senders*perSender {
 			b.Fatalf("reaped %d", len(got))
 		}
+	}
+}
+
+// TestConflictLoserIsDropped: two nodes admitted different transactions with one
+// (signer, nonce) before gossip met. On each node the one that arrived second
+// was refused and is watched; once a block commits the winner, both nodes report
+// the loser dropped, naming the winner and its height, and the winner is no
+// longer pending anywhere.
+func TestConflictLoserIsDropped(t *testing.T) {
+	w := newWorld(t, 3, 7)
+	nrA, nrB := nonceMap{}, nonceMap{}
+	a, b := mempool.New(), mempool.New()
+	x := w.transfer(t, 0, 1, 5, []uint64{0})
+	y := w.transfer(t, 0, 2, 9, []uint64{0})
+	mustAdd(t, a, x, nrA)
+	mustAdd(t, b, y, nrB)
+	// Gossip crosses: each node refuses the other's transaction.
+	if _, err := a.Add(y, nil, nrA); !errors.Is(err, mempool.ErrDuplicate) || !strings.Contains(err.Error(), mustID(t, x).String()) {
+		t.Fatalf("node a admitting y: %v, want ErrDuplicate naming x", err)
+	}
+	if _, err := b.Add(x, nil, nrB); !errors.Is(err, mempool.ErrDuplicate) {
+		t.Fatalf("node b admitting x: %v", err)
+	}
+	if st, _ := a.Lookup(mustID(t, y)); st != mempool.Unknown {
+		t.Fatalf("before the block, the refused y is %v on a, want unknown", st)
+	}
+	// Block 7 commits x.
+	nrA[w.addrs[0]], nrB[w.addrs[0]] = 1, 1
+	a.Update(7, []*tx.Tx{x}, nrA)
+	b.Update(7, []*tx.Tx{x}, nrB)
+	for name, p := range map[string]*mempool.Pool{"a": a, "b": b} {
+		st, d := p.Lookup(mustID(t, y))
+		if st != mempool.Dropped || d.By != mustID(t, x) || d.Height != 7 || d.Nonce != 0 || d.Signer != w.addrs[0] {
+			t.Fatalf("node %s: y is %v %+v, want dropped by x at 7", name, st, d)
+		}
+		if !strings.Contains(d.String(), "nonce 0 of signer "+w.addrs[0].String()+" was used by transaction "+mustID(t, x).String()+" committed at height 7") {
+			t.Fatalf("node %s: reason %q", name, d.String())
+		}
+		if st, _ := p.Lookup(mustID(t, x)); st != mempool.Unknown {
+			t.Fatalf("node %s: committed x is %v, want unknown to the pool", name, st)
+		}
+		if p.Len() != 0 {
+			t.Fatalf("node %s: %d pending", name, p.Len())
+		}
+	}
+}
+
+// TestNextCountsPending: the next nonce skips the signer's pending transactions
+// up to the first gap.
+func TestNextCountsPending(t *testing.T) {
+	w := newWorld(t, 2, 8)
+	nr := nonceMap{w.addrs[0]: 3}
+	p := mempool.New()
+	for _, n := range []uint64{3, 4, 5, 7} {
+		mustAdd(t, p, w.transfer(t, 0, 1, 1, []uint64{n}), nr)
+	}
+	if next, pending := p.Next(w.addrs[0], 3); next != 6 || pending != 4 {
+		t.Fatalf("next %d pending %d, want 6 and 4", next, pending)
+	}
+	if next, pending := p.Next(w.addrs[1], 0); next != 0 || pending != 0 {
+		t.Fatalf("idle signer: next %d pending %d", next, pending)
+	}
+	_, err := p.Add(w.transfer(t, 0, 1, 2, []uint64{4}), nil, nr)
+	if !errors.Is(err, mempool.ErrDuplicate) || !strings.Contains(err.Error(), "use nonce 6") {
+		t.Fatalf("second transaction at a pending nonce: %v, want ErrDuplicate suggesting nonce 6", err)
+	}
+}
+
+// TestDropAndRetention: a transaction the proposer drops is reported with its
+// reason; the log keeps only the last MaxDropped.
+func TestDropAndRetention(t *testing.T) {
+	w := newWorld(t, 2, 9)
+	p := mempool.New(mempool.MaxDropped(2))
+	var ids []hash.Hash
+	for n := uint64(0); n < 3; n++ {
+		x := w.transfer(t, 0, 1, 1, []uint64{n})
+		ids = append(ids, mustAdd(t, p, x, nonceMap{}))
+	}
+	for i, id := range ids {
+		p.Drop(id, fmt.Sprintf("rejected %d", i))
+	}
+	if st, _ := p.Lookup(ids[0]); st != mempool.Unknown {
+		t.Fatalf("oldest drop kept past the retention: %v", st)
+	}
+	if st, d := p.Lookup(ids[2]); st != mempool.Dropped || d.String() != "rejected 2" {
+		t.Fatalf("latest drop: %v %q", st, d.String())
+	}
+	if p.Len() != 0 {
+		t.Fatalf("dropped transactions still pending: %d", p.Len())
 	}
 }

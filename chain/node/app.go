@@ -96,19 +96,10 @@ func (a *app) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
 		return nil, hash.Hash{}, fmt.Errorf("build block %d: %w", height, err)
 	}
 	n.budget.observe(time.Since(start), len(txs))
-	if len(b.Txs) < len(txs) {
-		// Transactions the executor rejects outright would never leave the pool.
-		kept := make(map[*tx.Tx]bool, len(b.Txs))
-		for _, t := range b.Txs {
-			kept[t] = true
-		}
-		var drop []hash.Hash
-		for _, t := range txs {
-			if id, err := t.ID(); err == nil && !kept[t] {
-				drop = append(drop, id)
-			}
-		}
-		n.pool.Remove(drop...)
+	for _, r := range out.Rejected {
+		// Rejected transactions would never leave the pool; clients asking for
+		// one are told why it was dropped.
+		n.pool.Drop(r.TxID, "rejected by the executor: "+r.Error)
 	}
 	b.Header.Proposer = n.address
 	out.Header.Proposer = n.address

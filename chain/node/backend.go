@@ -10,11 +10,14 @@ import (
 
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/consensus"
+	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/mempool"
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/store"
+	"github.com/plugchain/plug/chain/tx"
 )
 
 var _ gateway.Backend = (*Node)(nil)
@@ -67,7 +70,57 @@ func (n *Node) TxResult(_ context.Context, id hash.Hash) (*gateway.TxResult, err
 	if i >= len(rs) || i >= len(b.Txs) {
 		return nil, fmt.Errorf("block %d has no transaction %d", h, i)
 	}
-	return &gateway.TxResult{ID: id, Height: h, Index: uint32(i), Code: rs[i].Code, Error: rs[i].Error, Tx: b.Txs[i]}, nil
+	return &gateway.TxResult{ID: id, Height: h, Index: uint32(i), Code: rs[i].Code, Error: rs[i].Error, Tx: b.Txs[i], Skipped: rs[i].Skipped}, nil
+}
+
+// TxStatus implements gateway.Backend.
+func (n *Node) TxStatus(id hash.Hash) (*gateway.TxStatus, error) {
+	if h, _, err := n.store.TxLocation(id); err == nil && h > n.height() {
+		return &gateway.TxStatus{ID: id, Status: gateway.TxPending, Reason: fmt.Sprintf("being committed at height %d", h)}, nil
+	}
+	switch st, d := n.pool.Lookup(id); st {
+	case mempool.Pending:
+		out := &gateway.TxStatus{ID: id, Status: gateway.TxPending}
+		if t := n.pool.Get(id); t != nil {
+			n.waitingFor(t, out)
+		}
+		return out, nil
+	case mempool.Dropped:
+		out := &gateway.TxStatus{ID: id, Status: gateway.TxDropped, Reason: d.String()}
+		if !d.Signer.IsZero() {
+			signer := d.Signer
+			out.Signer, out.Nonce, out.By, out.Height = &signer, d.Nonce, d.By, d.Height
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: transaction %s", ErrNotFound, id)
+}
+
+// waitingFor fills in what the pending t waits for: a nonce of one of its
+// signers that is not committed and that no pending transaction holds.
+func (n *Node) waitingFor(t *tx.Tx, out *gateway.TxStatus) {
+	for _, s := range t.Body.Signers {
+		a := s.Key.Address()
+		c, err := n.nonces().Nonce(a)
+		if err != nil {
+			return
+		}
+		if next, _ := n.pool.Next(a, c); next < s.Nonce {
+			out.Signer, out.WaitingFor = &a, &next
+			out.Reason = fmt.Sprintf("waiting for nonce %d of signer %s, which no pending transaction holds (committed nonce %d)", next, a, c)
+			return
+		}
+	}
+}
+
+// Nonce implements gateway.Backend.
+func (n *Node) Nonce(addr crypto.Address) (*gateway.NonceInfo, error) {
+	c, err := n.nonces().Nonce(addr)
+	if err != nil {
+		return nil, err
+	}
+	next, pending := n.pool.Next(addr, c)
+	return &gateway.NonceInfo{Address: addr, Committed: c, Next: next, Pending: pending}, nil
 }
 
 func (n *Node) notFound(what string, height uint64, err error) error {

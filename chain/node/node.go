@@ -117,10 +117,12 @@ type Node struct {
 	lastBlock *block.Block
 
 	inbox  chan *consensus.Message
-	outTxs chan []byte // admitted transactions waiting to be gossiped
-	behind chan uint64
-	best   atomic.Uint64 // highest height a peer spoke of while we were behind
-	seq    atomic.Uint64 // gossip envelope sequence
+	outTxs chan outTx // admitted transactions waiting to be gossiped
+	// gossiping is closed when gossipTxs stops; nil before Start.
+	gossiping chan struct{}
+	behind    chan uint64
+	best      atomic.Uint64 // highest height a peer spoke of while we were behind
+	seq       atomic.Uint64 // gossip envelope sequence
 	// decoded hands messages decoded by the topic validator to the reader, so a
 	// proposal carrying a whole block is decoded once, not twice.
 	decoded  decodedCache
@@ -158,7 +160,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Models = builtin.Models()
 	}
 	n := &Node{cfg: cfg, models: cfg.Models, pool: mempool.New(), address: cfg.Key.Public().Address(),
-		inbox: make(chan *consensus.Message, 4096), outTxs: make(chan []byte, 4*MaxTxBatch), behind: make(chan uint64, 1), done: make(chan struct{}), byHeight: newHeightCache()}
+		inbox: make(chan *consensus.Message, 4096), outTxs: make(chan outTx, 4*MaxTxBatch), behind: make(chan uint64, 1), done: make(chan struct{}), byHeight: newHeightCache()}
 	n.exec = exec.New(cfg.Registry, cfg.Models)
 	n.app = &app{n: n}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
@@ -353,6 +355,7 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.readTopic(ctx, n.cons)
 	go n.readTopic(ctx, n.blocks)
 	go n.drainTxs(ctx)
+	n.gossiping = make(chan struct{})
 	go n.gossipTxs(ctx)
 	n.running = true
 	go n.loop(ctx, wal)
@@ -491,6 +494,10 @@ func (n *Node) validateTx(_ peer.ID, data []byte) error {
 		if id, err := t.ID(); err == nil && n.pool.Has(id) {
 			continue
 		}
+		if err := n.exec.Admit(n.cfg.ChainID, t); err != nil {
+			// An honest node forwards only what it admitted, by this same check.
+			return fmt.Errorf("transaction %d of batch: %w", i, err)
+		}
 		fresh = append(fresh, t)
 	}
 	full := false
@@ -521,13 +528,22 @@ func (n *Node) blockLimit() int {
 // MaxTxBatch bounds the transactions of one gossip message.
 const MaxTxBatch = 1024
 
+// outTx is an admitted transaction for gossipTxs, which sends a token on sent
+// once it handed the transaction to the gossip topic.
+type outTx struct {
+	raw  []byte
+	sent chan<- struct{}
+}
+
 // gossipTxs publishes admitted transactions in batches, so that a burst of
 // submissions costs a few gossip messages and batched signature checks at every
 // peer rather than one of each per transaction.
 func (n *Node) gossipTxs(ctx context.Context) {
+	defer close(n.gossiping)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	var batch [][]byte
+	var sent []chan<- struct{}
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -535,14 +551,18 @@ func (n *Node) gossipTxs(ctx context.Context) {
 		if err := n.txs.Publish(ctx, encoding.MustMarshal(batch)); err != nil {
 			log.Debugw("gossip transactions", "n", len(batch), "err", err)
 		}
-		batch = nil
+		for _, c := range sent {
+			c <- struct{}{} // buffered for every transaction of its submission
+		}
+		batch, sent = nil, sent[:0]
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case raw := <-n.outTxs:
-			batch = append(batch, raw)
+		case o := <-n.outTxs:
+			batch = append(batch, o.raw)
+			sent = append(sent, o.sent)
 			if len(batch) >= MaxTxBatch {
 				flush()
 			}
@@ -552,7 +572,6 @@ func (n *Node) gossipTxs(ctx context.Context) {
 	}
 }
 
-// admit verifies a transaction's signatures once and adds it to the mempool.
 // Submit adds a transaction to this node's mempool and gossips it.
 func (n *Node) Submit(ctx context.Context, t *tx.Tx) (hash.Hash, error) {
 	ids, errs := n.SubmitBatch(ctx, []*tx.Tx{t})
@@ -563,7 +582,9 @@ func (n *Node) Submit(ctx context.Context, t *tx.Tx) (hash.Hash, error) {
 // signatures checked in one batch: a client sending many transactions at once
 // (POST /v1/txs) costs this node a batched verification rather than one
 // single-signature check per transaction. It returns an ID and an error (nil
-// when admitted or already pending) per transaction.
+// when admitted or already pending; wrapping gateway.ErrCommitted when already
+// committed) per transaction. It returns once what it admitted was handed to the
+// gossip topic, so a node killed after answering has already passed it on.
 func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []error) {
 	ids, errs := make([]hash.Hash, len(txs)), make([]error, len(txs))
 	var check []*tx.Tx
@@ -574,15 +595,25 @@ func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []er
 			errs[i] = fmt.Errorf("%w: %w", gateway.ErrInvalid, err)
 			continue
 		}
-		switch id, err := t.ID(); {
+		id, err := t.ID()
+		ids[i] = id
+		switch {
 		case t.Body.ChainID != n.cfg.ChainID:
 			errs[i] = fmt.Errorf("%w: %w: transaction for chain %q, this is %q", gateway.ErrInvalid, tx.ErrWrongChain, t.Body.ChainID, n.cfg.ChainID)
 		case err == nil && n.pool.Has(id):
-			ids[i] = id // already pending: submitting twice is harmless
+			// already pending: submitting twice is harmless
 		default:
+			// What the executor would reject for its shape is refused now, not
+			// answered "pending" and dropped later.
+			if err := n.exec.Admit(n.cfg.ChainID, t); err != nil {
+				errs[i] = fmt.Errorf("%w: %w", gateway.ErrInvalid, err)
+				continue
+			}
 			check, at = append(check, t), append(at, i)
 		}
 	}
+	sent := make(chan struct{}, len(check))
+	queued := 0
 	for j, sig := range tx.VerifyProofs(check) {
 		i, t := at[j], check[j]
 		id, err := n.pool.Add(t, sig, n.nonces())
@@ -592,6 +623,9 @@ func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []er
 			errs[i] = fmt.Errorf("%w: %w", ErrBusy, err)
 			continue
 		case errors.Is(err, mempool.ErrDuplicate) && n.pool.Has(id):
+			continue
+		case errors.Is(err, mempool.ErrStaleNonce):
+			errs[i] = n.staleReason(id, err)
 			continue
 		case err != nil:
 			// Everything else the mempool or the checks refuse is the client's to fix.
@@ -604,12 +638,35 @@ func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []er
 			continue
 		}
 		select {
-		case n.outTxs <- raw:
+		case n.outTxs <- outTx{raw, sent}:
+			queued++
 		case <-ctx.Done():
 			errs[i] = ctx.Err()
 		}
 	}
+	for ; queued > 0 && n.gossiping != nil; queued-- {
+		select {
+		case <-sent:
+		case <-ctx.Done():
+			return ids, errs
+		case <-n.gossiping:
+			return ids, errs
+		}
+	}
 	return ids, errs
+}
+
+// staleReason turns the mempool's refusal of a stale nonce into what the
+// client needs to know: the same transaction is already committed (resubmitting
+// it is harmless), it was dropped and why, or its nonce was used by another.
+func (n *Node) staleReason(id hash.Hash, err error) error {
+	if h, _, lerr := n.store.TxLocation(id); lerr == nil && h <= n.height() {
+		return fmt.Errorf("%w: transaction %s at height %d", gateway.ErrCommitted, id, h)
+	}
+	if st, d := n.pool.Lookup(id); st == mempool.Dropped {
+		return fmt.Errorf("%w: transaction %s: %s", gateway.ErrDropped, id, d)
+	}
+	return fmt.Errorf("%w: %w", gateway.ErrInvalid, err)
 }
 
 // loop is the only goroutine that touches the consensus machine.
@@ -728,7 +785,7 @@ func (n *Node) commit(ctx context.Context, d consensus.Decision) error {
 	n.mu.Unlock()
 	n.app.reset()
 	n.lastBlock = ex.block
-	n.pool.Update(ex.block.Txs, n.nonces())
+	n.pool.Update(hdr.Height, ex.block.Txs, n.nonces())
 	// Followers learn of the block from its proposer only: one copy of each block on
 	// the topic rather than one per validator.
 	if n.blocks != nil && hdr.Proposer == n.address {
