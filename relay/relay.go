@@ -342,10 +342,11 @@ func (r *Relay) poll(ctx context.Context, cs *chainState) error {
 	cs.height, cs.time = st.Height, st.Time
 	r.m.Height.WithLabelValues(cs.id).Set(float64(st.Height))
 	r.checkBatch(ctx, cs)
-	n, err := cs.c.Nonce(ctx, r.addr)
+	ns, err := cs.c.Nonces(ctx, r.addr)
 	if err != nil {
 		return err
 	}
+	n := ns.Committed
 	if n != cs.committed || !cs.nonceOK || n >= cs.nonce {
 		cs.stuckSince, cs.stuckHeight = time.Now(), cs.height
 	}
@@ -510,12 +511,14 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 	}
 	units := r.pack(cs, out)
 	if !cs.nonceOK {
-		n, err := cs.c.Nonce(ctx, r.addr)
+		// The next nonce counts what is still pending from before (a restart):
+		// those transactions are not sent again under other nonces.
+		ns, err := cs.c.Nonces(ctx, r.addr)
 		if err != nil {
 			release(units)
 			return err
 		}
-		cs.nonce, cs.nonceOK, cs.committed = n, true, n
+		cs.nonce, cs.nonceOK, cs.committed = ns.Next, true, ns.Committed
 	}
 	room := int(max(0, int64(r.cfg.MaxInflight)-int64(cs.nonce-cs.committed)))
 	if room < len(units) {

@@ -81,15 +81,15 @@ func TestStallResendsInFlight(t *testing.T) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		n, err := cs.c.Nonce(ctx, r.addr)
+		ns, err := cs.c.Nonces(ctx, r.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n == 2 {
+		if n := ns.Committed; n == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("committed nonce %d after the resend, want 2", n)
+			t.Fatalf("committed nonce %d after the resend, want 2", ns.Committed)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
