@@ -62,6 +62,12 @@ var (
 	// ErrDropped: the transaction left the mempool without being committed and
 	// never will be; the error is a *DroppedError saying why.
 	ErrDropped = errors.New("transaction dropped")
+	// ErrUnknownAsset: the chain has no such asset.
+	ErrUnknownAsset = errors.New("unknown asset")
+	// ErrNonceConflict: the node refused the transaction because a nonce it
+	// carries is used or held by another transaction. It was not admitted;
+	// signing it again with the next nonce (Renew) is safe.
+	ErrNonceConflict = errors.New("nonce conflict")
 )
 
 // PendingError is TxResult's answer for a transaction pending in the node's
@@ -119,6 +125,8 @@ func (e *APIError) Unwrap() error {
 		return ErrInvalid
 	case gateway.CodeDropped:
 		return ErrDropped
+	case gateway.CodeConflict:
+		return ErrNonceConflict
 	}
 	return nil
 }
@@ -240,6 +248,7 @@ type response struct {
 	endpoint string
 	status   int
 	body     []byte
+	chain    string // the chain the node names (gateway.ChainIDHeader)
 }
 
 // do sends r to the endpoints in turn, starting with the current one, and
@@ -339,7 +348,7 @@ func (c *Client) once(ctx context.Context, ep string, r request) (*response, err
 		}
 		return nil, api
 	}
-	return &response{endpoint: ep, status: res.StatusCode, body: data}, nil
+	return &response{endpoint: ep, status: res.StatusCode, body: data, chain: res.Header.Get(gateway.ChainIDHeader)}, nil
 }
 
 // checkChain refuses the answer of endpoint ep when the chain it names (in
@@ -592,43 +601,16 @@ func (c *Client) WaitTx(ctx context.Context, id hash.Hash, timeout time.Duration
 }
 
 // Await waits up to timeout for t, which the caller submitted, to be committed,
-// and makes sure it is not silently lost on the way: when no node it asks knows
-// t any more (a node that admitted it crashed before passing it on) while its
-// nonces are still unused, it sends t again — the same signed bytes, so it can
-// never be committed twice. It returns the result, a *DroppedError when t was
-// dropped (its nonce used by another transaction, which nodes report, or which
-// Await finds in the committed nonces), or an error matching ErrNotFound when
-// timeout passes with t still pending. It never signs anything: renewing a
-// dropped transaction is the caller's decision (see Renew).
+// making sure on the way that it is not silently lost (see Follow). It returns
+// the result, a *DroppedError when t was dropped, or a *PendingError (matching
+// ErrNotFound) when timeout passes with t still pending. It never signs
+// anything: renewing a dropped transaction is the caller's decision (Renew).
 func (c *Client) Await(ctx context.Context, t *tx.Tx, timeout time.Duration) (*gateway.TxResult, error) {
-	id, err := t.ID()
-	if err != nil {
-		return nil, err
-	}
 	deadline := time.Now().Add(timeout)
 	for {
-		res, err := c.TxResult(ctx, id)
-		switch {
-		case err == nil, errors.Is(err, ErrDropped), !errors.Is(err, ErrNotFound):
+		res, err := c.Follow(ctx, t)
+		if !errors.Is(err, ErrPending) || time.Now().After(deadline) {
 			return res, err
-		case !errors.Is(err, ErrPending):
-			// Unknown to the node that answered: used nonces mean another
-			// transaction won; otherwise t is lost, and sent again.
-			if d := c.usedNonce(ctx, t, id); d != nil {
-				return nil, d
-			}
-			if _, serr := c.Submit(ctx, t, false, 0); serr != nil && !errors.Is(serr, ErrBusy) && !IsConnError(serr) {
-				if errors.Is(serr, ErrDropped) {
-					return nil, dropped(serr)
-				}
-				if res, rerr := c.TxResult(ctx, id); rerr == nil {
-					return res, nil
-				}
-				return nil, serr
-			}
-		}
-		if time.Now().After(deadline) {
-			return nil, err
 		}
 		select {
 		case <-time.After(200 * time.Millisecond):
@@ -636,6 +618,42 @@ func (c *Client) Await(ctx context.Context, t *tx.Tx, timeout time.Duration) (*g
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// Follow asks once what became of t, which the caller submitted: its result
+// when committed, a *DroppedError when it was dropped, a *PendingError while it
+// is pending. When the node that answers does not know t, Follow tells the two
+// cases apart by t's nonces: used means another transaction won (dropped);
+// unused means a node lost t (it crashed before passing it on), and Follow
+// sends t again — the same signed bytes, which can never commit twice — and
+// answers pending.
+func (c *Client) Follow(ctx context.Context, t *tx.Tx) (*gateway.TxResult, error) {
+	id, err := t.ID()
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.TxResult(ctx, id)
+	if err == nil || errors.Is(err, ErrPending) || !errors.Is(err, ErrNotFound) {
+		return res, err
+	}
+	if d := c.usedNonce(ctx, t, id); d != nil {
+		return nil, d
+	}
+	_, serr := c.Submit(ctx, t, false, 0)
+	switch {
+	case serr == nil:
+		return nil, &PendingError{Status: gateway.TxStatus{ID: id, Status: gateway.TxPending, Reason: "sent again: the node asked did not know it"}}
+	case errors.Is(serr, ErrDropped):
+		return nil, dropped(serr)
+	case errors.Is(serr, ErrBusy), IsConnError(serr), errors.Is(serr, ErrNonceConflict):
+		// Try again later; a conflict means another transaction holds the nonce,
+		// and if it commits, the next round reports t dropped.
+		return nil, &PendingError{Status: gateway.TxStatus{ID: id, Status: gateway.TxPending, Reason: "not known to the node asked; sending it again failed: " + serr.Error()}}
+	}
+	if res, rerr := c.TxResult(ctx, id); rerr == nil {
+		return res, nil
+	}
+	return nil, serr
 }
 
 // usedNonce returns a *DroppedError when a nonce t carries is below its
@@ -985,6 +1003,45 @@ func (c *Client) Nonces(ctx context.Context, addr crypto.Address) (*gateway.Nonc
 	}
 	return &n, nil
 }
+
+// Asset returns the definition of the asset called name, or an error matching
+// ErrUnknownAsset (and ErrNotFound) when the chain has none: a balance of an
+// unknown asset reads as zero, and a transfer of one fails on chain after
+// costing a nonce, so callers check first.
+func (c *Client) Asset(ctx context.Context, name string) (*asset.Definition, error) {
+	if err := asset.CheckName(name); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	r, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/state/" + escapeKey(asset.DefKey(name)), cbor: true})
+	if err != nil {
+		return nil, err
+	}
+	var sc gateway.StateCBOR
+	if err := decodeCBOR(r, &sc); err != nil {
+		return nil, err
+	}
+	if !sc.Found {
+		chain := r.chain
+		if chain == "" {
+			chain = c.chainID
+		}
+		return nil, &unknownAsset{name: name, chain: chain}
+	}
+	var d asset.Definition
+	if err := encoding.UnmarshalLax(sc.Value, &d); err != nil {
+		return nil, fmt.Errorf("asset %q: %w", name, err)
+	}
+	return &d, nil
+}
+
+// unknownAsset is Asset's error for an asset the chain does not define.
+type unknownAsset struct{ name, chain string }
+
+func (e *unknownAsset) Error() string {
+	return fmt.Sprintf("unknown asset %q on chain %s", e.name, e.chain)
+}
+
+func (e *unknownAsset) Is(target error) bool { return target == ErrUnknownAsset || target == ErrNotFound }
 
 // Balance returns addr's committed balance of an asset (0 when it has none).
 func (c *Client) Balance(ctx context.Context, assetName string, addr crypto.Address) (uint64, error) {

@@ -489,7 +489,7 @@ func TestPendingLostAndDropped(t *testing.T) {
 	if !errors.As(err, &de) || !errors.Is(err, client.ErrDropped) || de.Status.Nonce != 0 || *de.Status.Signer != a {
 		t.Fatalf("await a transaction whose nonce was used: %v", err)
 	}
-	if _, err := c.Submit(ctx, loser, false, 0); !errors.Is(err, client.ErrInvalid) || !strings.Contains(err.Error(), "stale nonce") {
+	if _, err := c.Submit(ctx, loser, false, 0); !errors.Is(err, client.ErrNonceConflict) || !strings.Contains(err.Error(), "stale nonce") {
 		t.Fatalf("submit the dropped transaction: %v", err)
 	}
 	renewed, err := c.Renew(ctx, loser, admin)

@@ -43,6 +43,10 @@ var (
 	// ErrNotFound: no such transaction (or not committed yet), block, header or
 	// height; 404.
 	ErrNotFound = errors.New("not found")
+	// ErrNonceConflict: a signer's nonce in the transaction is already used by a
+	// committed transaction or held by another pending one; 409. The
+	// transaction was not admitted: sign it again with the next nonce.
+	ErrNonceConflict = errors.New("nonce conflict")
 	// ErrCommitted: a submitted transaction is already committed; POST /v1/tx
 	// answers its result, as if it had waited for it.
 	ErrCommitted = errors.New("transaction already committed")

@@ -26,6 +26,7 @@ const (
 	CodeInvalid  = "invalid"
 	CodeNotFound = "not_found"
 	CodeDropped  = "dropped"
+	CodeConflict = "nonce_conflict"
 	CodeTooLarge = "too_large"
 	CodeMethod   = "method_not_allowed"
 	CodeTimeout  = "timeout"
@@ -215,6 +216,8 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, CodeNotFound
 	case errors.Is(err, ErrDropped):
 		return http.StatusGone, CodeDropped
+	case errors.Is(err, ErrNonceConflict):
+		return http.StatusConflict, CodeConflict
 	case errors.As(err, &mbe), errors.Is(err, tx.ErrTooLarge), errors.Is(err, encoding.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
 	case errors.Is(err, ErrInvalid),

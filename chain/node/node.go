@@ -624,6 +624,9 @@ func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []er
 			continue
 		case errors.Is(err, mempool.ErrDuplicate) && n.pool.Has(id):
 			continue
+		case errors.Is(err, mempool.ErrDuplicate):
+			errs[i] = fmt.Errorf("%w: %w", gateway.ErrNonceConflict, err)
+			continue
 		case errors.Is(err, mempool.ErrStaleNonce):
 			errs[i] = n.staleReason(id, err)
 			continue
@@ -658,7 +661,8 @@ func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []er
 
 // staleReason turns the mempool's refusal of a stale nonce into what the
 // client needs to know: the same transaction is already committed (resubmitting
-// it is harmless), it was dropped and why, or its nonce was used by another.
+// it is harmless), it was dropped and why, or its nonce was used by another
+// (a conflict: it was never admitted, and may be signed again).
 func (n *Node) staleReason(id hash.Hash, err error) error {
 	if h, _, lerr := n.store.TxLocation(id); lerr == nil && h <= n.height() {
 		return fmt.Errorf("%w: transaction %s at height %d", gateway.ErrCommitted, id, h)
@@ -666,7 +670,7 @@ func (n *Node) staleReason(id hash.Hash, err error) error {
 	if st, d := n.pool.Lookup(id); st == mempool.Dropped {
 		return fmt.Errorf("%w: transaction %s: %s", gateway.ErrDropped, id, d)
 	}
-	return fmt.Errorf("%w: %w", gateway.ErrInvalid, err)
+	return fmt.Errorf("%w: %w", gateway.ErrNonceConflict, err)
 }
 
 // loop is the only goroutine that touches the consensus machine.

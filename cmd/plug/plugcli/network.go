@@ -155,8 +155,19 @@ type networkTransferOut struct {
 // networkTransfer routes a transfer over e's network and prints where it went.
 func networkTransfer(e *env, s *signer, to crypto.Address, assetName string, amount uint64) error {
 	wait, timeout := e.c.Bool("wait"), e.c.Duration("timeout")
+	home, err := e.shards.Home(e.ctx(), s.key.Public().Address())
+	if err != nil {
+		return err
+	}
+	cl, err := e.shards.Chain(home)
+	if err != nil {
+		return err
+	}
+	if err := checkAsset(e.ctx(), cl, assetName); err != nil {
+		return err
+	}
 	var res *shard.TransferResult
-	err := waitBar(e.out, "settling the transfer", func() error {
+	err = waitBar(e.out, "settling the transfer", func() error {
 		var err error
 		res, err = e.shards.Transfer(e.ctx(), s.key, to, assetName, amount, wait, timeout)
 		return err

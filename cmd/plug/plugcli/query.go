@@ -1,6 +1,7 @@
 package plugcli
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/transform"
 )
 
 // queryCommand returns `plug query`.
@@ -107,6 +110,9 @@ func queryBalanceCommand() *cli.Command {
 				if cl, err = e.shards.Chain(home); err != nil {
 					return err
 				}
+			}
+			if err := checkAsset(e.ctx(), cl, a); err != nil {
+				return err
 			}
 			v, res, err := cl.ProvenBalance(e.ctx(), a, addr, e.c.Uint64("height"), prove)
 			if err != nil {
@@ -290,25 +296,34 @@ func queryBlockCommand() *cli.Command {
 
 // txResultOut is `plug query tx` in --output json.
 type txResultOut struct {
-	ID     string `json:"id"`
-	Height uint64 `json:"height"`
-	Index  uint32 `json:"index"`
-	Code   int    `json:"code"`
+	ID string `json:"id"`
+	// Status is ok, failed or rejected once committed; pending; or dropped
+	// (it left the mempool without being committed and never will be).
 	Status string `json:"status"`
+	Height uint64 `json:"height,omitempty"`
+	Index  uint32 `json:"index,omitempty"`
+	Code   *int   `json:"code,omitempty"`
 	Error  string `json:"error,omitempty"`
-	Type   string `json:"type,omitempty"`
-	Memo   string `json:"memo,omitempty"`
+	// Reason says why a transaction was dropped, or what a pending one waits for.
+	Reason  string           `json:"reason,omitempty"`
+	Skipped []transform.Skip `json:"skipped,omitempty"`
+	Type    string           `json:"type,omitempty"`
+	Memo    string           `json:"memo,omitempty"`
 }
 
 func queryTxCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "tx",
-		Usage:     "a committed transaction's result",
+		Usage:     "what became of a transaction: committed (with its result), pending or dropped",
 		ArgsUsage: "ID",
 		UsageText: "plug query tx ID\n\n" +
 			"plug query tx 5f0c1e…c2a9 --testnet ./tn --output json",
-		Description: "A transaction still pending (or unknown) is an error (exit code 1) saying so.",
-		Flags:       clientFlags(),
+		Description: "A committed transaction shows its height, code and error, and for a relay's batch the steps it\n" +
+			"skipped and why. A pending one says what it waits for; a dropped one why (its nonce was used by\n" +
+			"another transaction, or the executor rejected it). A transaction this machine submitted (kept in\n" +
+			"its outbox) that no node knows any more is sent again with the same bytes, or found dropped by its\n" +
+			"used nonce. The exit code is 0 whenever the answer is known, 1 when no node knows the transaction.",
+		Flags: clientFlags(),
 		Action: clientAction(1, func(e *env) error {
 			arg, err := oneArg(e.c, "ID")
 			if err != nil {
@@ -319,22 +334,48 @@ func queryTxCommand() *cli.Command {
 				return fmt.Errorf("transaction ID %q: want the 64 hex digits printed by `plug tx`", arg)
 			}
 			r, err := e.client.TxResult(e.ctx(), id)
-			if errors.Is(err, client.ErrNotFound) {
-				return fmt.Errorf("transaction %s is not committed (still pending, or unknown to %s)", id, e.client.Endpoint())
+			if errors.Is(err, client.ErrNotFound) && !errors.Is(err, client.ErrPending) {
+				// Ours, and unknown to the node: Follow tells lost from dropped.
+				if ob, oerr := e.outbox(); oerr == nil {
+					if t, gerr := ob.Find(id); gerr == nil {
+						r, err = e.client.Follow(e.ctx(), t)
+						ob.Settle(t, r, err)
+					}
+				}
 			}
-			if err != nil {
+			out := txResultOut{ID: id.String()}
+			var pe *client.PendingError
+			var de *client.DroppedError
+			switch {
+			case errors.As(err, &pe):
+				out.Status, out.Reason = gateway.TxPending, pe.Status.Reason
+			case errors.As(err, &de):
+				out.Status, out.Reason = gateway.TxDropped, de.Status.Reason
+			case errors.Is(err, client.ErrNotFound):
+				return fmt.Errorf("transaction %s is unknown to %s: neither committed nor pending there (submitted to another "+
+					"node not yet reached by gossip, or never submitted)", id, e.client.Endpoint())
+			case err != nil:
 				return err
-			}
-			out := txResultOut{ID: id.String(), Height: r.Height, Index: r.Index, Code: int(r.Code), Status: r.Code.String(), Error: r.Error}
-			if r.Tx != nil {
-				out.Type, out.Memo = r.Tx.Body.Type, r.Tx.Body.Memo
+			default:
+				code := int(r.Code)
+				out.Status, out.Height, out.Index, out.Code, out.Error, out.Skipped = r.Code.String(), r.Height, r.Index, &code, r.Error, r.Skipped
+				if r.Tx != nil {
+					out.Type, out.Memo = r.Tx.Body.Type, r.Tx.Body.Memo
+				}
 			}
 			return e.out.Emit(out, func(io.Writer) error {
-				pairs := [][2]string{{"id", out.ID}, {"type", out.Type}, {"status", out.Status},
-					{"height", strconv.FormatUint(out.Height, 10)}, {"index", strconv.FormatUint(uint64(out.Index), 10)}}
+				pairs := [][2]string{{"id", out.ID}, {"status", out.Status}}
+				if out.Reason != "" {
+					pairs = append(pairs, [2]string{"reason", out.Reason})
+				}
+				if out.Code != nil {
+					pairs = append(pairs, [2]string{"type", out.Type}, [2]string{"height", strconv.FormatUint(out.Height, 10)},
+						[2]string{"index", strconv.FormatUint(uint64(out.Index), 10)})
+				}
 				if out.Error != "" {
 					pairs = append(pairs, [2]string{"error", out.Error})
 				}
+				pairs = append(pairs, skippedPairs(out.Skipped)...)
 				return e.out.Fields(pairs)
 			})
 		}),
@@ -366,4 +407,16 @@ func queryStatusCommand() *cli.Command {
 			})
 		}),
 	}
+}
+
+// checkAsset refuses an asset the chain of cl does not define, before anything
+// is read as zero or signed.
+func checkAsset(ctx context.Context, cl *client.Client, name string) error {
+	if _, err := cl.Asset(ctx, name); err != nil {
+		if errors.Is(err, client.ErrUnknownAsset) {
+			return fmt.Errorf("%w: check --asset and --chain (a new asset is made with `plug tx create-asset`)", err)
+		}
+		return fmt.Errorf("reading asset %q: %w", name, err)
+	}
+	return nil
 }
