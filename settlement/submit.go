@@ -11,7 +11,6 @@ import (
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/exec"
-	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/crosschain"
@@ -29,6 +28,10 @@ type PrepareResult struct {
 
 // PrepareTimeout is how long `plug settle` waits for each prepare to be committed.
 const PrepareTimeout = 30 * time.Second
+
+// nonceRetries is how many times Prepare signs a leg's prepare again when a
+// node refuses it for a nonce conflict: the refused one was never admitted.
+const nonceRetries = 5
 
 // PrepareOption changes what Prepare submits.
 type PrepareOption func(*prepareOpts)
@@ -62,7 +65,8 @@ func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed,
 	}
 	nonces := map[nk]uint64{}
 	var out []PrepareResult
-	var ids []hash.Hash
+	var sent []*tx.Tx
+	var signers []crypto.PrivateKey
 	for i, l := range s.XTx.Legs {
 		if o.leaveCoordinator && elsewhere && l.Chain == s.XTx.Coordinator && l.Kind != crosschain.In {
 			continue
@@ -76,22 +80,32 @@ func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed,
 			return nil, fmt.Errorf("%w %q (leg %d)", ErrNoChain, l.Chain, i)
 		}
 		key := nk{l.Chain, k.Public().Address()}
-		n, ok := nonces[key]
-		if !ok {
-			if n, err = cl.Nonce(ctx, key.addr); err != nil {
-				return nil, fmt.Errorf("chain %s: reading the nonce of %s: %w", l.Chain, key.addr, err)
+		var res *client.SubmitResult
+		var t *tx.Tx
+		for attempt := 0; ; attempt++ {
+			n, ok := nonces[key]
+			if !ok {
+				if n, err = cl.Nonce(ctx, key.addr); err != nil {
+					return nil, fmt.Errorf("chain %s: reading the nonce of %s: %w", l.Chain, key.addr, err)
+				}
 			}
+			nonces[key] = n + 1
+			if t, err = tx.New(reg, l.Chain, &crosschain.Prepare{Tx: *s, Leg: uint32(i)}, tx.Signer{Key: k.Public(), Nonce: n}); err != nil {
+				return nil, fmt.Errorf("prepare leg %d: %w", i, err)
+			}
+			t.Body.Memo = s.XTx.Memo
+			if err := t.Sign(k); err != nil {
+				return nil, fmt.Errorf("prepare leg %d: %w", i, err)
+			}
+			res, err = cl.Submit(ctx, t, false, 0)
+			if errors.Is(err, client.ErrNonceConflict) && attempt < nonceRetries {
+				// Another transaction of the same signer (another process) took
+				// the nonce first; this one was not admitted: sign it again.
+				delete(nonces, key)
+				continue
+			}
+			break
 		}
-		nonces[key] = n + 1
-		t, err := tx.New(reg, l.Chain, &crosschain.Prepare{Tx: *s, Leg: uint32(i)}, tx.Signer{Key: k.Public(), Nonce: n})
-		if err != nil {
-			return nil, fmt.Errorf("prepare leg %d: %w", i, err)
-		}
-		t.Body.Memo = s.XTx.Memo
-		if err := t.Sign(k); err != nil {
-			return nil, fmt.Errorf("prepare leg %d: %w", i, err)
-		}
-		res, err := cl.Submit(ctx, t, false, 0)
 		if err != nil {
 			if errors.Is(err, client.ErrBusy) {
 				return nil, fmt.Errorf("chain %s: %w: its mempool is full, try again shortly", l.Chain, err)
@@ -99,13 +113,30 @@ func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed,
 			return nil, fmt.Errorf("chain %s refused xchain/prepare of leg %d: %w (do its nodes run the crosschain transforms?)", l.Chain, i, err)
 		}
 		out = append(out, PrepareResult{Leg: i, Chain: l.Chain, TxID: res.ID.String()})
-		ids = append(ids, res.ID)
+		sent, signers = append(sent, t), append(signers, k)
 	}
 	for i := range out {
 		if wait <= 0 {
 			break
 		}
-		r, err := chains[out[i].Chain].WaitTx(ctx, ids[i], wait)
+		// Await, not a bare wait: a prepare a crashed node lost is sent again.
+		cl := chains[out[i].Chain]
+		r, err := cl.Await(ctx, sent[i], wait)
+		for attempt := 0; errors.Is(err, client.ErrDropped) && attempt < nonceRetries; attempt++ {
+			// Another transaction of the signer used its nonce. A prepare is
+			// idempotent on chain (a second one of a leg changes nothing), so
+			// signing it anew cannot prepare the leg twice.
+			var nt *tx.Tx
+			if nt, err = cl.Renew(ctx, sent[i], signers[i]); err != nil {
+				break
+			}
+			if _, err = cl.Submit(ctx, nt, false, 0); err != nil && !errors.Is(err, client.ErrNonceConflict) {
+				break
+			}
+			id, _ := nt.ID()
+			sent[i], out[i].TxID = nt, id.String()
+			r, err = cl.Await(ctx, nt, wait)
+		}
 		switch {
 		case errors.Is(err, client.ErrNotFound):
 			out[i].Error = "not committed within " + wait.String() + "; check with `plug query tx " + out[i].TxID + "`"
