@@ -3,6 +3,8 @@ package testnet_test
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,4 +96,62 @@ func TestBackToBackTransfers(t *testing.T) {
 	}
 	b, _ := json.Marshal(nonces)
 	t.Logf("25 transfers, nonces 0..24 each committed once (%d bytes of ids): %v", len(b), time.Since(start))
+}
+
+// TestReadsAndPreflight: reads are checked against the chain asked for, an
+// unknown asset is an error before anything is signed or read as zero, and a
+// transfer to the zero address is refused by the chain.
+func TestReadsAndPreflight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a testnet; skipped with -short")
+	}
+	dir := testnetDir(t)
+	var up testnet.Report
+	plug(t, &up, "testnet", "up", "--dir", dir, "--chains", "1", "--validators", "1", "--detach", "--output", "json")
+	url := up.Chains[0].Nodes[0].HTTP
+	keys := []string{"--keyring-dir", filepath.Join(dir, testnet.KeyringDir), "--keyring-backend", "test"}
+	mustFail := func(want string, args ...string) {
+		t.Helper()
+		err := plugErr(t, nil, args...)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("plug %s: %v, want an error saying %q", strings.Join(args, " "), err, want)
+		}
+	}
+	for _, q := range [][]string{
+		{"query", "balance", "--account", "bob", "--asset", "USD"},
+		{"query", "state", "supply/USD"},
+		{"query", "status"},
+	} {
+		mustFail(`serves chain "alpha", not "beta"`, append(append(q, "--node", url, "--chain", "beta"), keys...)...)
+		plug(t, nil, append(append(q, "--node", url, "--chain", "alpha", "--output", "json"), keys...)...)
+	}
+	mustFail(`unknown asset "XYZ" on chain alpha`, "query", "balance", "--testnet", dir, "--account", "bob", "--asset", "XYZ")
+	mustFail(`unknown asset "XYZ" on chain alpha`, "tx", "transfer", "--testnet", dir, "--from", "alice", "--to", "bob",
+		"--asset", "XYZ", "--amount", "1", "--wait")
+	var n struct {
+		Decoded any `json:"decoded"`
+	}
+	plug(t, &n, "query", "state", "--testnet", dir, "nonce/"+aliceAddr(t, dir), "--output", "json")
+	if n.Decoded != nil {
+		t.Fatalf("a transfer of an unknown asset consumed alice's nonce: %v", n.Decoded)
+	}
+	var res struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	}
+	err := plugErr(t, &res, "tx", "transfer", "--testnet", dir, "--from", "alice", "--to", strings.Repeat("0", 40),
+		"--asset", "USD", "--amount", "1", "--wait", "--output", "json")
+	if err == nil || res.Status != "failed" || !strings.Contains(res.Error, "recipient is the zero address") {
+		t.Fatalf("transfer to the zero address: %+v %v", res, err)
+	}
+}
+
+// aliceAddr reads alice's address from the testnet's keyring.
+func aliceAddr(t *testing.T, dir string) string {
+	t.Helper()
+	var k struct {
+		Address string `json:"address"`
+	}
+	plug(t, &k, "keys", "show", "alice", "--keyring-dir", filepath.Join(dir, testnet.KeyringDir), "--keyring-backend", "test", "--output", "json")
+	return k.Address
 }
