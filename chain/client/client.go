@@ -1041,7 +1041,9 @@ func (e *unknownAsset) Error() string {
 	return fmt.Sprintf("unknown asset %q on chain %s", e.name, e.chain)
 }
 
-func (e *unknownAsset) Is(target error) bool { return target == ErrUnknownAsset || target == ErrNotFound }
+func (e *unknownAsset) Is(target error) bool {
+	return target == ErrUnknownAsset || target == ErrNotFound
+}
 
 // Balance returns addr's committed balance of an asset (0 when it has none).
 func (c *Client) Balance(ctx context.Context, assetName string, addr crypto.Address) (uint64, error) {
