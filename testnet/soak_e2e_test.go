@@ -1,0 +1,386 @@
+package testnet_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/plugchain/plug/chain/asset"
+	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/keyring"
+	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/testnet"
+)
+
+// soak is the shared state of TestExactlyOnceSoak.
+type soak struct {
+	t     *testing.T
+	dir   string
+	m     *testnet.Manifest
+	keys  *keyring.Keyring
+	stop  atomic.Bool
+	mu    sync.Mutex
+	count map[string]int
+	// transfers are every transfer intent, by chain.
+	transfers []*transferIntent
+}
+
+func (s *soak) add(what string, n int) {
+	s.mu.Lock()
+	s.count[what] += n
+	s.mu.Unlock()
+}
+
+// transferIntent is one transfer a client meant to make, and what became of it.
+type transferIntent struct {
+	chain   string
+	to      crypto.Address
+	amount  uint64
+	tx      *tx.Tx // the one signed transaction that was admitted somewhere
+	outcome string // committed, dropped, refused, pending
+	reason  string
+}
+
+func (s *soak) key(name string) crypto.PrivateKey {
+	s.t.Helper()
+	k, err := s.keys.Get(name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return k
+}
+
+// endpoints returns the gateways of chain, in manifest order.
+func (s *soak) endpoints(chain string) []string {
+	for _, c := range s.m.Chains {
+		if c.ChainID == chain {
+			var out []string
+			for _, n := range c.Nodes {
+				out = append(out, n.HTTP)
+			}
+			return out
+		}
+	}
+	s.t.Fatalf("no chain %s", chain)
+	return nil
+}
+
+// one returns a client of one random node of chain (no failover: as a client
+// that picked a node would be).
+func (s *soak) one(chain string, r *rand.Rand) *client.Client {
+	eps := s.endpoints(chain)
+	c, err := client.New([]string{eps[r.IntN(len(eps))]}, client.WithChainID(chain), client.WithTimeout(3*time.Second))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
+}
+
+// all returns a client of every node of chain, starting at a random one.
+func (s *soak) all(chain string, r *rand.Rand) *client.Client {
+	eps := s.endpoints(chain)
+	r.Shuffle(len(eps), func(i, j int) { eps[i], eps[j] = eps[j], eps[i] })
+	c, err := client.New(eps, client.WithChainID(chain), client.WithTimeout(3*time.Second))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
+}
+
+// transferClient makes transfers of USD from signer to its own recipient on
+// chain until the soak stops: each is signed once, sent to a random node, sent
+// again (the same bytes) to another random node, and followed to its end. It
+// signs anew only a transaction no node admitted (a nonce conflict: another
+// client of the same signer took the nonce).
+func (s *soak) transferClient(ctx context.Context, chain, signer string, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 7))
+	k := s.key(signer)
+	var to crypto.Address
+	for i := range to {
+		to[i] = byte(r.Uint32())
+	}
+	for !s.stop.Load() {
+		in := &transferIntent{chain: chain, to: to, amount: 1 + r.Uint64N(100)}
+		s.mu.Lock()
+		s.transfers = append(s.transfers, in)
+		s.mu.Unlock()
+		s.transfer(ctx, r, k, in)
+	}
+}
+
+func (s *soak) transfer(ctx context.Context, r *rand.Rand, k crypto.PrivateKey, in *transferIntent) {
+	var t *tx.Tx
+	for attempt := 0; ; attempt++ {
+		c := s.one(in.chain, r)
+		n, err := c.Nonce(ctx, k.Public().Address())
+		if err != nil {
+			if attempt > 50 {
+				in.outcome, in.reason = "refused", "no node answered: "+err.Error()
+				return
+			}
+			time.Sleep(100 * time.Millisecond) // that node is down: pick another
+			continue
+		}
+		t, err = tx.New(builtin.Registry(), in.chain, &asset.Transfer{Asset: "USD", From: k.Public().Address(), To: in.to, Amount: in.amount},
+			tx.Signer{Key: k.Public(), Nonce: n})
+		if err != nil {
+			s.t.Error(err)
+			return
+		}
+		if err := t.Sign(k); err != nil {
+			s.t.Error(err)
+			return
+		}
+		_, err = c.Submit(ctx, t, false, 0)
+		switch {
+		case err == nil:
+		case errors.Is(err, client.ErrNonceConflict) && attempt < 50:
+			s.add("transfer nonce conflicts (signed anew: never admitted)", 1)
+			continue
+		case client.IsConnError(err):
+			// It may have been admitted before the node died: follow it, never
+			// sign another.
+		case err != nil:
+			in.outcome, in.reason, in.tx = "refused", err.Error(), t
+			return
+		}
+		break
+	}
+	in.tx = t
+	// The same bytes again, to another node: harmless whatever happened.
+	if _, err := s.one(in.chain, r).Submit(ctx, t, false, 0); err == nil {
+		s.add("transfer resubmissions admitted or answered", 1)
+	} else {
+		s.add("transfer resubmissions refused ("+errClass(err)+")", 1)
+	}
+	res, err := s.all(in.chain, r).Await(ctx, t, 90*time.Second)
+	var d *client.DroppedError
+	switch {
+	case err == nil && res != nil:
+		in.outcome, in.reason = "committed", res.Code.String()
+	case errors.As(err, &d):
+		in.outcome, in.reason = "dropped", d.Status.Reason
+	default:
+		in.outcome, in.reason = "pending", fmt.Sprint(err)
+	}
+}
+
+func errClass(err error) string {
+	for _, c := range []struct {
+		e    error
+		name string
+	}{{client.ErrNonceConflict, "nonce conflict"}, {client.ErrDropped, "dropped"}, {client.ErrBusy, "busy"}} {
+		if errors.Is(err, c.e) {
+			return c.name
+		}
+	}
+	if client.IsConnError(err) {
+		return "node down"
+	}
+	return "other"
+}
+
+// chaos SIGKILLs a random validator (one at a time) and restarts it, and now
+// and then the relay, until the soak stops.
+func (s *soak) chaos(r *rand.Rand) {
+	opts := testnet.Options{Exe: plugBin}
+	var nodes []string
+	for _, c := range s.m.Chains {
+		for _, n := range c.Nodes {
+			nodes = append(nodes, n.Name)
+		}
+	}
+	for i := 0; !s.stop.Load(); i++ {
+		victim := nodes[r.IntN(len(nodes))]
+		if i%3 == 2 && len(s.m.Relays) > 0 {
+			victim = s.m.Relays[0].Name
+		}
+		if err := testnet.Kill(s.dir, victim); err != nil {
+			s.t.Errorf("kill %s: %v", victim, err)
+			return
+		}
+		s.add("SIGKILLs", 1)
+		time.Sleep(time.Duration(1500+r.IntN(2500)) * time.Millisecond)
+		if err := testnet.Restart(s.dir, victim, opts); err != nil {
+			s.t.Errorf("restart %s: %v", victim, err)
+			return
+		}
+		time.Sleep(time.Duration(1000+r.IntN(2000)) * time.Millisecond)
+	}
+}
+
+// TestExactlyOnceSoak runs clients against a two-chain testnet of real
+// processes while validators and the relay are SIGKILLed and restarted: transfer
+// clients (two of them sharing a signer) send each transaction to a random node
+// and again to another; at the end every intent is committed exactly once or
+// has a clear answer (refused, dropped), every recipient holds exactly what its
+// committed transfers sent, and every asset's supply is what genesis made.
+func TestExactlyOnceSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a two-chain testnet; skipped with -short")
+	}
+	start := time.Now()
+	dir := testnetDir(t)
+	plug(t, nil, "testnet", "up", "--dir", dir, "--chains", "2", "--validators", "4", "--detach", "--output", "json")
+	m, err := testnet.LoadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.Open(filepath.Join(dir, testnet.KeyringDir), keyring.Test, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &soak{t: t, dir: dir, m: m, keys: kr, count: map[string]int{}}
+	ctx := context.Background()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d (the schedule of kills and amounts; processes add their own timing)", seed)
+
+	var wg sync.WaitGroup
+	clients := []struct{ chain, signer string }{{"alpha", "carol"}, {"alpha", "carol"}, {"beta", "carol"}}
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.transferClient(ctx, c.chain, c.signer, seed+uint64(i))
+		}()
+	}
+	chaosDone := make(chan struct{})
+	go func() {
+		defer close(chaosDone)
+		s.chaos(rand.New(rand.NewPCG(seed, 99)))
+	}()
+	time.Sleep(45 * time.Second)
+	s.stop.Store(true)
+	<-chaosDone
+	wg.Wait()
+	t.Logf("clients stopped: %v", time.Since(start))
+	s.checkTransfers(ctx)
+	s.checkSupply(ctx)
+	s.report(time.Since(start))
+}
+
+// checkTransfers checks every transfer intent's end and that each recipient
+// holds exactly the sum of its committed transfers.
+func (s *soak) checkTransfers(ctx context.Context) {
+	t := s.t
+	r := rand.New(rand.NewPCG(1, 1))
+	want := map[string]map[crypto.Address]uint64{}
+	for _, in := range s.transfers {
+		s.add("transfer intents: "+in.outcome, 1)
+		if in.outcome == "pending" {
+			t.Errorf("transfer of %d on %s has no answer: %s", in.amount, in.chain, in.reason)
+		}
+		if want[in.chain] == nil {
+			want[in.chain] = map[crypto.Address]uint64{}
+		}
+		if in.outcome == "committed" {
+			want[in.chain][in.to] += in.amount
+		}
+		if in.outcome == "dropped" || in.outcome == "refused" && in.tx != nil {
+			id, _ := in.tx.ID()
+			if res, err := s.all(in.chain, r).TxResult(ctx, id); err == nil {
+				t.Errorf("transfer %s answered %s but is committed at height %d", id.Short(), in.outcome, res.Height)
+			}
+		}
+	}
+	for chain, byAddr := range want {
+		c := s.all(chain, r)
+		for a, sum := range byAddr {
+			got, err := c.Balance(ctx, "USD", a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != sum {
+				t.Errorf("%s: recipient %s holds %d, its committed transfers sent %d", chain, a.String()[:8], got, sum)
+			}
+		}
+	}
+}
+
+// checkSupply checks, on every chain, that each asset's supply is what genesis
+// made and that the balances of every account that can hold it add up to it:
+// nothing created, nothing lost, nothing left in escrow.
+func (s *soak) checkSupply(ctx context.Context) {
+	t := s.t
+	r := rand.New(rand.NewPCG(2, 2))
+	holders := map[string][]crypto.Address{}
+	for _, name := range []string{"alice", "bob", "carol"} {
+		info, err := s.keys.Info(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range s.m.Chains {
+			holders[c.ChainID] = append(holders[c.ChainID], info.Address)
+		}
+	}
+	seen := map[string]map[crypto.Address]bool{}
+	for _, in := range s.transfers {
+		if seen[in.chain] == nil {
+			seen[in.chain] = map[crypto.Address]bool{}
+		}
+		if !seen[in.chain][in.to] {
+			seen[in.chain][in.to] = true
+			holders[in.chain] = append(holders[in.chain], in.to)
+		}
+	}
+	for _, ch := range s.m.Chains {
+		c := s.all(ch.ChainID, r)
+		for _, a := range testnet.Assets {
+			res, err := c.State(ctx, 0, asset.SupplyKey(a), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var supply uint64
+			if err := res.Decode(&supply); err != nil {
+				t.Fatal(err)
+			}
+			if want := uint64(3 * testnet.InitialBalance); supply != want {
+				t.Errorf("%s: supply of %s is %d, genesis made %d", ch.ChainID, a, supply, want)
+			}
+			var sum uint64
+			for _, h := range holders[ch.ChainID] {
+				b, err := c.Balance(ctx, a, h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum += b
+			}
+			if sum != supply {
+				t.Errorf("%s: balances of %s add up to %d, supply %d (escrow left, or value created or lost)", ch.ChainID, a, sum, supply)
+			}
+		}
+	}
+}
+
+func (s *soak) report(took time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.t.Logf("soak of %v:", took.Round(time.Second))
+	for _, k := range sortedKeys(s.count) {
+		s.t.Logf("  %-60s %d", k, s.count[k])
+	}
+}
+
+func sortedKeys(m map[string]int) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
