@@ -383,4 +383,3 @@ func sortedKeys(m map[string]int) []string {
 	}
 	return out
 }
-
