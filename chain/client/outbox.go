@@ -61,7 +61,7 @@ func (o *Outbox) Put(t *tx.Tx) error {
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	if _, err := tmp.Write(raw); err == nil {
+	if _, err = tmp.Write(raw); err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
