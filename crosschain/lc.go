@@ -105,11 +105,12 @@ func verifyRemote(st transform.State, memo *clientMemo, chainID, key string, p *
 	return nil
 }
 
-// inactive returns why this chain's light client of chainID can verify
-// nothing, or "" when it can: the client is missing or frozen. (spv clients do
-// not expire: a client is active from lc/create until lc/misbehaviour freezes
-// it.) memo, when not nil, serves and keeps the answers.
-func inactive(st transform.State, memo *clientMemo, chainID string) (string, error) {
+// inactive returns why the light client of chainID on this chain, self, can
+// verify nothing, or "" when it can: the client is missing or frozen. (spv
+// clients do not expire: a client is active from lc/create until
+// lc/misbehaviour freezes it.) memo, when not nil, serves and keeps the
+// answers.
+func inactive(st transform.State, memo *clientMemo, self, chainID string) (string, error) {
 	if memo != nil {
 		if why, ok := memo.inactive[chainID]; ok {
 			return why, nil
@@ -119,11 +120,11 @@ func inactive(st transform.State, memo *clientMemo, chainID string) (string, err
 	c, err := loadClient(st, chainID)
 	switch {
 	case errors.Is(err, ErrNoClient):
-		why = fmt.Sprintf("no light client of chain %q", chainID)
+		why = fmt.Sprintf("no light client of chain %q on %s", chainID, self)
 	case err != nil:
 		return "", err
 	case c.Frozen:
-		why = fmt.Sprintf("the light client of chain %q is frozen", chainID)
+		why = fmt.Sprintf("the light client of chain %q on %s is frozen", chainID, self)
 	}
 	if memo != nil {
 		memo.inactive[chainID] = why

@@ -226,15 +226,15 @@ func (t *Prepare) refusal(ctx *transform.Context, st transform.State, l Leg) (st
 			x.Deadline, time.Duration(x.Deadline-ctx.Time)*time.Millisecond, ctx.Time, time.Duration(params.MaxLock)*time.Millisecond), nil
 	}
 	for _, c := range provers(x, ctx.ChainID) {
-		why, err := inactive(st, t.clients, c)
+		why, err := inactive(st, t.clients, ctx.ChainID, c)
 		if err != nil {
 			return "", err
 		}
 		if why != "" {
 			if c == x.Coordinator {
-				return fmt.Sprintf("%s on %s: the decision could never be proven here", why, ctx.ChainID), nil
+				return why + ": the decision could never be proven here", nil
 			}
-			return fmt.Sprintf("%s on %s: the records of its legs could never be proven here", why, ctx.ChainID), nil
+			return why + ": the records of its legs could never be proven here", nil
 		}
 	}
 	def, err := asset.Load(st, l.Asset)
