@@ -223,7 +223,8 @@ type sim struct {
 	t *testing.T
 	r *rand.Rand
 	// rr draws what the runs gained with trade references, light-client and
-	// max-lock refusals, so that r draws what it drew before them.
+	// max-lock refusals, so that r draws what it drew before them. The
+	// consensus simulation, which draws none of them, leaves it nil.
 	rr     *rand.Rand
 	w      *world
 	trades []*trade
@@ -386,13 +387,15 @@ func (s *sim) newTrade() {
 	// Trades that can only end refused are fully signed: with a party's
 	// signature missing, no leg would ever be recorded or decided.
 	full := false
-	switch s.rr.IntN(12) {
-	case 0:
-		x.Coordinator, full = unreachable, true
-	case 1:
-		x.Deadline, full = w.now+crosschain.DefaultMaxLock+int64(1+s.rr.IntN(60))*1000, true
+	if s.rr != nil {
+		switch s.rr.IntN(12) {
+		case 0:
+			x.Coordinator, full = unreachable, true
+		case 1:
+			x.Deadline, full = w.now+crosschain.DefaultMaxLock+int64(1+s.rr.IntN(60))*1000, true
+		}
+		s.reference(&x)
 	}
-	s.reference(&x)
 	var keys []crypto.PrivateKey
 	for _, p := range x.Parties() {
 		if r.IntN(20) != 0 || full { // sometimes a party never signs
@@ -776,6 +779,9 @@ func (s *sim) check(final bool) {
 // most one XTx commits, and the coordinator's record names it; per chain,
 // party and reference at most one XTx ever escrows.
 func (s *sim) checkRefs() error {
+	if s.escrowed == nil {
+		s.escrowed = map[refAt]hash.Hash{}
+	}
 	committed := map[refAt]hash.Hash{}
 	for _, tr := range s.trades {
 		x := tr.s.XTx
