@@ -2,6 +2,8 @@ package crosschain
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/plugchain/plug/chain/crypto"
@@ -19,7 +21,16 @@ type Params struct {
 	// XTx's deadline may be for a leg to be prepared here: the escrow of a leg
 	// can then be held no longer than MaxLock plus the time its decision takes to
 	// arrive (docs/crosschain.md, Deadlines and liveness).
-	MaxLock int64 `cbor:"1,keyasint" json:"max_lock"`
+	MaxLock int64 `cbor:"1,keyasint" json:"max_lock_ms"`
+}
+
+// millis writes a span of milliseconds as a duration ("24h0m0s"), or as a
+// number of milliseconds when it is too long for a time.Duration.
+func millis(ms int64) string {
+	if ms > math.MaxInt64/int64(time.Millisecond) || ms < math.MinInt64/int64(time.Millisecond) {
+		return strconv.FormatInt(ms, 10) + "ms"
+	}
+	return (time.Duration(ms) * time.Millisecond).String()
 }
 
 // DefaultParams are the parameters of a chain that stores none.

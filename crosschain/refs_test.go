@@ -2,6 +2,7 @@ package crosschain_test
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -293,8 +294,14 @@ func TestMaxLock(t *testing.T) {
 	z := x
 	z.Nonce = 9
 	d := decideWithSigs(w, signed(t, z, alice, bob))
+	far := x
+	far.Nonce, far.Deadline = 10, math.MaxInt64
+	pf := w.prepare(signed(t, far, alice, bob), 0, alice)
 	w.step()
-	mustOK(t, p0, d)
+	mustOK(t, p0, d, pf)
+	if r := wantLeg(t, a, far, 0, crosschain.Refused); !strings.Contains(r.Reason, "ms after block time") {
+		t.Fatalf("reason %q", r.Reason)
+	}
 	if r := wantLeg(t, a, x, 0, crosschain.Refused); !strings.Contains(r.Reason, "beyond this chain's max lock of 24h0m0s") {
 		t.Fatalf("reason %q", r.Reason)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"time"
 
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/crypto"
@@ -223,7 +222,7 @@ func (t *Prepare) refusal(ctx *transform.Context, st transform.State, l Leg) (st
 	}
 	if x.Deadline-ctx.Time > params.MaxLock {
 		return fmt.Sprintf("deadline %d is %s after block time %d, beyond this chain's max lock of %s",
-			x.Deadline, time.Duration(x.Deadline-ctx.Time)*time.Millisecond, ctx.Time, time.Duration(params.MaxLock)*time.Millisecond), nil
+			x.Deadline, millis(x.Deadline-ctx.Time), ctx.Time, millis(params.MaxLock)), nil
 	}
 	for _, c := range provers(x, ctx.ChainID) {
 		why, err := inactive(st, t.clients, ctx.ChainID, c)
