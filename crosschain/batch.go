@@ -163,10 +163,12 @@ func (t *Batch) Verify(ctx *transform.Context, _ transform.State) error {
 func (t *Batch) Apply(ctx *transform.Context, st transform.State) error {
 	t.skipped = t.skipped[:0]
 	var first error
-	memo := clientMemo{}
+	memo := newClientMemo()
 	for i := range t.Steps {
 		tr, name := t.Steps[i].Transform()
 		switch s := tr.(type) {
+		case *Prepare:
+			s.clients = memo
 		case *Decide:
 			s.clients = memo
 		case *Finish:

@@ -11,6 +11,14 @@
 //     once the deadline has passed).
 //   - xchain/finish, on each leg's chain, completes or refunds the leg given a proof
 //     of the decision.
+//   - xchain/set-params, by the admin, sets the chain's Params (the max lock) at
+//     "xchain/params".
+//
+// Prepare and decide keep each XTx's terms at "xchain/xtx/<id>" and hold its
+// reference for each paying party at "xchain/ref/<party>/<hash>": one XTx per
+// party and reference escrows on a chain, and one commits on a coordinator. A
+// chain prepares only what it could see settled: a deadline within its max lock,
+// and active light clients of the chains the trade needs there.
 //
 // Every step is idempotent: a replayed or duplicated step fails with a typed error
 // and changes nothing. The protocol, its keys and its failure cases are specified in

@@ -105,6 +105,10 @@ type chain struct {
 	// then gets the outcome of its step: applied, skipped (failed, with the
 	// receipt's reason as an untyped error), or failed with the whole batch.
 	batch bool
+	// serial makes produce execute every block once more, one transaction
+	// after the other, and fail unless that gives the same receipts and state
+	// root: the keys the transforms declare must schedule them right.
+	serial bool
 }
 
 // newChain opens a chain with its genesis committed (state version 1). extra
@@ -131,6 +135,7 @@ func newChain(t tb, id string, extra func(*transform.Registry)) *chain {
 	doc.Roles = []genesis.Role{
 		{Name: "admin", Members: []string{addr(admin).String()}, Transforms: []string{
 			rbac.TypeSetRole, rbac.TypeGrant, rbac.TypeRevoke, asset.TypeCreate, asset.TypeIssue, asset.TypeBurn, crosschain.TypeLCCreate,
+			crosschain.TypeSetParams,
 		}},
 		{Name: "relayer", Members: []string{addr(relayer).String(), addr(mallory).String()}, Transforms: crosschain.RelayerTransforms},
 		{Name: "trader", Members: []string{addr(alice).String(), addr(bob).String(), addr(carol).String()}, Transforms: []string{
@@ -237,6 +242,9 @@ func (c *chain) produce(now int64) {
 	if err != nil {
 		c.t.Fatalf("%s: build block %d: %v", c.id, c.height()+1, err)
 	}
+	if c.serial {
+		c.checkSerial(blk.Txs, out.Header)
+	}
 	if err := c.store.Commit(out.Batch); err != nil {
 		c.t.Fatal(err)
 	}
@@ -247,6 +255,7 @@ func (c *chain) produce(now int64) {
 	if len(blk.Txs) != len(txs) {
 		c.t.Fatalf("%s: %d of %d transactions rejected (harness nonce bug?)", c.id, len(txs)-len(blk.Txs), len(txs))
 	}
+
 	for i, p := range pool {
 		p.outcome(byID[ids[i]], parts[p])
 	}
@@ -254,6 +263,24 @@ func (c *chain) produce(now int64) {
 	c.headers = append(c.headers, h)
 	c.certs = append(c.certs, c.certify(&h, c.vals[:3]))
 	c.nextSets = append(c.nextSets, out.NextValidators)
+}
+
+// checkSerial executes txs one after the other on the parent's state and
+// fails unless that gives the receipts and state root of h, which the
+// scheduled execution gave.
+func (c *chain) checkSerial(txs []*tx.Tx, h header.Header) {
+	c.t.Helper()
+	res, err := c.ex.ExecuteSerial(c.store, exec.Env{ChainID: c.id, Height: h.Height, Time: h.Time}, txs, nil)
+	if err != nil {
+		c.t.Fatalf("%s: serial execution of block %d: %v", c.id, h.Height, err)
+	}
+	b, err := c.store.Stage(res.Changes)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if res.ReceiptsRoot() != h.ReceiptsRoot || b.Root() != h.StateRoot {
+		c.t.Fatalf("%s: block %d executed serially differs from its scheduled execution (declared keys wrong?)", c.id, h.Height)
+	}
 }
 
 // outcome records receipt r as p's outcome and, when p is a batch, each of its

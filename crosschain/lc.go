@@ -1,6 +1,7 @@
 package crosschain
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/plugchain/plug/chain/consensus"
@@ -55,11 +56,19 @@ func loadClient(st transform.State, chainID string) (*spv.ClientState, error) {
 }
 
 // clientMemo keeps the light clients (each with its root at one height) that
-// the steps of one Batch read: a batch of a hundred decides reads the same
-// client a hundred times, and decoding it was a thirtieth of a validator's work.
-// It lives for one Batch.Apply, whose steps (prepare, decide, finish) never
-// write a client; its clients are never modified.
-type clientMemo map[lcAt]*spv.ClientState
+// the steps of one Batch read, and what it found of each client's state: a
+// batch of a hundred decides reads the same client a hundred times, and
+// decoding it was a thirtieth of a validator's work. It lives for one
+// Batch.Apply, whose steps (prepare, decide, finish) never write a client; its
+// clients are never modified. A nil *clientMemo keeps nothing.
+type clientMemo struct {
+	at       map[lcAt]*spv.ClientState
+	inactive map[string]string // chain -> inactive's answer
+}
+
+func newClientMemo() *clientMemo {
+	return &clientMemo{at: map[lcAt]*spv.ClientState{}, inactive: map[string]string{}}
+}
 
 // lcAt names a light client with its root at one height.
 type lcAt struct {
@@ -70,18 +79,21 @@ type lcAt struct {
 // verifyRemote checks that key holds p.Value at p.Height of chainID, as known to
 // this chain's light client of it. memo, when not nil, serves and keeps the
 // clients read.
-func verifyRemote(st transform.State, memo clientMemo, chainID, key string, p *Proof) error {
+func verifyRemote(st transform.State, memo *clientMemo, chainID, key string, p *Proof) error {
 	if p.Proof == nil {
 		return fmt.Errorf("%w: %w: no state proof for %q", transform.ErrInvalid, ErrMalformed, key)
 	}
-	c := memo[lcAt{chainID, p.Height}]
+	var c *spv.ClientState
+	if memo != nil {
+		c = memo.at[lcAt{chainID, p.Height}]
+	}
 	if c == nil {
 		var err error
 		if c, err = clientAt(st, chainID, p.Height); err != nil {
 			return err
 		}
 		if memo != nil {
-			memo[lcAt{chainID, p.Height}] = c
+			memo.at[lcAt{chainID, p.Height}] = c
 		}
 	}
 	if c.Frozen {
@@ -91,6 +103,33 @@ func verifyRemote(st transform.State, memo clientMemo, chainID, key string, p *P
 		return fmt.Errorf("%w: %w: %q at height %d of %q: %w", transform.ErrInvalid, ErrBadProof, key, p.Height, chainID, err)
 	}
 	return nil
+}
+
+// inactive returns why the light client of chainID on this chain, self, can
+// verify nothing, or "" when it can: the client is missing or frozen. (spv
+// clients do not expire: a client is active from lc/create until
+// lc/misbehaviour freezes it.) memo, when not nil, serves and keeps the
+// answers.
+func inactive(st transform.State, memo *clientMemo, self, chainID string) (string, error) {
+	if memo != nil {
+		if why, ok := memo.inactive[chainID]; ok {
+			return why, nil
+		}
+	}
+	why := ""
+	c, err := loadClient(st, chainID)
+	switch {
+	case errors.Is(err, ErrNoClient):
+		why = fmt.Sprintf("no light client of chain %q on %s", chainID, self)
+	case err != nil:
+		return "", err
+	case c.Frozen:
+		why = fmt.Sprintf("the light client of chain %q on %s is frozen", chainID, self)
+	}
+	if memo != nil {
+		memo.inactive[chainID] = why
+	}
+	return why, nil
 }
 
 // LCCreate starts a light client of another chain from a trusted header and the

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/crosschain/shard"
 )
@@ -23,13 +25,18 @@ var (
 
 // TestRandomized runs seeded random worlds: random 2- and 3-leg trades on 2-3
 // chains, relays that delay, duplicate, reorder and omit, chains halted past
-// deadlines, and a malicious relay that forges and replays proofs. A failing run
-// prints its seed; -xchain.seed=N replays it exactly.
+// deadlines, and a malicious relay that forges and replays proofs. Trades
+// carry references, some reusing a party's reference of an earlier trade
+// with other terms; some name a coordinator no chain keeps a light client of;
+// some have deadlines beyond the max lock, which some chains lower with
+// xchain/set-params. A failing run prints its seed; -xchain.seed=N replays
+// it exactly.
 func TestRandomized(t *testing.T) {
 	base, runs := seeds(t, *flagRuns)
 	t.Cleanup(func() {
-		t.Logf("%d runs: %d trades committed, %d aborted; %d forged steps refused, %d replays, %d halts; %d batches, %d steps skipped in them",
-			runs, stats.committed.Load(), stats.aborted.Load(), stats.forged.Load(), stats.replays.Load(), stats.halts.Load(), stats.batches.Load(), stats.skipped.Load())
+		t.Logf("%d runs: %d trades committed, %d aborted, %d never decidable; %d legs refused for a taken ref, %d for a missing light client, %d beyond the max lock; %d forged steps refused, %d replays, %d halts; %d batches, %d steps skipped in them",
+			runs, stats.committed.Load(), stats.aborted.Load(), stats.undecidable.Load(), stats.refTaken.Load(), stats.noClient.Load(), stats.maxLock.Load(),
+			stats.forged.Load(), stats.replays.Load(), stats.halts.Load(), stats.batches.Load(), stats.skipped.Load())
 	})
 	for i := 0; i < runs; i++ {
 		seed := base + uint64(i)
@@ -180,7 +187,19 @@ func seeds(t *testing.T, runs int) (base uint64, n int) {
 	return base, runs
 }
 
-var stats struct{ committed, aborted, forged, replays, halts, batches, skipped atomic.Int64 }
+var stats struct {
+	committed, aborted, undecidable, forged, replays, halts, batches, skipped atomic.Int64
+	refTaken, noClient, maxLock                                               atomic.Int64
+}
+
+// unreachable is the coordinator of the trades no chain can see decided: no
+// chain of any world keeps a light client of it, so every leg is refused.
+const unreachable = "omega"
+
+// simMaxLock is the max lock some chains of TestRandomized set: within the
+// range of the trades' deadlines, so that one chain refuses what another
+// prepares.
+const simMaxLock = 20_000
 
 // trade is a random XTx and what the harness knows of it.
 type trade struct {
@@ -201,8 +220,12 @@ type oldStep struct {
 }
 
 type sim struct {
-	t      *testing.T
-	r      *rand.Rand
+	t *testing.T
+	r *rand.Rand
+	// rr draws what the runs gained with trade references, light-client and
+	// max-lock refusals, so that r draws what it drew before them. The
+	// consensus simulation, which draws none of them, leaves it nil.
+	rr     *rand.Rand
 	w      *world
 	trades []*trade
 	forged []*pending
@@ -213,6 +236,18 @@ type sim struct {
 	// inline makes every other fully signed trade one whose coordinator legs
 	// the decide prepares (chosen by nonce, so no draw of r changes).
 	inline bool
+	// escrowed is, per chain, party and reference, the XTx that escrowed
+	// (prepared or committed a leg) there under it.
+	escrowed map[refAt]hash.Hash
+	// params are the xchain/set-params the run sent.
+	params []*pending
+}
+
+// refAt is a party's reference on a chain.
+type refAt struct {
+	chain string
+	party crypto.Address
+	ref   string
 }
 
 type delayedStep struct {
@@ -245,7 +280,15 @@ func runRandom(t *testing.T, seed uint64, sh *sharded) {
 			sh.supply0[a] = uint64(len(ids) * len(parties) * funds)
 		}
 	}
-	s := &sim{t: t, r: r, w: newWorld(t, ids...), halted: map[string]int64{}, sh: sh, inline: true}
+	s := &sim{t: t, r: r, w: newWorld(t, ids...), halted: map[string]int64{}, sh: sh, inline: true,
+		rr: rand.New(rand.NewPCG(seed^0x2ef5, seed)), escrowed: map[refAt]hash.Hash{}}
+	for _, id := range s.w.order {
+		c := s.w.chains[id]
+		c.serial = true
+		if s.rr.IntN(4) == 0 {
+			s.params = append(s.params, c.submit("set-params", &crosschain.SetParams{Params: crosschain.Params{MaxLock: simMaxLock}}, admin))
+		}
+	}
 	if seed&2 != 0 {
 		// Half the runs send the relays' steps in xchain/batch transactions.
 		// Taken from the seed, not r, so that the other runs draw as before.
@@ -294,11 +337,28 @@ func runRandom(t *testing.T, seed uint64, sh *sharded) {
 		s.produce(false) // transfers queued on a chain that was halted until now
 	}
 	s.check(true)
+	for _, p := range s.params {
+		mustOK(t, p)
+	}
 	for _, tr := range s.trades {
-		if d, _ := s.w.chains[tr.s.XTx.Coordinator].decision(tr.s.XTx.ID()); d.Commit {
+		x := tr.s.XTx
+		if coord := s.w.chains[x.Coordinator]; coord == nil {
+			stats.undecidable.Add(1)
+		} else if d, _ := coord.decision(x.ID()); d.Commit {
 			stats.committed.Add(1)
 		} else {
 			stats.aborted.Add(1)
+		}
+		for i, l := range x.Legs {
+			rec, _ := s.w.chains[l.Chain].leg(x.ID(), i)
+			switch {
+			case strings.Contains(rec.Reason, "is already used by trade"):
+				stats.refTaken.Add(1)
+			case strings.Contains(rec.Reason, "light client"):
+				stats.noClient.Add(1)
+			case strings.Contains(rec.Reason, "max lock"):
+				stats.maxLock.Add(1)
+			}
 		}
 	}
 	stats.forged.Add(int64(len(s.forged)))
@@ -324,16 +384,55 @@ func (s *sim) newTrade() {
 		}
 		x.Legs = append(x.Legs, crosschain.Leg{Chain: w.order[r.IntN(len(w.order))], Asset: a, From: addr(from), To: addr(to), Amount: amount})
 	}
+	// Trades that can only end refused are fully signed: with a party's
+	// signature missing, no leg would ever be recorded or decided.
+	full := false
+	if s.rr != nil {
+		switch s.rr.IntN(12) {
+		case 0:
+			x.Coordinator, full = unreachable, true
+		case 1:
+			x.Deadline, full = w.now+crosschain.DefaultMaxLock+int64(1+s.rr.IntN(60))*1000, true
+		}
+		s.reference(&x)
+	}
 	var keys []crypto.PrivateKey
 	for _, p := range x.Parties() {
-		if r.IntN(20) != 0 { // sometimes a party never signs
+		if r.IntN(20) != 0 || full { // sometimes a party never signs
 			keys = append(keys, keyOf(p))
 		}
 	}
-	tr := &trade{s: signed(s.t, x, keys...), inline: s.inline && len(keys) == len(x.Parties()) && x.Nonce%2 == 1}
+	tr := &trade{s: signed(s.t, x, keys...), inline: s.inline && len(keys) == len(x.Parties()) && x.Nonce%2 == 1 && x.Coordinator != unreachable}
 	tr.finishes = make([][]*pending, n)
 	tr.prepares = make([][]*pending, n)
 	s.trades = append(s.trades, tr)
+}
+
+// reference gives half the trades a reference from a small pool, and a third
+// of those the reference of a party of an earlier trade, that party paying a
+// leg of this one: the same party and reference for other terms.
+func (s *sim) reference(x *crosschain.XTx) {
+	if s.rr.IntN(2) == 0 {
+		return
+	}
+	x.Ref = fmt.Sprintf("R-%d", s.rr.IntN(4))
+	var earlier []*crosschain.XTx
+	for _, tr := range s.trades {
+		if tr.s.XTx.Ref != "" {
+			earlier = append(earlier, &tr.s.XTx)
+		}
+	}
+	if len(earlier) == 0 || s.rr.IntN(3) != 0 {
+		return
+	}
+	e := earlier[s.rr.IntN(len(earlier))]
+	ps := e.Parties()
+	p := ps[s.rr.IntN(len(ps))]
+	x.Ref = e.Ref
+	if l := &x.Legs[0]; l.To == p {
+		l.To = l.From
+	}
+	x.Legs[0].From = p
 }
 
 func keyOf(a crypto.Address) crypto.PrivateKey {
@@ -421,6 +520,18 @@ func (s *sim) honestRelay(random bool) {
 		x := tr.s.XTx
 		id := x.ID()
 		coord := w.chains[x.Coordinator]
+		if coord == nil {
+			// Nothing decides: only the legs' refusals are to be recorded.
+			for i, l := range x.Legs {
+				c := w.chains[l.Chain]
+				if _, ok := c.leg(id, i); !ok {
+					s.send(l.Chain, func() []*pending {
+						return queued(c, func() { tr.prepares[i] = append(tr.prepares[i], w.prepare(tr.s, i, relayer)) })
+					}, random)
+				}
+			}
+			continue
+		}
 		dec, decided := coord.decision(id)
 		for i, l := range x.Legs {
 			c := w.chains[l.Chain]
@@ -476,6 +587,9 @@ func (s *sim) malicious() {
 	tr := s.trades[r.IntN(len(s.trades))]
 	x := tr.s.XTx
 	id := x.ID()
+	if w.chains[x.Coordinator] == nil {
+		return
+	}
 	switch r.IntN(5) {
 	case 0: // a leg record turned "prepared"
 		i := r.IntN(len(x.Legs))
@@ -578,7 +692,16 @@ func (s *sim) produce(random bool) {
 func (s *sim) settled() bool {
 	for _, tr := range s.trades {
 		x := tr.s.XTx
-		if _, ok := s.w.chains[x.Coordinator].decision(x.ID()); !ok {
+		coord := s.w.chains[x.Coordinator]
+		if coord == nil {
+			for i, l := range x.Legs {
+				if _, ok := s.w.chains[l.Chain].leg(x.ID(), i); !ok {
+					return false
+				}
+			}
+			continue
+		}
+		if _, ok := coord.decision(x.ID()); !ok {
 			return false
 		}
 		for i, l := range x.Legs {
@@ -597,11 +720,21 @@ func (s *sim) check(final bool) {
 	t.Helper()
 	escrows := 0
 	for _, id := range w.order {
-		es, err := w.chains[id].conservation()
+		c := w.chains[id]
+		es, err := c.conservation()
 		if err != nil {
 			t.Fatal(err)
 		}
 		escrows += len(es)
+		for _, k := range es {
+			var rec crosschain.LegRecord
+			if lk := crosschain.LegPrefix + strings.TrimPrefix(k, crosschain.EscrowPrefix); !c.get(lk, &rec) || rec.Status != crosschain.Prepared {
+				t.Fatalf("ESCROW: %s holds %s for a leg that is %q, not prepared", id, k, rec.Status)
+			}
+		}
+	}
+	if err := s.checkRefs(); err != nil {
+		t.Fatal(err)
 	}
 	for _, p := range s.forged {
 		if p.done && p.code == exec.OK {
@@ -642,6 +775,51 @@ func (s *sim) check(final bool) {
 	}
 }
 
+// checkRefs checks the references: per coordinator, party and reference at
+// most one XTx commits, and the coordinator's record names it; per chain,
+// party and reference at most one XTx ever escrows.
+func (s *sim) checkRefs() error {
+	if s.escrowed == nil {
+		s.escrowed = map[refAt]hash.Hash{}
+	}
+	committed := map[refAt]hash.Hash{}
+	for _, tr := range s.trades {
+		x := tr.s.XTx
+		if x.Ref == "" {
+			continue
+		}
+		id := x.ID()
+		if coord := s.w.chains[x.Coordinator]; coord != nil {
+			if d, ok := coord.decision(id); ok && d.Commit {
+				for _, p := range x.Parties() {
+					k := refAt{x.Coordinator, p, x.Ref}
+					if o, dup := committed[k]; dup {
+						return fmt.Errorf("REF: %s and %s both committed on %s under ref %q of %s", o.Short(), id.Short(), k.chain, k.ref, p)
+					}
+					committed[k] = id
+					if h := coord.refHolder(keyOf(p), x.Ref); h != id {
+						return fmt.Errorf("REF: %s committed on %s, whose record of ref %q of %s names %s", id.Short(), k.chain, k.ref, p, h.Short())
+					}
+				}
+			}
+		}
+		for i, l := range x.Legs {
+			rec, ok := s.w.chains[l.Chain].leg(id, i)
+			if !ok || l.Kind == crosschain.In || (rec.Status != crosschain.Prepared && rec.Status != crosschain.Committed) {
+				continue
+			}
+			for _, p := range x.Parties() {
+				k := refAt{l.Chain, p, x.Ref}
+				if o, ok := s.escrowed[k]; ok && o != id {
+					return fmt.Errorf("REF: %s and %s both escrowed on %s under ref %q of %s", o.Short(), id.Short(), k.chain, k.ref, p)
+				}
+				s.escrowed[k] = id
+			}
+		}
+	}
+	return nil
+}
+
 // tradeOutcomes checks every trade's legs against its decision: committed only
 // on a commit, aborted only on an abort, never both, no leg prepared or finished
 // twice, no trade decided twice, and, when final, every leg finished. It
@@ -673,6 +851,15 @@ func tradeOutcomes(w *world, trades []*trade, final bool) (want map[string]map[s
 	for _, tr := range trades {
 		x := tr.s.XTx
 		id := x.ID()
+		if w.chains[x.Coordinator] == nil {
+			// No decision can ever be proven: every leg may only be refused.
+			for i, l := range x.Legs {
+				if rec, ok := w.chains[l.Chain].leg(id, i); (ok || final) && rec.Status != crosschain.Refused {
+					return nil, nil, fmt.Errorf("ATOMICITY: leg %d of %s, whose coordinator no chain can verify, is %q", i, id.Short(), rec.Status)
+				}
+			}
+			continue
+		}
 		dec, decided := w.chains[x.Coordinator].decision(id)
 		committed, aborted := 0, 0
 		status := make([]crosschain.Status, len(x.Legs))

@@ -1,9 +1,12 @@
 package crosschain
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 
+	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/spv"
@@ -18,11 +21,12 @@ const (
 	TypeDecide         = "xchain/decide"
 	TypeFinish         = "xchain/finish"
 	TypeBatch          = "xchain/batch"
+	TypeSetParams      = "xchain/set-params"
 )
 
 // RelayerTransforms are the transforms a chain's "relayer" role lists: keeping light
 // clients current and carrying the steps of the two-phase commit. lc/create belongs
-// to the admin role.
+// to the admin role, as does xchain/set-params.
 var RelayerTransforms = []string{TypeLCUpdate, TypeLCMisbehaviour, TypePrepare, TypeDecide, TypeFinish, TypeBatch}
 
 // Key prefixes.
@@ -33,7 +37,12 @@ const (
 	DecisionPrefix = "xchain/decision/"
 	EscrowPrefix   = "escrow/"
 	MintingPrefix  = "xchain/minting/"
+	XTxPrefix      = "xchain/xtx/"
+	RefPrefix      = "xchain/ref/"
 )
+
+// ParamsKey is where a chain keeps its crosschain Params.
+const ParamsKey = "xchain/params"
 
 // LCKey is where the light client of chainID is stored.
 func LCKey(chainID string) string { return LCPrefix + chainID }
@@ -56,6 +65,24 @@ func EscrowKey(id hash.Hash, i int) string { return EscrowPrefix + id.String() +
 // MintingKey is where a chain sums the amounts of asset its prepared In legs have
 // reserved: they count against the asset's supply cap until they finish.
 func MintingKey(asset string) string { return MintingPrefix + asset }
+
+// XTxKey is where a chain keeps the terms of XTx id, once a prepare or decide of
+// it ran there: anyone holding only the ID (or a RefRecord) can read the trade.
+func XTxKey(id hash.Hash) string { return XTxPrefix + id.String() }
+
+// RefKey is where a chain records which XTx holds reference ref for party: the
+// party's address and the hex SHA-256 of the reference, so that a key has a
+// fixed length whatever the reference.
+func RefKey(party crypto.Address, ref string) string {
+	sum := sha256.Sum256([]byte(ref))
+	return RefPrefix + party.String() + "/" + hex.EncodeToString(sum[:])
+}
+
+// RefRecord names the XTx that holds a party's trade reference on a chain.
+type RefRecord struct {
+	ID  hash.Hash `cbor:"1,keyasint" json:"id"`
+	Ref string    `cbor:"2,keyasint" json:"ref"`
+}
 
 // Status is a leg's state on its chain.
 type Status string
@@ -133,6 +160,24 @@ func AddModels(ms *transform.Models) {
 	}})
 	ms.MustAdd(transform.Model{Name: "xchain-minting", Prefix: MintingPrefix, Default: func() any { return uint64(0) }, Validate: want[uint64]})
 	ms.MustAdd(transform.Model{Name: "xchain-decision", Prefix: DecisionPrefix, Validate: want[Decision]})
+	ms.MustAdd(transform.Model{Name: "xchain-xtx", Prefix: XTxPrefix, Validate: want[XTx]})
+	ms.MustAdd(transform.Model{Name: "xchain-ref", Prefix: RefPrefix, Validate: func(v any) error {
+		r, ok := v.(RefRecord)
+		if !ok {
+			return fmt.Errorf("want crosschain.RefRecord, got %T", v)
+		}
+		if r.Ref == "" {
+			return fmt.Errorf("empty ref")
+		}
+		return CheckRef(r.Ref)
+	}})
+	ms.MustAdd(transform.Model{Name: "xchain-params", Prefix: ParamsKey, Default: func() any { return DefaultParams() }, Validate: func(v any) error {
+		p, ok := v.(Params)
+		if !ok {
+			return fmt.Errorf("want crosschain.Params, got %T", v)
+		}
+		return p.Check()
+	}})
 	ms.MustAdd(transform.Model{Name: "escrow", Prefix: EscrowPrefix, Validate: func(v any) error {
 		e, ok := v.(Escrow)
 		if !ok {
@@ -162,4 +207,5 @@ func Register(reg *transform.Registry) {
 	reg.MustRegister(TypeDecide, &Decide{})
 	reg.MustRegister(TypeFinish, &Finish{})
 	reg.MustRegister(TypeBatch, &Batch{})
+	reg.MustRegister(TypeSetParams, &SetParams{})
 }

@@ -44,12 +44,20 @@ func readLeg(st transform.State, key string) (*LegRecord, error) {
 // prepared, or records refused with the reason. Both outcomes are state records
 // the coordinator can be given proofs of; the transaction itself succeeds.
 //
-// It refuses when a party's signature is missing or invalid, when this chain's
-// clock is past the deadline, when the asset is unknown, when From holds no role
-// permitting xchain/prepare, or when From lacks the funds. A missing signature is
-// recorded as a refusal only if a party submits the prepare; from anyone else the
-// transaction fails with ErrMissingSignature and records nothing, so a relay cannot
-// abort other people's trades by stripping signatures.
+// It refuses when a party's signature is missing or invalid; when the XTx's
+// reference is held on this chain by another XTx of one of its paying parties;
+// when this chain's clock is past the deadline, or the deadline is further
+// ahead than the chain's Params.MaxLock; when this chain has no active light
+// client of a chain the XTx needs to settle here (see provers); when the asset
+// is unknown; when From holds no role permitting xchain/prepare; or when From
+// lacks the funds. A missing signature is recorded as a refusal only if a party
+// submits the prepare; from anyone else the transaction fails with
+// ErrMissingSignature and records nothing, so a relay cannot abort other
+// people's trades by stripping signatures.
+//
+// Whatever it records, it also keeps the XTx's terms at XTxKey and, when the
+// parties' signatures verify and no other XTx holds the reference, claims the
+// reference for the XTx (RefKey, see recordTrade).
 //
 // A prepare of a leg that already has a record fails with ErrAlreadyPrepared and
 // changes nothing.
@@ -57,17 +65,19 @@ type Prepare struct {
 	Tx  Signed `cbor:"1,keyasint" json:"tx"`
 	Leg uint32 `cbor:"2,keyasint" json:"leg"`
 
-	xid    xtxID
-	id     hash.Hash
-	sigErr error
+	xid     xtxID
+	id      hash.Hash
+	sigErr  error
+	clients *clientMemo // set by a Batch for its steps
 }
 
 // Keys implements transform.Transform.
 func (t *Prepare) Keys(ctx *transform.Context) (r, w []string) {
-	id := t.xid.of(&t.Tx.XTx)
+	x := &t.Tx.XTx
+	id := t.xid.of(x)
 	w = []string{LegKey(id, int(t.Leg)), EscrowKey(id, int(t.Leg))}
-	if int(t.Leg) < len(t.Tx.XTx.Legs) {
-		l := t.Tx.XTx.Legs[t.Leg]
+	if int(t.Leg) < len(x.Legs) {
+		l := x.Legs[t.Leg]
 		r = []string{asset.DefKey(l.Asset)}
 		if l.Kind == In {
 			r = append(r, asset.SupplyKey(l.Asset))
@@ -76,7 +86,86 @@ func (t *Prepare) Keys(ctx *transform.Context) (r, w []string) {
 			w = append(w, asset.BalanceKey(l.Asset, l.From))
 		}
 	}
-	return r, w
+	r = append(r, ParamsKey)
+	for _, c := range provers(x, ctx.ChainID) {
+		r = append(r, LCKey(c))
+	}
+	return r, append(w, tradeKeys(x, id)...)
+}
+
+// provers returns the chains whose light clients this chain needs for x to
+// settle: on the coordinator, those of the other chains with legs (the
+// decision rests on proofs of their records); on any other chain, the
+// coordinator's (its legs finish on a proof of the decision). A malformed x
+// (which Verify refuses) needs none.
+func provers(x *XTx, self string) []string {
+	if len(x.Legs) > MaxLegs {
+		return nil
+	}
+	if self != x.Coordinator {
+		return []string{x.Coordinator}
+	}
+	var out []string
+	for _, l := range x.Legs {
+		if l.Chain != self && !slices.Contains(out, l.Chain) {
+			out = append(out, l.Chain)
+		}
+	}
+	return out
+}
+
+// tradeKeys are the keys recordTrade may write for x: its terms and its
+// parties' reference records.
+func tradeKeys(x *XTx, id hash.Hash) []string {
+	w := []string{XTxKey(id)}
+	if x.Ref == "" || len(x.Legs) > MaxLegs {
+		return w
+	}
+	for _, p := range x.Parties() {
+		w = append(w, RefKey(p, x.Ref))
+	}
+	return w
+}
+
+// refHolders reads the reference records of x's paying parties on this
+// chain. It returns why x may not use its reference here — a party's record
+// names another XTx — or "", and the parties that hold no record of it yet.
+func refHolders(st transform.State, x *XTx, id hash.Hash) (taken string, absent []crypto.Address, err error) {
+	if x.Ref == "" {
+		return "", nil, nil
+	}
+	for _, p := range x.Parties() {
+		var r RefRecord
+		found, err := st.Get(RefKey(p, x.Ref), &r)
+		switch {
+		case err != nil:
+			return "", nil, err
+		case !found:
+			absent = append(absent, p)
+		case r.ID != id:
+			return fmt.Sprintf("ref %q of %s is already used by trade %s", x.Ref, p, r.ID.Short()), nil, nil
+		}
+	}
+	return "", absent, nil
+}
+
+// recordTrade keeps x's terms at XTxKey unless they are there, and claims x's
+// reference for the parties in claim. Callers claim only for an XTx whose
+// parties' consent they know (their signatures verified, here or on a chain
+// that prepared a leg): a reference is the party's, and anyone could otherwise
+// use up another's references with XTxs it never signed.
+func recordTrade(st transform.State, x *XTx, id hash.Hash, claim []crypto.Address) error {
+	for _, p := range claim {
+		if err := st.Set(RefKey(p, x.Ref), RefRecord{ID: id, Ref: x.Ref}); err != nil {
+			return err
+		}
+	}
+	key := XTxKey(id)
+	found, err := st.Get(key, new(XTx))
+	if err != nil || found {
+		return err
+	}
+	return st.Set(key, *x)
 }
 
 // CarriedSignatures implements transform.SignatureCarrier: the parties'
@@ -117,13 +206,35 @@ func (t *Prepare) Verify(ctx *transform.Context, st transform.State) error {
 	return nil
 }
 
-// refusal returns why the leg cannot be prepared, or "".
+// refusal returns why the leg cannot be prepared, or "". The reference is
+// checked apart (refHolders): a decide checks it before anything else.
 func (t *Prepare) refusal(ctx *transform.Context, st transform.State, l Leg) (string, error) {
+	x := &t.Tx.XTx
 	if t.sigErr != nil {
 		return t.sigErr.Error(), nil
 	}
-	if ctx.Time > t.Tx.XTx.Deadline {
-		return fmt.Sprintf("deadline %d passed (block time %d)", t.Tx.XTx.Deadline, ctx.Time), nil
+	if ctx.Time > x.Deadline {
+		return fmt.Sprintf("deadline %d passed (block time %d)", x.Deadline, ctx.Time), nil
+	}
+	params, err := LoadParams(st)
+	if err != nil {
+		return "", err
+	}
+	if x.Deadline-ctx.Time > params.MaxLock {
+		return fmt.Sprintf("deadline %d is %s after block time %d, beyond this chain's max lock of %s",
+			x.Deadline, millis(x.Deadline-ctx.Time), ctx.Time, millis(params.MaxLock)), nil
+	}
+	for _, c := range provers(x, ctx.ChainID) {
+		why, err := inactive(st, t.clients, ctx.ChainID, c)
+		if err != nil {
+			return "", err
+		}
+		if why != "" {
+			if c == x.Coordinator {
+				return why + ": the decision could never be proven here", nil
+			}
+			return why + ": the records of its legs could never be proven here", nil
+		}
 	}
 	def, err := asset.Load(st, l.Asset)
 	if err != nil {
@@ -161,9 +272,21 @@ func (t *Prepare) refusal(ctx *transform.Context, st transform.State, l Leg) (st
 
 // Apply implements transform.Transform.
 func (t *Prepare) Apply(ctx *transform.Context, st transform.State) error {
-	l := t.Tx.XTx.Legs[t.Leg]
-	reason, err := t.refusal(ctx, st, l)
+	x := &t.Tx.XTx
+	l := x.Legs[t.Leg]
+	reason, absent, err := refHolders(st, x, t.id)
 	if err != nil {
+		return err
+	}
+	if reason != "" || t.sigErr != nil {
+		absent = nil // held by another XTx, or no proof that the parties signed
+	}
+	if reason == "" {
+		if reason, err = t.refusal(ctx, st, l); err != nil {
+			return err
+		}
+	}
+	if err := recordTrade(st, x, t.id, absent); err != nil {
 		return err
 	}
 	key := LegKey(t.id, int(t.Leg))
@@ -249,6 +372,13 @@ func addUint(st transform.State, key string, amount uint64, up bool) error {
 // the abort with the refusal's reason. A DvP then costs three chain transactions,
 // not four. In legs (a mint against the supply cap) are not prepared this way:
 // they need their own Prepare.
+//
+// Before anything else, a decide checks the XTx's reference as Prepare does:
+// when another XTx holds it on this chain for one of the paying parties, the
+// decision is abort. Every decide keeps the XTx's terms at XTxKey and, when it
+// knows the parties signed (a leg is prepared, or Sigs verify), claims the
+// reference: so at most one XTx per party and reference ever commits on a
+// coordinator.
 type Decide struct {
 	XTx    XTx        `cbor:"1,keyasint" json:"xtx"`
 	Proofs []LegProof `cbor:"2,keyasint" json:"proofs"`
@@ -259,7 +389,8 @@ type Decide struct {
 	decision Decision
 	local    map[int]*LegRecord // this chain's legs and their records, for Apply
 	inline   []int              // this chain's legs the decide prepares itself
-	clients  clientMemo         // set by a Batch for its steps
+	claim    []crypto.Address   // parties whose reference the decide claims
+	clients  *clientMemo        // set by a Batch for its steps
 }
 
 // inlineLeg reports whether leg i can be prepared by a decide carrying Sigs.
@@ -277,16 +408,20 @@ func (t *Decide) CarriedSignatures() []crypto.Item {
 }
 
 // Keys implements transform.Transform: the client of every remote leg's chain, the
-// record of every local leg, the decision.
+// record of every local leg, the decision, the XTx's terms and references.
 func (t *Decide) Keys(ctx *transform.Context) (r, w []string) {
 	id := t.xid.of(&t.XTx)
 	seen := map[string]bool{}
-	w = []string{DecisionKey(id)}
+	w = append([]string{DecisionKey(id)}, tradeKeys(&t.XTx, id)...)
 	for i, l := range t.XTx.Legs {
 		if l.Chain == t.XTx.Coordinator {
 			w = append(w, finishWrites(&t.XTx, id, i)...)
 			if t.inlineLeg(i) {
 				r = append(r, asset.DefKey(l.Asset))
+				if !seen[ParamsKey] {
+					seen[ParamsKey] = true
+					r = append(r, ParamsKey)
+				}
 			}
 			continue
 		}
@@ -344,7 +479,7 @@ func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
 	t.decision = Decision{Height: ctx.Height, Time: ctx.Time}
 	status := make([]*LegRecord, len(x.Legs))
 	t.local = map[int]*LegRecord{}
-	t.inline = nil
+	t.inline, t.claim = nil, nil
 	for i, l := range x.Legs {
 		if l.Chain == x.Coordinator {
 			if status[i], err = readLeg(st, LegKey(id, i)); err != nil {
@@ -353,6 +488,45 @@ func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
 			t.local[i] = status[i]
 		}
 	}
+	taken, absent, err := refHolders(st, x, id)
+	if err != nil {
+		return err
+	}
+	if taken != "" {
+		t.decision.Reason = taken
+		return nil
+	}
+	if err := t.judge(ctx, st, id, status); err != nil {
+		return err
+	}
+	if len(absent) > 0 && t.consented(id, status) {
+		t.claim = absent
+	}
+	return nil
+}
+
+// consented reports whether the decide knows that every party signed the XTx:
+// a leg is prepared (the chain that prepared it, or this decide, verified the
+// signatures), or the decide carries signatures that verify.
+func (t *Decide) consented(id hash.Hash, status []*LegRecord) bool {
+	for _, r := range status {
+		if r != nil && r.Status == Prepared {
+			return true
+		}
+	}
+	if len(t.Sigs) == 0 {
+		return false
+	}
+	sg := Signed{XTx: t.XTx, Sigs: t.Sigs}
+	return sg.verifySigs(id) == nil
+}
+
+// judge sets the decision from the legs' records: those of this chain's legs
+// in status, those of the others from the proofs, this chain's unprepared
+// legs prepared inline when the decide carries signatures. It fails with
+// ErrNotReady when nothing can be decided yet.
+func (t *Decide) judge(ctx *transform.Context, st transform.State, id hash.Hash, status []*LegRecord) error {
+	x := &t.XTx
 	if len(t.Sigs) > 0 && ctx.Time <= x.Deadline { // past it, the abort needs no consent
 		reason, err := t.prepareLocal(ctx, st, id, status)
 		if err != nil {
@@ -431,7 +605,7 @@ func (t *Decide) prepareLocal(ctx *transform.Context, st transform.State, id has
 	need := map[string]uint64{}
 	for _, i := range legs {
 		l := x.Legs[i]
-		p := Prepare{Tx: sg, Leg: uint32(i)}
+		p := Prepare{Tx: sg, Leg: uint32(i), clients: t.clients}
 		reason, err := p.refusal(ctx, st, l)
 		if err != nil {
 			return "", err
@@ -460,6 +634,9 @@ func (t *Decide) prepareLocal(ctx *transform.Context, st transform.State, id has
 func (t *Decide) Apply(ctx *transform.Context, st transform.State) error {
 	id := t.xid.of(&t.XTx)
 	if err := st.Set(DecisionKey(id), t.decision); err != nil {
+		return err
+	}
+	if err := recordTrade(st, &t.XTx, id, t.claim); err != nil {
 		return err
 	}
 	if t.decision.Commit {
@@ -504,7 +681,7 @@ type Finish struct {
 	id      hash.Hash
 	dec     Decision
 	rec     *LegRecord
-	clients clientMemo // set by a Batch for its steps
+	clients *clientMemo // set by a Batch for its steps
 }
 
 // Keys implements transform.Transform.

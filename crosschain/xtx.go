@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/crypto"
@@ -17,6 +19,8 @@ const (
 	MaxLegs = 64
 	// MaxMemo is the longest memo, in bytes.
 	MaxMemo = 256
+	// MaxRef is the longest trade reference, in bytes.
+	MaxRef = 128
 )
 
 // Leg is one escrowed transfer on one chain: Amount of Asset from From to To.
@@ -59,7 +63,14 @@ type XTx struct {
 	Deadline int64 `cbor:"3,keyasint" json:"deadline"`
 	// Nonce tells apart otherwise identical XTxs.
 	Nonce uint64 `cbor:"4,keyasint" json:"nonce"`
-	Memo  string `cbor:"5,keyasint,omitempty" json:"memo,omitempty"`
+	// Memo is free text for people; no rule reads it.
+	Memo string `cbor:"5,keyasint,omitempty" json:"memo,omitempty"`
+	// Ref is the trade's reference (see CheckRef), empty for none. Each chain
+	// lets one XTx per paying party and reference escrow or commit, ever: a
+	// trade submitted twice under one reference settles at most once. Omitted
+	// from the encoding when empty, so that IDs of XTxs without one do not
+	// depend on it.
+	Ref string `cbor:"6,keyasint,omitempty" json:"ref,omitempty"`
 }
 
 // ID is the XTx's identity: the hash of its canonical encoding under hash.DomainXTx.
@@ -100,6 +111,24 @@ func CheckChainID(id string) error {
 	return nil
 }
 
+// CheckRef checks a trade reference: at most MaxRef bytes of valid UTF-8, every
+// character printable (no control or formatting characters), so that a
+// reference reads the same wherever it is shown.
+func CheckRef(ref string) error {
+	if len(ref) > MaxRef {
+		return fmt.Errorf("%w: ref of %d bytes (limit %d)", ErrMalformed, len(ref), MaxRef)
+	}
+	if !utf8.ValidString(ref) {
+		return fmt.Errorf("%w: ref is not valid UTF-8", ErrMalformed)
+	}
+	for i, r := range ref {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%w: ref has the unprintable character %U at byte %d", ErrMalformed, r, i)
+		}
+	}
+	return nil
+}
+
 // Check verifies the XTx's shape, independent of any state.
 func (x *XTx) Check() error {
 	if len(x.Legs) == 0 || len(x.Legs) > MaxLegs {
@@ -113,6 +142,9 @@ func (x *XTx) Check() error {
 	}
 	if len(x.Memo) > MaxMemo {
 		return fmt.Errorf("%w: memo of %d bytes (limit %d)", ErrMalformed, len(x.Memo), MaxMemo)
+	}
+	if err := CheckRef(x.Ref); err != nil {
+		return err
 	}
 	for i, l := range x.Legs {
 		if err := CheckChainID(l.Chain); err != nil {

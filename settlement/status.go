@@ -52,6 +52,8 @@ type Status struct {
 	State       State  `json:"status"`
 	Coordinator string `json:"coordinator"`
 	Deadline    int64  `json:"deadline"`
+	// Ref is the trade's reference, if it has one.
+	Ref string `json:"ref,omitempty"`
 	// Decided is whether the coordinator recorded its decision; DecisionHeight
 	// is its block.
 	Decided        bool   `json:"decided"`
@@ -76,23 +78,9 @@ var ErrNoChain = errors.New("no connection to chain")
 // verified against a certified header.
 func Query(ctx context.Context, x *crosschain.XTx, chains map[string]Reader, prove bool) (*Status, error) {
 	id := x.ID()
-	st := &Status{ID: id.String(), Coordinator: x.Coordinator, Deadline: x.Deadline}
+	st := &Status{ID: id.String(), Coordinator: x.Coordinator, Deadline: x.Deadline, Ref: x.Ref}
 	read := func(chain, key string, dst any) (bool, bool, error) {
-		r := chains[chain]
-		if r == nil {
-			return false, false, fmt.Errorf("%w %q: add it to the testnet or pass its node", ErrNoChain, chain)
-		}
-		res, err := r.State(ctx, 0, key, prove)
-		if err != nil {
-			return false, false, fmt.Errorf("chain %s: reading %s: %w", chain, key, err)
-		}
-		if !res.Found {
-			return false, res.Verified, nil
-		}
-		if err := encoding.UnmarshalLax(res.Value, dst); err != nil {
-			return false, false, fmt.Errorf("chain %s: %s: %w", chain, key, err)
-		}
-		return true, res.Verified, nil
+		return readState(ctx, chains, chain, key, prove, dst)
 	}
 	var dec crosschain.Decision
 	decided, _, err := read(x.Coordinator, crosschain.DecisionKey(id), &dec)
@@ -114,6 +102,28 @@ func Query(ctx context.Context, x *crosschain.XTx, chains map[string]Reader, pro
 	}
 	summarize(st, decided, &dec)
 	return st, nil
+}
+
+// readState decodes key's latest value on chain into dst, through chains (by
+// chain ID); with prove, verified against a certified header. It reports
+// whether the key is present and whether the read (of the value, or of its
+// absence) was verified.
+func readState(ctx context.Context, chains map[string]Reader, chain, key string, prove bool, dst any) (found, verified bool, err error) {
+	r := chains[chain]
+	if r == nil {
+		return false, false, fmt.Errorf("%w %q: add it to the testnet or pass its node", ErrNoChain, chain)
+	}
+	res, err := r.State(ctx, 0, key, prove)
+	if err != nil {
+		return false, false, fmt.Errorf("chain %s: reading %s: %w", chain, key, err)
+	}
+	if !res.Found {
+		return false, res.Verified, nil
+	}
+	if err := encoding.UnmarshalLax(res.Value, dst); err != nil {
+		return false, false, fmt.Errorf("chain %s: %s: %w", chain, key, err)
+	}
+	return true, res.Verified, nil
 }
 
 // summarize sets State, Final and Reason from the legs and the decision.

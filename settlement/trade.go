@@ -78,8 +78,10 @@ func (s LegSpec) Leg(from, to crypto.Address) crosschain.Leg {
 type Trade struct {
 	Kind Kind             `json:"kind"`
 	Legs []crosschain.Leg `json:"legs"`
-	// Ref tells apart otherwise identical trades (e.g. a trade reference); it
-	// becomes the XTx's nonce and memo.
+	// Ref is the trade's reference (crosschain.CheckRef): it becomes the XTx's
+	// Ref, and its nonce is derived from it. The chains let one XTx per paying
+	// party and reference settle, so a trade submitted twice under one
+	// reference settles at most once.
 	Ref string `json:"ref,omitempty"`
 }
 
@@ -109,22 +111,20 @@ func (t Trade) Parties() []crypto.Address {
 	return out
 }
 
-// Check checks the trade's shape: 1..crosschain.MaxLegs well-formed legs.
+// Check checks the trade's shape: 1..crosschain.MaxLegs well-formed legs and
+// a valid reference.
 func (t Trade) Check() error {
-	x := crosschain.XTx{Legs: t.Legs, Coordinator: "check", Deadline: 1}
+	x := crosschain.XTx{Legs: t.Legs, Coordinator: "check", Deadline: 1, Ref: t.Ref}
 	if err := x.Check(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if len(t.Ref) > crosschain.MaxMemo {
-		return fmt.Errorf("%w: ref of %d bytes (limit %d)", ErrInvalid, len(t.Ref), crosschain.MaxMemo)
 	}
 	return nil
 }
 
 // XTx returns the crosschain transaction settling t: coordinated by coordinator
 // (the first leg's chain when empty), which may commit until deadline on its
-// clock. The nonce is derived from Ref, so the same trade, coordinator and
-// deadline always give the same XTx ID.
+// clock, with t's Ref. The nonce is derived from Ref, so the same trade,
+// coordinator and deadline always give the same XTx ID.
 func (t Trade) XTx(coordinator string, deadline time.Time) (crosschain.XTx, error) {
 	if err := t.Check(); err != nil {
 		return crosschain.XTx{}, err
@@ -140,7 +140,7 @@ func (t Trade) XTx(coordinator string, deadline time.Time) (crosschain.XTx, erro
 		Coordinator: coordinator,
 		Deadline:    deadline.UnixMilli(),
 		Nonce:       refNonce(t.Ref),
-		Memo:        t.Ref,
+		Ref:         t.Ref,
 	}
 	if err := x.Check(); err != nil {
 		return crosschain.XTx{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -257,7 +257,16 @@ func compareLegs(a, b crosschain.Leg) int {
 	case a.Amount > b.Amount:
 		return 1
 	}
-	return 0
+	return strings.Compare(string(a.Kind), string(b.Kind))
+}
+
+// SameTerms reports whether a and b are the same trade but for their
+// deadlines: the same coordinator, reference and legs, the legs in any order
+// (nonce and memo are not compared). A client that finds an XTx under a
+// reference it is about to use tells with it a trade submitted again, whose
+// status it can report, from another trade under a reference already taken.
+func SameTerms(a, b *crosschain.XTx) bool {
+	return a.Coordinator == b.Coordinator && a.Ref == b.Ref && slices.Equal(canonical(a.Legs), canonical(b.Legs))
 }
 
 func describe(legs []crosschain.Leg) string {

@@ -230,6 +230,9 @@ func (w *walker) next() int {
 // value walks one value of type t (nil: any type) at path. It returns an error
 // only when the walk cannot go on; problems of the value are added to w.errs.
 func (w *walker) value(path string, t reflect.Type, depth int) *Error {
+	for t != nil && t.Kind() == reflect.Pointer { // an optional section: null or its value
+		t = t.Elem()
+	}
 	start := w.next()
 	if depth > maxDepth {
 		return w.src.errAt(start, path, "nested more than %d levels deep", maxDepth)

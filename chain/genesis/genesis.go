@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,6 +49,9 @@ type Doc struct {
 	Roles []Role `json:"roles"`
 	// Assets are the assets that exist from the start, with their balances.
 	Assets []Asset `json:"assets"`
+	// Crosschain, if set, gives the chain's crosschain parameters; without it
+	// the chain runs with crosschain.DefaultParams.
+	Crosschain *Crosschain `json:"crosschain,omitempty"`
 
 	src *source // where the fields are in the parsed file; nil if built in Go
 }
@@ -102,6 +106,31 @@ type Asset struct {
 	Balances map[string]uint64 `json:"balances,omitempty"`
 }
 
+// Crosschain is the genesis section of the crosschain parameters
+// (crosschain.Params).
+type Crosschain struct {
+	// MaxLock is how far past a chain's block time a trade's deadline may be
+	// for a leg to be prepared there, as a Go duration such as "24h".
+	MaxLock string `json:"max_lock"`
+}
+
+// Params returns the parameters the section gives, or why it gives none.
+func (c *Crosschain) Params() (crosschain.Params, error) {
+	if c.MaxLock == "" {
+		return crosschain.Params{}, errors.New("missing: a duration such as 24h")
+	}
+	d, err := time.ParseDuration(c.MaxLock)
+	switch {
+	case err != nil:
+		return crosschain.Params{}, fmt.Errorf("must be a duration such as 24h or 90m, got %q", c.MaxLock)
+	case d <= 0:
+		return crosschain.Params{}, fmt.Errorf("must be positive, got %q", c.MaxLock)
+	case d%time.Millisecond != 0:
+		return crosschain.Params{}, fmt.Errorf("must be a whole number of milliseconds, got %q", c.MaxLock)
+	}
+	return crosschain.Params{MaxLock: d.Milliseconds()}, nil
+}
+
 // Load reads and parses the genesis file at path; errors name the file as path.
 func Load(path string) (*Doc, error) {
 	f, err := os.Open(path)
@@ -151,8 +180,10 @@ func (d *Doc) Time() int64 {
 
 // Hash identifies the genesis: the hash, under the domain "plug/genesis", of the canonical
 // encoding of the document in a normal form (time in milliseconds, lower-case
-// hex, validators, roles, assets and lists sorted), so that files differing only
-// in layout, order or spelling of equal values hash alike.
+// hex, validators, roles, assets and lists sorted, the max lock in
+// milliseconds), so that files differing only in layout, order or spelling of
+// equal values hash alike. A document without a crosschain section hashes as
+// it did before the section existed.
 func (d *Doc) Hash() hash.Hash {
 	type hv struct {
 		Name   string `cbor:"1,keyasint"`
@@ -173,6 +204,9 @@ func (d *Doc) Hash() hash.Hash {
 		MaxSupply uint64            `cbor:"4,keyasint"`
 		Balances  map[string]uint64 `cbor:"5,keyasint"`
 	}
+	type hx struct {
+		MaxLock int64 `cbor:"1,keyasint"`
+	}
 	type hd struct {
 		ChainID      string `cbor:"1,keyasint"`
 		Time         int64  `cbor:"2,keyasint"`
@@ -180,9 +214,14 @@ func (d *Doc) Hash() hash.Hash {
 		Validators   []hv   `cbor:"4,keyasint"`
 		Roles        []hr   `cbor:"5,keyasint"`
 		Assets       []ha   `cbor:"6,keyasint"`
+		Crosschain   *hx    `cbor:"7,keyasint,omitempty"`
 	}
 	n := hd{ChainID: d.ChainID, Time: d.Time(), StakingAsset: d.StakingAsset,
 		Validators: []hv{}, Roles: []hr{}, Assets: []ha{}}
+	if d.Crosschain != nil {
+		p, _ := d.Crosschain.Params()
+		n.Crosschain = &hx{MaxLock: p.MaxLock}
+	}
 	for _, v := range d.Validators {
 		n.Validators = append(n.Validators, hv{v.Name, string(v.PubKey.Scheme), strings.ToLower(v.PubKey.Key), v.Power})
 	}
@@ -226,7 +265,7 @@ const (
 //   - "validator" (members: the validators): validator/stake, validator/unstake,
 //     validator/transfer-power;
 //   - the crosschain roles of AddCrosschainRoles ("relayer", "trader", and
-//     lc/create and lc/misbehaviour for the admin).
+//     lc/create, lc/misbehaviour and xchain/set-params for the admin).
 //
 // The admin holds DefaultAdminStake STAKE. Callers may change the result (e.g.
 // its GenesisTime) before writing it out.
@@ -268,7 +307,7 @@ const (
 )
 
 // AddCrosschainRoles adds the roles of crosschain settlement to d: the "admin"
-// role (if d has one) gains lc/create and lc/misbehaviour; a "relayer" role
+// role (if d has one) gains lc/create, lc/misbehaviour and xchain/set-params; a "relayer" role
 // (members: admin and the validators) holds crosschain.RelayerTransforms; a public
 // "trader" role lets every account trade (xchain/prepare) and carry decide and
 // finish steps, which verify everything they are given.
@@ -277,7 +316,7 @@ func AddCrosschainRoles(d *Doc, admin crypto.Address, validators []crypto.Public
 		if d.Roles[i].Name != "admin" {
 			continue
 		}
-		for _, t := range []string{crosschain.TypeLCCreate, crosschain.TypeLCMisbehaviour} {
+		for _, t := range []string{crosschain.TypeLCCreate, crosschain.TypeLCMisbehaviour, crosschain.TypeSetParams} {
 			if !slices.Contains(d.Roles[i].Transforms, t) {
 				d.Roles[i].Transforms = append(d.Roles[i].Transforms, t)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/crosschain"
 )
 
 // Changes returns the initial state of d as changes sorted by key, each value the
@@ -27,6 +28,7 @@ import (
 //	validator.SetKey            validator.Set   sorted by address
 //	validator.BondKey(addr)     uint64          power (with a staking asset only)
 //	validator.StakingAssetKey   string          (with a staking asset only)
+//	crosschain.ParamsKey        crosschain.Params (with a crosschain section only)
 //
 // An invalid d returns its ErrorList; transform names are not checked here (call
 // Validate with the chain's registry for that).
@@ -99,6 +101,11 @@ func (d *Doc) Changes(ms *transform.Models) ([]state.Change, error) {
 			}
 		}
 		if err := put(validator.StakingAssetKey, d.StakingAsset); err != nil {
+			return nil, err
+		}
+	}
+	if c.params != nil {
+		if err := put(crosschain.ParamsKey, *c.params); err != nil {
 			return nil, err
 		}
 	}

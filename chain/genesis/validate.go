@@ -17,6 +17,7 @@ import (
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/crosschain"
 )
 
 var (
@@ -33,6 +34,7 @@ type checked struct {
 	members  map[string][]crypto.Address          // role -> members, sorted
 	balances map[string]map[crypto.Address]uint64 // asset -> balances
 	supply   map[string]uint64                    // asset -> balances (+ bonds)
+	params   *crosschain.Params                   // nil: no crosschain section
 }
 
 // Validate checks d against the rules of a chain (docs/genesis.md) and returns
@@ -247,6 +249,14 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 	if d.StakingAsset != "" {
 		if _, ok := assets[d.StakingAsset]; !ok {
 			add("staking_asset", "no asset %q among assets", d.StakingAsset)
+		}
+	}
+	if d.Crosschain != nil {
+		p, err := d.Crosschain.Params()
+		if err != nil {
+			add("crosschain.max_lock", "%v", err)
+		} else {
+			c.params = &p
 		}
 	}
 	return s.finish(errs), c
