@@ -36,7 +36,14 @@ const nonceRetries = 5
 // PrepareOption changes what Prepare submits.
 type PrepareOption func(*prepareOpts)
 
-type prepareOpts struct{ leaveCoordinator bool }
+type prepareOpts struct {
+	leaveCoordinator bool
+	skip             func(leg int) bool
+}
+
+// SkipLegs submits no prepare for the legs skip reports: those already with a
+// record on their chain, when a trade submitted before is resumed.
+func SkipLegs(skip func(leg int) bool) PrepareOption { return func(o *prepareOpts) { o.skip = skip } }
 
 // LeaveCoordinatorLegs leaves the legs on the coordinator (other than In legs)
 // to the relay's decide, which prepares and settles them in the transaction
@@ -71,6 +78,9 @@ func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed,
 		if o.leaveCoordinator && elsewhere && l.Chain == s.XTx.Coordinator && l.Kind != crosschain.In {
 			continue
 		}
+		if o.skip != nil && o.skip(i) {
+			continue
+		}
 		k, err := keyFor(i, l)
 		if err != nil {
 			return nil, err
@@ -94,6 +104,9 @@ func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed,
 				return nil, fmt.Errorf("prepare leg %d: %w", i, err)
 			}
 			t.Body.Memo = s.XTx.Memo
+			if s.XTx.Ref != "" {
+				t.Body.Memo = s.XTx.Ref // the parties find their prepares by their reference
+			}
 			if err := t.Sign(k); err != nil {
 				return nil, fmt.Errorf("prepare leg %d: %w", i, err)
 			}

@@ -193,7 +193,7 @@ func Match(a, b Instruction) (crosschain.XTx, error) {
 	}
 	la, lb := canonical(a.Trade.Legs), canonical(b.Trade.Legs)
 	if !slices.Equal(la, lb) {
-		return crosschain.XTx{}, fmt.Errorf("%w: legs differ (%s vs %s)", ErrNoMatch, describe(la), describe(lb))
+		return crosschain.XTx{}, fmt.Errorf("%w: legs differ (%s vs %s)", ErrNoMatch, DescribeLegs(la), DescribeLegs(lb))
 	}
 	for _, p := range a.Trade.Parties() {
 		if p != a.Party && p != b.Party {
@@ -269,7 +269,8 @@ func SameTerms(a, b *crosschain.XTx) bool {
 	return a.Coordinator == b.Coordinator && a.Ref == b.Ref && slices.Equal(canonical(a.Legs), canonical(b.Legs))
 }
 
-func describe(legs []crosschain.Leg) string {
+// DescribeLegs writes legs for people: CHAIN:ASSET:AMOUNT FROM->TO, short addresses.
+func DescribeLegs(legs []crosschain.Leg) string {
 	var b strings.Builder
 	for i, l := range legs {
 		if i > 0 {

@@ -188,7 +188,8 @@ func tradeFlags(extra ...cli.Flag) []cli.Flag {
 	return xchainFlags(append(extra,
 		&cli.StringFlag{Name: "coordinator", Usage: "chain that decides (default: the first leg's chain)"},
 		&cli.DurationFlag{Name: "deadline", Value: 30 * time.Second, Usage: "how long from now the trade may take to commit (on the coordinator's clock); after it, it aborts"},
-		&cli.StringFlag{Name: "ref", Usage: "trade reference, recorded as the memo (default: random); the same terms and ref give the same trade id"},
+		&cli.StringFlag{Name: "ref", Usage: "trade reference (default: a new one, printed): the chains let one trade per paying party and reference settle, " +
+			"so running the command again with the same ref and terms reports (and resumes) the trade instead of making another; other terms are refused"},
 		&cli.BoolFlag{Name: "wait", Usage: "wait until the trade is final (every leg committed or every leg aborted) and print it"},
 		&cli.DurationFlag{Name: "timeout", Value: 90 * time.Second, Usage: "how long --wait waits"},
 		&cli.BoolFlag{Name: "no-coordinator-prepare", Usage: "submit no prepare for the legs on the coordinator: the relay's decide prepares and settles them in one transaction (one chain transaction fewer; the payer's asset is not locked before the decision)"},
@@ -372,6 +373,9 @@ type settleOut struct {
 	*settlement.Status
 	Kind     settlement.Kind `json:"kind,omitempty"`
 	Prepares []prepareOut    `json:"prepares,omitempty"`
+	// Existing: a trade under this reference was already on the chains; it
+	// was reported (and its missing prepares sent), not submitted again.
+	Existing bool `json:"existing,omitempty"`
 }
 
 // tradeAction builds, signs and submits a trade, then waits for it with --wait.
@@ -388,19 +392,133 @@ func tradeAction(c *cli.Context, build func(*xenv) (settlement.Trade, []crypto.P
 		return err
 	}
 	trade.Ref = c.String("ref")
+	if trade.Ref == "" {
+		trade.Ref = newRef()
+		x.out.Warn("no --ref given: this trade's reference is %s (run again with --ref %s to follow it without submitting it twice)", trade.Ref, trade.Ref)
+	}
+	if err := x.checkAssets(trade.Legs); err != nil {
+		return err
+	}
 	var opts []settlement.PrepareOption
 	if c.Bool("no-coordinator-prepare") {
 		opts = append(opts, settlement.LeaveCoordinatorLegs())
 	}
-	xt, prepares, err := x.submitTrade(trade, keys, c.String("coordinator"), c.Duration("deadline"), opts...)
+	if c.Duration("deadline") <= 0 {
+		return errors.New("--deadline must be positive, e.g. 30s")
+	}
+	xt, err := trade.XTx(c.String("coordinator"), time.Now().Add(c.Duration("deadline")))
 	if err != nil {
+		return err
+	}
+	prev, err := x.existingTrade(&xt)
+	if err != nil {
+		return err
+	}
+	existing := prev != nil
+	var prepares []prepareOut
+	if existing {
+		xt = prev.XTx
+		if prepares, err = x.resume(&xt, keys, opts...); err != nil {
+			return err
+		}
+	} else if xt, prepares, err = x.submitTrade(trade, keys, c.String("coordinator"), c.Duration("deadline"), opts...); err != nil {
 		return err
 	}
 	st, err := x.waitFinal(&xt, c.Bool("wait"), c.Duration("timeout"))
 	if err != nil {
 		return err
 	}
-	return x.emitStatus(settleOut{Status: st, Kind: trade.Kind, Prepares: prepares}, c.Bool("wait"), c.Duration("timeout"))
+	return x.emitStatus(settleOut{Status: st, Kind: trade.Kind, Prepares: prepares, Existing: existing}, c.Bool("wait"), c.Duration("timeout"))
+}
+
+// newRef returns a fresh trade reference.
+func newRef() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "T-" + hex.EncodeToString(b[:])
+}
+
+// checkAssets refuses, before anything is signed, a leg whose chain does not
+// define its asset.
+func (x *xenv) checkAssets(legs []crosschain.Leg) error {
+	for i, l := range legs {
+		cl := x.clients[l.Chain]
+		if cl == nil {
+			continue // reported with the chains of the trade
+		}
+		if err := checkAsset(x.ctx(), cl, l.Asset); err != nil {
+			return fmt.Errorf("leg %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// existingTrade looks up xt's reference for each of its paying parties on its
+// chains (the coordinator first) and returns the trade found, when it has
+// the same terms as xt (its deadline aside), or nil when the reference is
+// unused. A trade with other terms under the reference is an error: the
+// chains would refuse or abort the new one.
+func (x *xenv) existingTrade(xt *crosschain.XTx) (*settlement.RefTrade, error) {
+	if xt.Ref == "" {
+		return nil, nil
+	}
+	order := []string{xt.Coordinator}
+	for _, c := range legChains(xt) {
+		if c != xt.Coordinator && x.clients[c] != nil {
+			order = append(order, c)
+		}
+	}
+	if x.clients[xt.Coordinator] == nil {
+		return nil, nil // reported when it is submitted
+	}
+	for _, p := range xt.Parties() {
+		prev, err := settlement.LookupRef(x.ctx(), x.readers(), order, p, xt.Ref, false)
+		if errors.Is(err, settlement.ErrRefNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("looking up reference %q: %w", xt.Ref, err)
+		}
+		if !settlement.SameTerms(&prev.XTx, xt) {
+			return nil, fmt.Errorf("reference %q of %s is already used by trade %s with other terms (%s, coordinator %s): "+
+				"give this trade another --ref, or follow that one with `plug settle status %s`",
+				xt.Ref, p, prev.ID, settlement.DescribeLegs(prev.XTx.Legs), prev.XTx.Coordinator, prev.ID)
+		}
+		x.out.Warn("trade %s is already on the chains under reference %q: reporting it, not submitting it again", prev.ID.String()[:12], xt.Ref)
+		return prev, nil
+	}
+	return nil, nil
+}
+
+// resume sends the prepares a trade found under its reference still lacks —
+// an earlier run may have stopped half way — unless its deadline passed (the
+// coordinator then aborts it, and a prepare would only be refused).
+func (x *xenv) resume(xt *crosschain.XTx, keys []crypto.PrivateKey, opts ...settlement.PrepareOption) ([]prepareOut, error) {
+	if err := x.save(record{XTx: *xt, Submitted: time.Now().UTC()}); err != nil {
+		return nil, fmt.Errorf("recording the trade: %w", err)
+	}
+	st, err := settlement.Query(x.ctx(), xt, x.readers(), false)
+	if err != nil {
+		return nil, err
+	}
+	var missing []int
+	for _, l := range st.Legs {
+		if l.Status == settlement.LegPending {
+			missing = append(missing, l.Leg)
+		}
+	}
+	if st.Decided || len(missing) == 0 || time.Now().UnixMilli() > xt.Deadline {
+		return nil, nil
+	}
+	signed, err := crosschain.NewSigned(*xt, keys...)
+	if err != nil {
+		return nil, err
+	}
+	if err := signed.VerifySigs(); err != nil {
+		return nil, fmt.Errorf("%w: every party that pays must be given as a key", err)
+	}
+	opts = append(opts, settlement.SkipLegs(func(leg int) bool { return !slices.Contains(missing, leg) }))
+	return x.prepare(signed, keys, opts...)
 }
 
 // submitTrade signs trade with keys (a random Ref when it has none), records it
@@ -408,9 +526,7 @@ func tradeAction(c *cli.Context, build func(*xenv) (settlement.Trade, []crypto.P
 // that failed. The coordinator may commit it until deadline from now.
 func (x *xenv) submitTrade(trade settlement.Trade, keys []crypto.PrivateKey, coordinator string, deadline time.Duration, opts ...settlement.PrepareOption) (crosschain.XTx, []prepareOut, error) {
 	if trade.Ref == "" {
-		var b [8]byte
-		rand.Read(b[:])
-		trade.Ref = hex.EncodeToString(b[:])
+		trade.Ref = newRef()
 	}
 	if deadline <= 0 {
 		return crosschain.XTx{}, nil, errors.New("--deadline must be positive, e.g. 30s")
@@ -495,6 +611,12 @@ func (x *xenv) emitStatus(o settleOut, wait bool, timeout time.Duration) error {
 	err := x.out.Emit(o, func(w io.Writer) error {
 		pairs := [][2]string{{"id", st.ID}, {"status", string(st.State)}, {"final", strconv.FormatBool(st.Final)},
 			{"coordinator", st.Coordinator}, {"deadline", time.UnixMilli(st.Deadline).UTC().Format(time.RFC3339Nano)}}
+		if st.Ref != "" {
+			pairs = append(pairs, [2]string{"ref", st.Ref})
+		}
+		if o.Existing {
+			pairs = append(pairs, [2]string{"note", "already on the chains under this reference: reported, not submitted again"})
+		}
 		if st.Reason != "" {
 			pairs = append(pairs, [2]string{"reason", st.Reason})
 		}
@@ -872,10 +994,29 @@ func settleMatchCommand() *cli.Command {
 				return err
 			}
 			kind := ins[0].Trade.Kind
+			if err := x.checkAssets(s.XTx.Legs); err != nil {
+				return err
+			}
+			prev, err := x.existingTrade(&s.XTx)
+			if err != nil {
+				return err
+			}
+			var opts []settlement.PrepareOption
+			switch {
+			case prev != nil && prev.ID != s.XTx.ID():
+				// The same trade under another deadline: report that one.
+				s, opts = &crosschain.Signed{XTx: prev.XTx}, append(opts, settlement.SkipLegs(func(int) bool { return true }))
+			case prev != nil:
+				st, err := settlement.Query(x.ctx(), &s.XTx, x.readers(), false)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, settlement.SkipLegs(func(leg int) bool { return st.Decided || st.Legs[leg].Status != settlement.LegPending }))
+			}
 			if err := x.save(record{Kind: kind, XTx: s.XTx, Submitted: time.Now().UTC()}); err != nil {
 				return fmt.Errorf("recording the trade: %w", err)
 			}
-			prepares, err := x.prepareBy(s, func(int, crosschain.Leg) (crypto.PrivateKey, error) { return sub, nil })
+			prepares, err := x.prepareBy(s, func(int, crosschain.Leg) (crypto.PrivateKey, error) { return sub, nil }, opts...)
 			if err != nil {
 				return err
 			}
@@ -888,7 +1029,7 @@ func settleMatchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return x.emitStatus(settleOut{Status: st, Kind: kind, Prepares: prepares}, c.Bool("wait"), c.Duration("timeout"))
+			return x.emitStatus(settleOut{Status: st, Kind: kind, Prepares: prepares, Existing: prev != nil}, c.Bool("wait"), c.Duration("timeout"))
 		},
 	}
 }

@@ -180,6 +180,38 @@ func TestSettleDvP(t *testing.T) {
 		t.Fatalf("alice holds %d EUR, %d USD; want 899, 1111", e, u)
 	}
 
+	// The same trade under the same reference, run again: reported, never a
+	// second trade (the delivery moves once); other terms under it are refused.
+	var ids []string
+	for range 2 {
+		code, out, errs = runPlug("settle", "dvp", "--testnet", s.dir, "--seller", "alice", "--buyer", "bob",
+			"--delivery", "alpha:EUR:7", "--payment", "alpha:USD:8", "--ref", "T-7", "--wait", "--timeout", "30s", "--output", "json")
+		var r settleOut
+		if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.State != settlement.Committed || r.Ref != "T-7" {
+			t.Fatalf("dvp T-7: exit %d\n%s\n%s", code, out, errs)
+		}
+		ids = append(ids, r.ID)
+		if len(ids) == 2 && (!r.Existing || !strings.Contains(errs, "already on the chains")) {
+			t.Fatalf("second run of T-7 not reported as the existing trade: %s\n%s", out, errs)
+		}
+	}
+	if ids[0] != ids[1] {
+		t.Fatalf("T-7 run twice gave trades %s and %s", ids[0], ids[1])
+	}
+	if e, u := bal("EUR"), bal("USD"); e != 892 || u != 1119 {
+		t.Fatalf("after T-7 twice alice holds %d EUR, %d USD; want 892, 1119 (once)", e, u)
+	}
+	code, out, errs = runPlug("settle", "dvp", "--testnet", s.dir, "--seller", "alice", "--buyer", "bob",
+		"--delivery", "alpha:EUR:70", "--payment", "alpha:USD:8", "--ref", "T-7", "--wait", "--timeout", "30s")
+	if code == 0 || !strings.Contains(errs, `reference "T-7"`) || !strings.Contains(errs, "already used by trade "+ids[0]) {
+		t.Fatalf("T-7 with other terms: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, _, errs = runPlug("settle", "dvp", "--testnet", s.dir, "--seller", "alice", "--buyer", "bob",
+		"--delivery", "alpha:XYZ:1", "--payment", "alpha:USD:1")
+	if code == 0 || !strings.Contains(errs, `unknown asset "XYZ" on chain alpha`) {
+		t.Fatalf("unknown asset: exit %d %s", code, errs)
+	}
+
 	// status, with proofs, by both commands.
 	for _, group := range []string{"settle", "xchain"} {
 		code, out, errs = runPlug(group, "status", got.ID, "--testnet", s.dir, "--prove", "--output", "json")
@@ -202,8 +234,8 @@ func TestSettleDvP(t *testing.T) {
 		!strings.Contains(ab.Reason, "insufficient") || ab.Legs[0].Status != "aborted" || ab.Legs[1].Status != "aborted" {
 		t.Fatalf("abort: exit %d\n%s\n%s", code, out, errs)
 	}
-	if e := bal("EUR"); e != 899 {
-		t.Fatalf("alice holds %d EUR after the abort, want 899 (refunded)", e)
+	if e := bal("EUR"); e != 892 {
+		t.Fatalf("alice holds %d EUR after the abort, want 892 (refunded)", e)
 	}
 
 	// A batch settles as its net transfers: alice pays bob 70 USD and 5 EUR.
@@ -213,8 +245,8 @@ func TestSettleDvP(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &bt) != nil || bt.State != settlement.Committed || len(bt.Legs) != 2 || bt.Kind != settlement.BatchKind {
 		t.Fatalf("batch: exit %d\n%s\n%s", code, out, errs)
 	}
-	if e, u := bal("EUR"), bal("USD"); e != 894 || u != 1041 {
-		t.Fatalf("after the batch alice holds %d EUR, %d USD; want 894, 1041", e, u)
+	if e, u := bal("EUR"), bal("USD"); e != 887 || u != 1049 {
+		t.Fatalf("after the batch alice holds %d EUR, %d USD; want 887, 1049", e, u)
 	}
 
 	// PvP: alice pays 3 USD against 2 EUR from bob.
@@ -223,8 +255,8 @@ func TestSettleDvP(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "committed") {
 		t.Fatalf("pvp: exit %d\n%s\n%s", code, out, errs)
 	}
-	if e, u := bal("EUR"), bal("USD"); e != 896 || u != 1038 {
-		t.Fatalf("after the pvp alice holds %d EUR, %d USD; want 896, 1038", e, u)
+	if e, u := bal("EUR"), bal("USD"); e != 889 || u != 1046 {
+		t.Fatalf("after the pvp alice holds %d EUR, %d USD; want 889, 1046", e, u)
 	}
 
 	// Each party signs its own instruction; match pairs them and submits the trade.
@@ -243,8 +275,8 @@ func TestSettleDvP(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &mt) != nil || mt.State != settlement.Committed {
 		t.Fatalf("match: exit %d\n%s\n%s", code, out, errs)
 	}
-	if e, u := bal("EUR"), bal("USD"); e != 886 || u != 1049 {
-		t.Fatalf("after the match alice holds %d EUR, %d USD; want 886, 1049", e, u)
+	if e, u := bal("EUR"), bal("USD"); e != 879 || u != 1057 {
+		t.Fatalf("after the match alice holds %d EUR, %d USD; want 879, 1057", e, u)
 	}
 
 	// Errors say what to do.
