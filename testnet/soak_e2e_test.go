@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +20,8 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/crosschain"
+	"github.com/plugchain/plug/settlement"
 	"github.com/plugchain/plug/testnet"
 )
 
@@ -31,6 +36,19 @@ type soak struct {
 	count map[string]int
 	// transfers are every transfer intent, by chain.
 	transfers []*transferIntent
+	// trades are every trade reference used, with each run's answer.
+	trades []*tradeIntent
+}
+
+// tradeIntent is one DvP under one reference: alice delivers EUR on alpha
+// against bob's USD on beta, submitted by `plug settle dvp` processes.
+type tradeIntent struct {
+	ref                string
+	delivery, payment  uint64
+	ids                []string // the trade id each run reported
+	state              string   // the last run's answer: committed, aborted, pending
+	otherTermsRefused  bool
+	otherTermsAttempts int
 }
 
 func (s *soak) add(what string, n int) {
@@ -188,6 +206,84 @@ func errClass(err error) string {
 	return "other"
 }
 
+// tradeClient runs DvPs until the soak stops: each reference is submitted
+// with --wait, then submitted again with the same terms (it must be the same
+// trade), and now and then with other terms (it must be refused).
+func (s *soak) tradeClient(g int, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 11))
+	for k := 0; !s.stop.Load(); k++ {
+		in := &tradeIntent{ref: fmt.Sprintf("soak-%d-%d-%d", seed%1000, g, k), delivery: 1 + r.Uint64N(50), payment: 1 + r.Uint64N(50)}
+		s.mu.Lock()
+		s.trades = append(s.trades, in)
+		s.mu.Unlock()
+		if r.IntN(4) == 0 {
+			// A run killed part way (the user's Ctrl-C, a crashed machine): the
+			// runs after it must find what it did and finish it, not repeat it.
+			s.killedRun(in, time.Duration(100+r.IntN(900))*time.Millisecond)
+		}
+		for run := range 2 {
+			s.settle(in, in.delivery)
+			if run == 0 && r.IntN(3) == 0 {
+				in.otherTermsAttempts++
+				if err := plugErr(s.t, nil, s.dvpArgs(in, in.delivery+1)...); err != nil && strings.Contains(err.Error(), "already used by trade") {
+					in.otherTermsRefused = true
+				}
+			}
+		}
+	}
+}
+
+func (s *soak) dvpArgs(in *tradeIntent, delivery uint64) []string {
+	return []string{"settle", "dvp", "--testnet", s.dir, "--seller", "alice", "--buyer", "bob",
+		"--delivery", fmt.Sprintf("alpha:EUR:%d", delivery), "--payment", fmt.Sprintf("beta:USD:%d", in.payment),
+		"--ref", in.ref, "--deadline", "15s", "--wait", "--timeout", "40s", "--output", "json"}
+}
+
+func (s *soak) settle(in *tradeIntent, delivery uint64) {
+	var out struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Final  bool   `json:"final"`
+	}
+	err := plugErr(s.t, &out, s.dvpArgs(in, delivery)...)
+	s.add("trade runs", 1)
+	if out.ID == "" {
+		s.add("trade runs without an answer (a node or the relay down at the time)", 1)
+		s.t.Logf("trade %s: %v", in.ref, firstLine(err))
+		return
+	}
+	in.ids = append(in.ids, out.ID)
+	in.state = out.Status
+	if !out.Final {
+		in.state = "pending"
+	}
+}
+
+// killedRun starts `plug settle dvp` for in and SIGKILLs it after d.
+func (s *soak) killedRun(in *tradeIntent, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, plugBin, s.dvpArgs(in, in.delivery)...)
+	cmd.Env = append(os.Environ(), "HOME="+s.t.TempDir())
+	if err := cmd.Run(); err != nil && ctx.Err() != nil {
+		s.add("trade runs SIGKILLed part way", 1)
+	}
+}
+
+func firstLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "stderr: "); i >= 0 {
+		msg = msg[i:]
+	}
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	return msg
+}
+
 // chaos SIGKILLs a random validator (one at a time) and restarts it, and now
 // and then the relay, until the soak stops.
 func (s *soak) chaos(r *rand.Rand) {
@@ -218,11 +314,15 @@ func (s *soak) chaos(r *rand.Rand) {
 }
 
 // TestExactlyOnceSoak runs clients against a two-chain testnet of real
-// processes while validators and the relay are SIGKILLed and restarted: transfer
+// processes while validators and the relay are SIGKILLed and restarted. Transfer
 // clients (two of them sharing a signer) send each transaction to a random node
-// and again to another; at the end every intent is committed exactly once or
-// has a clear answer (refused, dropped), every recipient holds exactly what its
-// committed transfers sent, and every asset's supply is what genesis made.
+// and again to another; trade clients run `plug settle dvp` with a reference,
+// run it again with the same terms, and now and then with other terms. At the
+// end every transfer is committed exactly once or has a clear answer (refused,
+// dropped), every recipient holds exactly what its committed transfers sent,
+// every reference names one trade that settled at most once and finished with
+// no escrow left, balances moved by exactly the committed trades, and every
+// asset's supply is what genesis made. The test prints the counts.
 func TestExactlyOnceSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a two-chain testnet; skipped with -short")
@@ -252,6 +352,13 @@ func TestExactlyOnceSoak(t *testing.T) {
 			s.transferClient(ctx, c.chain, c.signer, seed+uint64(i))
 		}()
 	}
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.tradeClient(g, seed+uint64(100+g))
+		}()
+	}
 	chaosDone := make(chan struct{})
 	go func() {
 		defer close(chaosDone)
@@ -263,6 +370,7 @@ func TestExactlyOnceSoak(t *testing.T) {
 	wg.Wait()
 	t.Logf("clients stopped: %v", time.Since(start))
 	s.checkTransfers(ctx)
+	s.checkTrades(ctx)
 	s.checkSupply(ctx)
 	s.report(time.Since(start))
 }
@@ -303,6 +411,118 @@ func (s *soak) checkTransfers(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// checkTrades follows every trade to its end (its deadline plus the relay's
+// bound at most) and checks that each reference names one trade, settled at
+// most once, and that alice's and bob's balances moved by exactly the
+// committed trades.
+func (s *soak) checkTrades(ctx context.Context) {
+	t := s.t
+	r := rand.New(rand.NewPCG(3, 3))
+	readers := map[string]settlement.Reader{}
+	for _, c := range s.m.Chains {
+		readers[c.ChainID] = s.all(c.ChainID, r)
+	}
+	alice, bob := s.addr("alice"), s.addr("bob")
+	var eur, usd uint64 // moved by committed trades
+	for _, in := range s.trades {
+		var prev *settlement.RefTrade
+		var err error
+		for _, p := range []crypto.Address{alice, bob} {
+			rt, lerr := settlement.LookupRef(ctx, readers, []string{"alpha", "beta"}, p, in.ref, true)
+			switch {
+			case errors.Is(lerr, settlement.ErrRefNotFound):
+			case lerr != nil:
+				err = lerr
+			case prev != nil && rt.ID != prev.ID:
+				t.Errorf("ref %s names trade %s for one party and %s for the other", in.ref, prev.ID.Short(), rt.ID.Short())
+			default:
+				prev = rt
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev == nil {
+			s.add("trade refs never on the chains (every run failed before a prepare)", 1)
+			continue
+		}
+		for _, id := range in.ids {
+			if id != prev.ID.String() {
+				t.Errorf("ref %s: a run reported trade %s, the chains hold %s", in.ref, id[:12], prev.ID.Short())
+			}
+		}
+		if in.otherTermsAttempts > 0 && !in.otherTermsRefused {
+			t.Errorf("ref %s: a run with other terms was not refused", in.ref)
+		}
+		// Final within the deadline and the relay's bound: no escrow left.
+		deadline := time.UnixMilli(prev.XTx.Deadline).Add(time.Minute)
+		var st *settlement.Status
+		for {
+			if st, err = settlement.Query(ctx, &prev.XTx, readers, true); err != nil {
+				t.Fatal(err)
+			}
+			if st.Final || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if !st.Final {
+			t.Errorf("trade %s (ref %s) not final a minute past its deadline: %s", st.ID[:12], in.ref, st.State)
+			continue
+		}
+		for i, l := range prev.XTx.Legs {
+			res, err := readers[l.Chain].State(ctx, 0, crosschain.EscrowKey(prev.ID, i), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Found {
+				t.Errorf("trade %s leg %d: escrow left after it finished", st.ID[:12], i)
+			}
+		}
+		s.add("trade refs: "+string(st.State), 1)
+		if len(in.ids) > 1 {
+			s.add("trade re-runs that reported the same trade", len(in.ids)-1)
+		}
+		if in.otherTermsRefused {
+			s.add("trade runs with other terms under a used ref: refused", 1)
+		}
+		if st.State == settlement.Committed {
+			eur += prev.XTx.Legs[legOn(prev.XTx, "alpha")].Amount
+			usd += prev.XTx.Legs[legOn(prev.XTx, "beta")].Amount
+		}
+	}
+	check := func(chain, a string, who crypto.Address, want uint64) {
+		got, err := s.all(chain, r).Balance(ctx, a, who)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s: %s holds %d %s, the committed trades give %d", chain, who.String()[:8], got, a, want)
+		}
+	}
+	check("alpha", "EUR", alice, testnet.InitialBalance-eur)
+	check("alpha", "EUR", bob, testnet.InitialBalance+eur)
+	check("beta", "USD", bob, testnet.InitialBalance-usd)
+	check("beta", "USD", alice, testnet.InitialBalance+usd)
+}
+
+func legOn(x crosschain.XTx, chain string) int {
+	for i, l := range x.Legs {
+		if l.Chain == chain {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *soak) addr(name string) crypto.Address {
+	info, err := s.keys.Info(name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return info.Address
 }
 
 // checkSupply checks, on every chain, that each asset's supply is what genesis
