@@ -117,12 +117,10 @@ type Node struct {
 	lastBlock *block.Block
 
 	inbox  chan *consensus.Message
-	outTxs chan outTx // admitted transactions waiting to be gossiped
-	// gossiping is closed when gossipTxs stops; nil before Start.
-	gossiping chan struct{}
-	behind    chan uint64
-	best      atomic.Uint64 // highest height a peer spoke of while we were behind
-	seq       atomic.Uint64 // gossip envelope sequence
+	outTxs chan []byte // admitted transactions waiting to be gossiped
+	behind chan uint64
+	best   atomic.Uint64 // highest height a peer spoke of while we were behind
+	seq    atomic.Uint64 // gossip envelope sequence
 	// decoded hands messages decoded by the topic validator to the reader, so a
 	// proposal carrying a whole block is decoded once, not twice.
 	decoded  decodedCache
@@ -160,7 +158,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Models = builtin.Models()
 	}
 	n := &Node{cfg: cfg, models: cfg.Models, pool: mempool.New(), address: cfg.Key.Public().Address(),
-		inbox: make(chan *consensus.Message, 4096), outTxs: make(chan outTx, 4*MaxTxBatch), behind: make(chan uint64, 1), done: make(chan struct{}), byHeight: newHeightCache()}
+		inbox: make(chan *consensus.Message, 4096), outTxs: make(chan []byte, 4*MaxTxBatch), behind: make(chan uint64, 1), done: make(chan struct{}), byHeight: newHeightCache()}
 	n.exec = exec.New(cfg.Registry, cfg.Models)
 	n.app = &app{n: n}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
@@ -355,7 +353,6 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.readTopic(ctx, n.cons)
 	go n.readTopic(ctx, n.blocks)
 	go n.drainTxs(ctx)
-	n.gossiping = make(chan struct{})
 	go n.gossipTxs(ctx)
 	n.running = true
 	go n.loop(ctx, wal)
@@ -528,22 +525,13 @@ func (n *Node) blockLimit() int {
 // MaxTxBatch bounds the transactions of one gossip message.
 const MaxTxBatch = 1024
 
-// outTx is an admitted transaction for gossipTxs, which sends a token on sent
-// once it handed the transaction to the gossip topic.
-type outTx struct {
-	raw  []byte
-	sent chan<- struct{}
-}
-
 // gossipTxs publishes admitted transactions in batches, so that a burst of
 // submissions costs a few gossip messages and batched signature checks at every
 // peer rather than one of each per transaction.
 func (n *Node) gossipTxs(ctx context.Context) {
-	defer close(n.gossiping)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	var batch [][]byte
-	var sent []chan<- struct{}
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -551,18 +539,14 @@ func (n *Node) gossipTxs(ctx context.Context) {
 		if err := n.txs.Publish(ctx, encoding.MustMarshal(batch)); err != nil {
 			log.Debugw("gossip transactions", "n", len(batch), "err", err)
 		}
-		for _, c := range sent {
-			c <- struct{}{} // buffered for every transaction of its submission
-		}
-		batch, sent = nil, sent[:0]
+		batch = nil
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case o := <-n.outTxs:
-			batch = append(batch, o.raw)
-			sent = append(sent, o.sent)
+		case raw := <-n.outTxs:
+			batch = append(batch, raw)
 			if len(batch) >= MaxTxBatch {
 				flush()
 			}
@@ -583,8 +567,7 @@ func (n *Node) Submit(ctx context.Context, t *tx.Tx) (hash.Hash, error) {
 // (POST /v1/txs) costs this node a batched verification rather than one
 // single-signature check per transaction. It returns an ID and an error (nil
 // when admitted or already pending; wrapping gateway.ErrCommitted when already
-// committed) per transaction. It returns once what it admitted was handed to the
-// gossip topic, so a node killed after answering has already passed it on.
+// committed) per transaction.
 func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []error) {
 	ids, errs := make([]hash.Hash, len(txs)), make([]error, len(txs))
 	var check []*tx.Tx
@@ -612,8 +595,6 @@ func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []er
 			check, at = append(check, t), append(at, i)
 		}
 	}
-	sent := make(chan struct{}, len(check))
-	queued := 0
 	for j, sig := range tx.VerifyProofs(check) {
 		i, t := at[j], check[j]
 		id, err := n.pool.Add(t, sig, n.nonces())
@@ -641,19 +622,9 @@ func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []er
 			continue
 		}
 		select {
-		case n.outTxs <- outTx{raw, sent}:
-			queued++
+		case n.outTxs <- raw:
 		case <-ctx.Done():
 			errs[i] = ctx.Err()
-		}
-	}
-	for ; queued > 0 && n.gossiping != nil; queued-- {
-		select {
-		case <-sent:
-		case <-ctx.Done():
-			return ids, errs
-		case <-n.gossiping:
-			return ids, errs
 		}
 	}
 	return ids, errs
