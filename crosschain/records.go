@@ -8,6 +8,7 @@ import (
 
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/spv"
 )
@@ -126,9 +127,9 @@ type Escrow struct {
 // Proof is a value of a key in another chain's state at a height, with the Merkle
 // proof against that height's state root as known to this chain's light client.
 type Proof struct {
-	Height uint64          `cbor:"1,keyasint" json:"height"`
-	Value  []byte          `cbor:"2,keyasint" json:"value"`
-	Proof  *spv.StateProof `cbor:"3,keyasint" json:"proof"`
+	Height uint64            `cbor:"1,keyasint" json:"height"`
+	Value  []byte            `cbor:"2,keyasint" json:"value"`
+	Proof  *proof.StateProof `cbor:"3,keyasint" json:"proof"`
 }
 
 // LegProof proves the record of one leg.

@@ -10,6 +10,7 @@ import (
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/header"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/validator"
 	"github.com/plugchain/plug/spv"
 )
@@ -108,8 +109,8 @@ func newTestChain(n int, sched func(uint64) []member, stateRoot func(uint64) has
 	for h := uint64(1); h <= uint64(n); h++ {
 		hdr := header.Header{
 			ChainID: tc.id, Height: h, Time: testTime(h),
-			TxRoot:             spv.ListRoot(testItems("tx", h, 5)),
-			ReceiptsRoot:       spv.ListRoot(testItems("receipt", h, 5)),
+			TxRoot:             proof.ListRoot(testItems("tx", h, 5)),
+			ReceiptsRoot:       proof.ListRoot(testItems("receipt", h, 5)),
 			StateRoot:          stateRoot(h),
 			ValidatorsHash:     tc.set(h).Hash(),
 			NextValidatorsHash: tc.set(h + 1).Hash(),

@@ -9,6 +9,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/header"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/validator"
 )
 
@@ -307,13 +308,13 @@ func (c *ClientState) root(height uint64) (ConsensusState, error) {
 }
 
 // VerifyMembership checks that key held value in the state verified at height.
-func (c *ClientState) VerifyMembership(height uint64, key string, value []byte, p *StateProof) error {
+func (c *ClientState) VerifyMembership(height uint64, key string, value []byte, p *proof.StateProof) error {
 	cs, err := c.root(height)
 	if err != nil {
 		return err
 	}
 	if p == nil {
-		return fmt.Errorf("state of %q at %d, key %q: %w: no proof", c.ChainID, height, key, ErrProofMalformed)
+		return fmt.Errorf("state of %q at %d, key %q: %w: no proof", c.ChainID, height, key, proof.ErrProofMalformed)
 	}
 	if err := p.VerifyMembership(cs.StateRoot, key, value); err != nil {
 		return fmt.Errorf("state of %q at %d, key %q: %w", c.ChainID, height, key, err)
@@ -322,13 +323,13 @@ func (c *ClientState) VerifyMembership(height uint64, key string, value []byte, 
 }
 
 // VerifyNonMembership checks that key held no value in the state verified at height.
-func (c *ClientState) VerifyNonMembership(height uint64, key string, p *StateProof) error {
+func (c *ClientState) VerifyNonMembership(height uint64, key string, p *proof.StateProof) error {
 	cs, err := c.root(height)
 	if err != nil {
 		return err
 	}
 	if p == nil {
-		return fmt.Errorf("state of %q at %d, key %q absent: %w: no proof", c.ChainID, height, key, ErrProofMalformed)
+		return fmt.Errorf("state of %q at %d, key %q absent: %w: no proof", c.ChainID, height, key, proof.ErrProofMalformed)
 	}
 	if err := p.VerifyNonMembership(cs.StateRoot, key); err != nil {
 		return fmt.Errorf("state of %q at %d, key %q absent: %w", c.ChainID, height, key, err)
@@ -338,7 +339,7 @@ func (c *ClientState) VerifyNonMembership(height uint64, key string, p *StatePro
 
 // VerifyTx checks that the transaction with ID txID is in the block verified at
 // height (against its TxRoot).
-func (c *ClientState) VerifyTx(height uint64, txID hash.Hash, p *ListProof) error {
+func (c *ClientState) VerifyTx(height uint64, txID hash.Hash, p *proof.ListProof) error {
 	cs, err := c.root(height)
 	if err != nil {
 		return err
@@ -348,7 +349,7 @@ func (c *ClientState) VerifyTx(height uint64, txID hash.Hash, p *ListProof) erro
 
 // VerifyReceipt checks that the receipt with hash receiptHash is in the block
 // verified at height (against its ReceiptsRoot).
-func (c *ClientState) VerifyReceipt(height uint64, receiptHash hash.Hash, p *ListProof) error {
+func (c *ClientState) VerifyReceipt(height uint64, receiptHash hash.Hash, p *proof.ListProof) error {
 	cs, err := c.root(height)
 	if err != nil {
 		return err
@@ -356,9 +357,9 @@ func (c *ClientState) VerifyReceipt(height uint64, receiptHash hash.Hash, p *Lis
 	return verifyList("receipt", c.ChainID, height, cs.ReceiptsRoot, receiptHash, p)
 }
 
-func verifyList(what, chainID string, height uint64, root, item hash.Hash, p *ListProof) error {
+func verifyList(what, chainID string, height uint64, root, item hash.Hash, p *proof.ListProof) error {
 	if p == nil {
-		return fmt.Errorf("%s %s in %q at %d: %w: no proof", what, item.Short(), chainID, height, ErrProofMalformed)
+		return fmt.Errorf("%s %s in %q at %d: %w: no proof", what, item.Short(), chainID, height, proof.ErrProofMalformed)
 	}
 	if err := p.Verify(root, item); err != nil {
 		return fmt.Errorf("%s %s in %q at %d: %w", what, item.Short(), chainID, height, err)

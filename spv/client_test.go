@@ -9,6 +9,7 @@ import (
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/header"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/validator"
 	"github.com/plugchain/plug/spv"
 )
@@ -238,7 +239,7 @@ func TestClientRootWindow(t *testing.T) {
 	if _, err := c.Root(1); !errors.Is(err, spv.ErrUnknownHeight) {
 		t.Fatalf("evicted root: %v", err)
 	}
-	if err := c.VerifyTx(1, testItems("tx", 1, 5)[0], &spv.ListProof{Index: 0, Count: 1}); !errors.Is(err, spv.ErrUnknownHeight) {
+	if err := c.VerifyTx(1, testItems("tx", 1, 5)[0], &proof.ListProof{Index: 0, Count: 1}); !errors.Is(err, spv.ErrUnknownHeight) {
 		t.Fatalf("proof at evicted height: %v", err)
 	}
 	if err := c.Check(); err != nil {
@@ -252,26 +253,26 @@ func TestClientVerifyTxAndReceipt(t *testing.T) {
 	for h := uint64(1); h <= 4; h++ {
 		txs, rcs := testItems("tx", h, 5), testItems("receipt", h, 5)
 		for i := range txs {
-			p, _ := spv.NewListProof(txs, i)
+			p, _ := proof.NewListProof(txs, i)
 			if err := c.VerifyTx(h, txs[i], p); err != nil {
 				t.Fatalf("tx %d at %d: %v", i, h, err)
 			}
-			if err := c.VerifyReceipt(h, txs[i], p); !errors.Is(err, spv.ErrProofMismatch) {
+			if err := c.VerifyReceipt(h, txs[i], p); !errors.Is(err, proof.ErrProofMismatch) {
 				t.Fatalf("tx proof accepted as receipt proof: %v", err)
 			}
-			q, _ := spv.NewListProof(rcs, i)
+			q, _ := proof.NewListProof(rcs, i)
 			if err := c.VerifyReceipt(h, rcs[i], q); err != nil {
 				t.Fatalf("receipt %d at %d: %v", i, h, err)
 			}
-			if err := c.VerifyTx(h%4+1, txs[i], p); !errors.Is(err, spv.ErrProofMismatch) {
+			if err := c.VerifyTx(h%4+1, txs[i], p); !errors.Is(err, proof.ErrProofMismatch) {
 				t.Fatalf("tx proof at another height: %v", err)
 			}
 		}
 	}
-	if err := c.VerifyTx(1, hash.Hash{}, nil); !errors.Is(err, spv.ErrProofMalformed) {
+	if err := c.VerifyTx(1, hash.Hash{}, nil); !errors.Is(err, proof.ErrProofMalformed) {
 		t.Fatalf("nil proof: %v", err)
 	}
-	if err := c.VerifyTx(9, hash.Hash{}, &spv.ListProof{}); !errors.Is(err, spv.ErrUnknownHeight) {
+	if err := c.VerifyTx(9, hash.Hash{}, &proof.ListProof{}); !errors.Is(err, spv.ErrUnknownHeight) {
 		t.Fatalf("unknown height: %v", err)
 	}
 }
@@ -324,15 +325,15 @@ func TestMisbehaviourFreezes(t *testing.T) {
 			// Every verification now fails with ErrFrozen.
 			h := f.Height
 			txs := testItems("tx", h, 5)
-			p, _ := spv.NewListProof(txs, 0)
+			p, _ := proof.NewListProof(txs, 0)
 			if err := c.VerifyTx(h, txs[0], p); err != nil {
 				t.Fatalf("unfrozen copy: %v", err)
 			}
 			checks := map[string]error{
 				"VerifyTx":            f.VerifyTx(h, txs[0], p),
 				"VerifyReceipt":       f.VerifyReceipt(h, txs[0], p),
-				"VerifyMembership":    f.VerifyMembership(h, "k", nil, spv.NewStateProof(nil, nil)),
-				"VerifyNonMembership": f.VerifyNonMembership(h, "k", spv.NewStateProof(nil, nil)),
+				"VerifyMembership":    f.VerifyMembership(h, "k", nil, proof.NewStateProof(nil, nil)),
+				"VerifyNonMembership": f.VerifyNonMembership(h, "k", proof.NewStateProof(nil, nil)),
 			}
 			_, checks["Update"] = f.Update(tc.update(h + 1))
 			_, checks["CheckMisbehaviour"] = f.CheckMisbehaviour(tt.m)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/spv"
 )
@@ -70,7 +71,7 @@ func TestClientStateProofsAgainstRealTree(t *testing.T) {
 	tc := newTestChain(3, nil, func(h uint64) hash.Hash { return roots[h] })
 	c := tc.client(t, 3)
 
-	prove := func(h uint64, key string) ([]byte, bool, *spv.StateProof) {
+	prove := func(h uint64, key string) ([]byte, bool, *proof.StateProof) {
 		v, found, p, err := s.Prove(version(h), key)
 		if err != nil {
 			t.Fatal(err)
@@ -96,7 +97,7 @@ func TestClientStateProofsAgainstRealTree(t *testing.T) {
 			if err := c.VerifyMembership(cl.h, cl.key, cl.value, p); err != nil {
 				t.Fatalf("%q at %d: %v", cl.key, cl.h, err)
 			}
-			if err := c.VerifyMembership(cl.h, cl.key, []byte("999"), p); !errors.Is(err, spv.ErrProofMismatch) {
+			if err := c.VerifyMembership(cl.h, cl.key, []byte("999"), p); !errors.Is(err, proof.ErrProofMismatch) {
 				t.Fatalf("%q at %d with a wrong value: %v", cl.key, cl.h, err)
 			}
 			if err := c.VerifyNonMembership(cl.h, cl.key, p); err == nil {
@@ -113,16 +114,16 @@ func TestClientStateProofsAgainstRealTree(t *testing.T) {
 	}
 	// A proof of height 1 does not verify at height 2 (bob's balance is stale there).
 	_, _, p := prove(1, "bob")
-	if err := c.VerifyMembership(2, "bob", []byte("5"), p); !errors.Is(err, spv.ErrProofMismatch) {
+	if err := c.VerifyMembership(2, "bob", []byte("5"), p); !errors.Is(err, proof.ErrProofMismatch) {
 		t.Fatalf("stale proof: %v", err)
 	}
 	if err := c.VerifyMembership(4, "alice", []byte("70"), p); !errors.Is(err, spv.ErrUnknownHeight) {
 		t.Fatalf("unverified height: %v", err)
 	}
-	if err := c.VerifyMembership(2, "alice", []byte("70"), nil); !errors.Is(err, spv.ErrProofMalformed) {
+	if err := c.VerifyMembership(2, "alice", []byte("70"), nil); !errors.Is(err, proof.ErrProofMalformed) {
 		t.Fatalf("nil proof: %v", err)
 	}
-	if err := c.VerifyNonMembership(2, "bob", nil); !errors.Is(err, spv.ErrProofMalformed) {
+	if err := c.VerifyNonMembership(2, "bob", nil); !errors.Is(err, proof.ErrProofMalformed) {
 		t.Fatalf("nil proof: %v", err)
 	}
 }
@@ -130,10 +131,10 @@ func TestClientStateProofsAgainstRealTree(t *testing.T) {
 // stateBundle is the layout measured for docs/light-client.md: what a relay sends
 // to prove one state entry at a new height.
 type stateBundle struct {
-	Update spv.HeaderUpdate `cbor:"1,keyasint"`
-	Key    string           `cbor:"2,keyasint"`
-	Value  []byte           `cbor:"3,keyasint"`
-	Proof  *spv.StateProof  `cbor:"4,keyasint"`
+	Update spv.HeaderUpdate  `cbor:"1,keyasint"`
+	Key    string            `cbor:"2,keyasint"`
+	Value  []byte            `cbor:"3,keyasint"`
+	Proof  *proof.StateProof `cbor:"4,keyasint"`
 }
 
 type bundleSizes struct{ header, cert, nextSet, update, proof, bundle int }

@@ -14,10 +14,10 @@ import (
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/header"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
-	"github.com/plugchain/plug/spv"
 )
 
 // Limits on a block.
@@ -104,7 +104,7 @@ func TxRoot(txs []*tx.Tx) (hash.Hash, error) {
 		}
 		ids[i] = id
 	}
-	return spv.ListRoot(ids), nil
+	return proof.ListRoot(ids), nil
 }
 
 // Store is the state a block executes on and stages its changes into.

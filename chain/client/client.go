@@ -32,9 +32,9 @@ import (
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
-	"github.com/plugchain/plug/spv"
 )
 
 // Errors; test with errors.Is. Errors answered by a node are *APIError values
@@ -802,7 +802,7 @@ type StateResult struct {
 	Found     bool
 	// Value is the stored canonical CBOR; nil when not found.
 	Value       []byte
-	Proof       *spv.StateProof
+	Proof       *proof.StateProof
 	Header      *block.Header
 	Certificate *consensus.Certificate
 	Verified    bool

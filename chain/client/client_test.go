@@ -26,8 +26,8 @@ import (
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/node"
 	"github.com/plugchain/plug/chain/node/nodetest"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/tx"
-	"github.com/plugchain/plug/spv"
 )
 
 func seedKey(t *testing.T, b byte) crypto.PrivateKey {
@@ -263,15 +263,15 @@ type stateAnswer struct {
 	StateRoot   hash.Hash              `cbor:"3,keyasint"`
 	Found       bool                   `cbor:"4,keyasint"`
 	Value       []byte                 `cbor:"5,keyasint,omitempty"`
-	Proof       *spv.StateProof        `cbor:"6,keyasint,omitempty"`
+	Proof       *proof.StateProof      `cbor:"6,keyasint,omitempty"`
 	Header      *block.Header          `cbor:"7,keyasint,omitempty"`
 	Certificate *consensus.Certificate `cbor:"8,keyasint,omitempty"`
 }
 
 // fold recomputes the root a membership proof leads to for key = value.
-func fold(t *testing.T, p *spv.StateProof, key string, value []byte) hash.Hash {
-	path := spv.KeyPath(key)
-	h := spv.LeafHash(path, spv.ValueHash(value))
+func fold(t *testing.T, p *proof.StateProof, key string, value []byte) hash.Hash {
+	path := proof.KeyPath(key)
+	h := proof.LeafHash(path, proof.ValueHash(value))
 	n := len(p.Siblings)
 	for i := int(p.Depth) - 1; i >= 0; i-- {
 		var sib hash.Hash
@@ -280,9 +280,9 @@ func fold(t *testing.T, p *spv.StateProof, key string, value []byte) hash.Hash {
 			sib = p.Siblings[n]
 		}
 		if path.Bit(i) == 0 {
-			h = spv.NodeHash(h, sib)
+			h = proof.NodeHash(h, sib)
 		} else {
-			h = spv.NodeHash(sib, h)
+			h = proof.NodeHash(sib, h)
 		}
 	}
 	if err := p.VerifyMembership(h, key, value); err != nil {
@@ -371,6 +371,25 @@ func TestWatchBlocks(t *testing.T) {
 	}
 }
 
+// forward passes r on to target and its answer back, without the header drop.
+func forward(w http.ResponseWriter, r *http.Request, target, drop string) {
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), r.Body)
+	req.Header = r.Header.Clone()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer res.Body.Close()
+	for k, v := range res.Header {
+		if k != drop {
+			w.Header()[k] = v
+		}
+	}
+	w.WriteHeader(res.StatusCode)
+	io.Copy(w, res.Body)
+}
+
 // TestWrongChainRefused: a client for chain "other" refuses every answer of a
 // node of another chain — reads included, where nothing else would tell — and
 // also when a proxy strips the header that names the chain.
@@ -378,21 +397,7 @@ func TestWrongChainRefused(t *testing.T) {
 	url := startNode(t, seedKey(t, 1), seedKey(t, 2))
 	ctx := context.Background()
 	strip := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, _ := http.NewRequestWithContext(r.Context(), r.Method, url+r.URL.RequestURI(), r.Body)
-		req.Header = r.Header.Clone()
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer res.Body.Close()
-		for k, v := range res.Header {
-			if k != gateway.ChainIDHeader {
-				w.Header()[k] = v
-			}
-		}
-		w.WriteHeader(res.StatusCode)
-		io.Copy(w, res.Body)
+		forward(w, r, url, gateway.ChainIDHeader)
 	}))
 	defer strip.Close()
 	for name, ep := range map[string]string{"direct": url, "header stripped": strip.URL} {
@@ -454,19 +459,7 @@ func TestPendingLostAndDropped(t *testing.T) {
 				return
 			}
 		}
-		req, _ := http.NewRequestWithContext(r.Context(), r.Method, url+r.URL.RequestURI(), r.Body)
-		req.Header = r.Header.Clone()
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer res.Body.Close()
-		for k, v := range res.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(res.StatusCode)
-		io.Copy(w, res.Body)
+		forward(w, r, url, "")
 	}))
 	defer forgetful.Close()
 	fc, _ := client.New([]string{forgetful.URL}, client.WithChainID(chainID))

@@ -21,11 +21,11 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
-	"github.com/plugchain/plug/spv"
 )
 
 // NonceKey is where addr's next nonce is stored.
@@ -135,7 +135,7 @@ func (r *Result) ReceiptsRoot() hash.Hash {
 	for i := range r.Receipts {
 		leaves[i] = encoding.MustHash(hash.DomainReceipt, &r.Receipts[i])
 	}
-	return spv.ListRoot(leaves)
+	return proof.ListRoot(leaves)
 }
 
 // prepared is a transaction made ready for scheduling.

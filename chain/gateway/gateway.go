@@ -26,9 +26,9 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
-	"github.com/plugchain/plug/spv"
 )
 
 // Sentinel errors a Backend wraps (fmt.Errorf("%w: ...", ErrBusy)) so the gateway
@@ -196,7 +196,7 @@ type StateResult struct {
 	// backend leaves it nil.
 	Decoded any `json:"decoded,omitempty"`
 	// Proof is set when asked for: membership when Found, non-membership otherwise.
-	Proof *spv.StateProof `json:"proof,omitempty"`
+	Proof *proof.StateProof `json:"proof,omitempty"`
 }
 
 // Event is one item of the event stream: a committed block (Kind "block": Height,

@@ -26,9 +26,9 @@ import (
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/tx"
-	"github.com/plugchain/plug/spv"
 )
 
 const chainID = "test-chain"
@@ -607,7 +607,7 @@ func TestStateWithProofs(t *testing.T) {
 	if err := got.Proof.VerifyMembership(got.Header.StateRoot, got.Key, got.Value); err != nil {
 		t.Fatalf("membership proof: %v", err)
 	}
-	if err := got.Proof.VerifyMembership(got.Header.StateRoot, got.Key, encoding.MustMarshal(uint64(101))); !errors.Is(err, spv.ErrProofMismatch) {
+	if err := got.Proof.VerifyMembership(got.Header.StateRoot, got.Key, encoding.MustMarshal(uint64(101))); !errors.Is(err, proof.ErrProofMismatch) {
 		t.Fatalf("proof accepts a wrong value: %v", err)
 	}
 
@@ -658,7 +658,7 @@ func TestBlocksAndHeaders(t *testing.T) {
 	if b.Block.Header.Hash() != b.Hash || b.Certificate.BlockID != b.Hash {
 		t.Fatal("block hash does not survive JSON")
 	}
-	if root, _ := block.TxRoot(b.Block.Txs); root != spv.ListRoot(b.TxIDs) {
+	if root, _ := block.TxRoot(b.Block.Txs); root != proof.ListRoot(b.TxIDs) {
 		t.Fatal("JSON transactions do not hash back to their ids")
 	}
 

@@ -13,8 +13,8 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/tx"
-	"github.com/plugchain/plug/spv"
 )
 
 // SubmitResponse answers POST /v1/tx without wait, or when the wait timed out.
@@ -63,7 +63,7 @@ type StateCBOR struct {
 	StateRoot   hash.Hash              `cbor:"3,keyasint"`
 	Found       bool                   `cbor:"4,keyasint"`
 	Value       []byte                 `cbor:"5,keyasint,omitempty"`
-	Proof       *spv.StateProof        `cbor:"6,keyasint,omitempty"`
+	Proof       *proof.StateProof      `cbor:"6,keyasint,omitempty"`
 	Header      *block.Header          `cbor:"7,keyasint,omitempty"`
 	Certificate *consensus.Certificate `cbor:"8,keyasint,omitempty"`
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/spv"
+	"github.com/plugchain/plug/chain/proof"
 )
 
 // MaxStateKeys bounds the keys of one POST /v1/states.
@@ -34,7 +34,7 @@ type StateEntry struct {
 	// Decoded is Value as plain values, in JSON answers only.
 	Decoded any `cbor:"-" json:"decoded,omitempty"`
 	// Proof is membership when Found, non-membership otherwise; only with prove.
-	Proof *spv.StateProof `cbor:"4,keyasint,omitempty" json:"proof,omitempty"`
+	Proof *proof.StateProof `cbor:"4,keyasint,omitempty" json:"proof,omitempty"`
 }
 
 // StatesResponse answers POST /v1/states: every key at the same Height, in the

@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/spv"
+	"github.com/plugchain/plug/chain/proof"
 )
 
 // Node kinds, as written in a reference and in a node's first byte.
@@ -206,6 +206,6 @@ func (c *nodeCache) insertLocked(s *cacheShard, h hash.Hash, n node) {
 	s.hot[h] = n
 }
 
-// leafHash and nodeHash are spv's hashing rule, named here for brevity.
-func leafHash(path, vh hash.Hash) hash.Hash { return spv.LeafHash(path, vh) }
-func nodeHash(l, r hash.Hash) hash.Hash     { return spv.NodeHash(l, r) }
+// leafHash and nodeHash are chain/proof's hashing rule, named here for brevity.
+func leafHash(path, vh hash.Hash) hash.Hash { return proof.LeafHash(path, vh) }
+func nodeHash(l, r hash.Hash) hash.Hash     { return proof.NodeHash(l, r) }

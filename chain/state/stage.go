@@ -11,7 +11,7 @@ import (
 	"sync"
 
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/spv"
+	"github.com/plugchain/plug/chain/proof"
 )
 
 // Change sets Key to Value, or removes Key when Delete is set (Value is then
@@ -144,9 +144,9 @@ func (s *Store) Stage(changes []Change) (*Batch, error) {
 	parallel(len(items), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			it := &items[i]
-			it.path = spv.KeyPath(it.key)
+			it.path = proof.KeyPath(it.key)
 			if !it.del {
-				it.vh = spv.ValueHash(it.value)
+				it.vh = proof.ValueHash(it.value)
 			}
 		}
 	})
@@ -275,8 +275,8 @@ func (t *task) update(r ref, depth int, items []item) (ref, error) {
 		}
 		return t.build(depth, merged)
 	case kindInner:
-		if depth >= spv.MaxDepth {
-			return ref{}, fmt.Errorf("%w: tree deeper than %d", ErrCorrupt, spv.MaxDepth)
+		if depth >= proof.MaxDepth {
+			return ref{}, fmt.Errorf("%w: tree deeper than %d", ErrCorrupt, proof.MaxDepth)
 		}
 		n, err := t.st.rd.load(r, depth)
 		if err != nil {
@@ -341,7 +341,7 @@ func (t *task) build(depth int, items []item) (ref, error) {
 		}
 		return t.leaf(&items[0]), nil
 	}
-	if depth >= spv.MaxDepth {
+	if depth >= proof.MaxDepth {
 		return ref{}, fmt.Errorf("%w: two items share a full path", ErrCorrupt)
 	}
 	k := split(items, depth)

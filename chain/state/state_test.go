@@ -16,7 +16,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/spv"
+	"github.com/plugchain/plug/chain/proof"
 )
 
 // refRoot is an independent, naive model of the hashing rule: it rebuilds the whole
@@ -25,7 +25,7 @@ func refRoot(m map[string][]byte) hash.Hash {
 	type kv struct{ p, vh hash.Hash }
 	l := make([]kv, 0, len(m))
 	for k, v := range m {
-		l = append(l, kv{spv.KeyPath(k), spv.ValueHash(v)})
+		l = append(l, kv{proof.KeyPath(k), proof.ValueHash(v)})
 	}
 	sort.Slice(l, func(i, j int) bool { return bytes.Compare(l[i].p[:], l[j].p[:]) < 0 })
 	var rec func(depth int, l []kv) hash.Hash
@@ -34,10 +34,10 @@ func refRoot(m map[string][]byte) hash.Hash {
 		case 0:
 			return hash.Hash{}
 		case 1:
-			return spv.LeafHash(l[0].p, l[0].vh)
+			return proof.LeafHash(l[0].p, l[0].vh)
 		}
 		k := sort.Search(len(l), func(i int) bool { return l[i].p.Bit(depth) == 1 })
-		return spv.NodeHash(rec(depth+1, l[:k]), rec(depth+1, l[k:]))
+		return proof.NodeHash(rec(depth+1, l[:k]), rec(depth+1, l[k:]))
 	}
 	return rec(0, l)
 }
@@ -197,11 +197,11 @@ func TestDeleteRestoresCanonicalShape(t *testing.T) {
 	})
 }
 
-var spvErr = func(err error) bool {
-	return errors.Is(err, spv.ErrProofMismatch) || errors.Is(err, spv.ErrProofMalformed)
+var proofErr = func(err error) bool {
+	return errors.Is(err, proof.ErrProofMismatch) || errors.Is(err, proof.ErrProofMalformed)
 }
 
-func cloneProof(p *spv.StateProof) *spv.StateProof {
+func cloneProof(p *proof.StateProof) *proof.StateProof {
 	q := *p
 	q.Present = slices.Clone(p.Present)
 	q.Siblings = slices.Clone(p.Siblings)
@@ -213,15 +213,15 @@ func cloneProof(p *spv.StateProof) *spv.StateProof {
 }
 
 // checkTampered asserts that every small corruption of a valid proof is refused.
-func checkTampered(t *rapid.T, root hash.Hash, key string, value []byte, found bool, p *spv.StateProof) {
-	verify := func(q *spv.StateProof, root hash.Hash, key string, value []byte) error {
+func checkTampered(t *rapid.T, root hash.Hash, key string, value []byte, found bool, p *proof.StateProof) {
+	verify := func(q *proof.StateProof, root hash.Hash, key string, value []byte) error {
 		if found {
 			return q.VerifyMembership(root, key, value)
 		}
 		return q.VerifyNonMembership(root, key)
 	}
 	fail := func(what string, err error) {
-		if err == nil || !spvErr(err) {
+		if err == nil || !proofErr(err) {
 			t.Fatalf("%s: tampered proof (found=%v) not refused properly: %v", what, found, err)
 		}
 	}

@@ -1,5 +1,5 @@
 // Package state is the persistent, versioned, authenticated key/value store of one
-// chain: every committed version has a root in spv's sparse Merkle tree, readable
+// chain: every committed version has a root in chain/proof's sparse Merkle tree, readable
 // and provable for as long as the file lives.
 //
 // Layout and proof format are specified in docs/state-tree.md. In short, a bbolt
@@ -26,7 +26,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/spv"
+	"github.com/plugchain/plug/chain/proof"
 )
 
 // Sentinel errors; callers branch on them with errors.Is.
@@ -285,12 +285,12 @@ func (s *Store) GetAt(version uint64, key string) ([]byte, bool, error) {
 
 // Prove returns key's value at version with a proof against RootAt(version): a
 // membership proof when found, a non-membership proof otherwise.
-func (s *Store) Prove(version uint64, key string) ([]byte, bool, *spv.StateProof, error) {
+func (s *Store) Prove(version uint64, key string) ([]byte, bool, *proof.StateProof, error) {
 	return s.lookup(version, key, true)
 }
 
-func (s *Store) lookup(version uint64, key string, prove bool) (value []byte, found bool, proof *spv.StateProof, err error) {
-	path := spv.KeyPath(key)
+func (s *Store) lookup(version uint64, key string, prove bool) (value []byte, found bool, p *proof.StateProof, err error) {
+	path := proof.KeyPath(key)
 	var sibs []hash.Hash
 	if prove {
 		sibs = make([]hash.Hash, 0, 32)
@@ -305,7 +305,7 @@ func (s *Store) lookup(version uint64, key string, prove bool) (value []byte, fo
 			switch r.kind {
 			case kindEmpty:
 				if prove {
-					proof = spv.NewStateProof(sibs, nil)
+					p = proof.NewStateProof(sibs, nil)
 				}
 				return nil
 			case kindLeaf:
@@ -315,7 +315,7 @@ func (s *Store) lookup(version uint64, key string, prove bool) (value []byte, fo
 				}
 				if n.c[0].h != path {
 					if prove {
-						proof = spv.NewStateProof(sibs, &spv.StateLeaf{Path: n.c[0].h, ValueHash: n.c[1].h})
+						p = proof.NewStateProof(sibs, &proof.StateLeaf{Path: n.c[0].h, ValueHash: n.c[1].h})
 					}
 					return nil
 				}
@@ -325,12 +325,12 @@ func (s *Store) lookup(version uint64, key string, prove bool) (value []byte, fo
 				}
 				found = true
 				if prove {
-					proof = spv.NewStateProof(sibs, nil)
+					p = proof.NewStateProof(sibs, nil)
 				}
 				return nil
 			default:
-				if depth >= spv.MaxDepth {
-					return fmt.Errorf("%w: tree deeper than %d", ErrCorrupt, spv.MaxDepth)
+				if depth >= proof.MaxDepth {
+					return fmt.Errorf("%w: tree deeper than %d", ErrCorrupt, proof.MaxDepth)
 				}
 				n, err := rd.load(r, depth)
 				if err != nil {
@@ -347,7 +347,7 @@ func (s *Store) lookup(version uint64, key string, prove bool) (value []byte, fo
 	if err != nil {
 		return nil, false, nil, fmt.Errorf("state at version %d, key %q: %w", version, key, err)
 	}
-	return value, found, proof, nil
+	return value, found, p, nil
 }
 
 // Iterate calls fn for every latest key starting with prefix, in key order, with a
@@ -417,7 +417,7 @@ func (rd *nodeReader) value(r ref, vh hash.Hash, depth int) ([]byte, error) {
 		return nil, fmt.Errorf("read leaf %s at depth %d: %w: missing", r.h.Short(), depth, ErrCorrupt)
 	}
 	v := rec[leafHeadLen:]
-	if spv.ValueHash(v) != vh {
+	if proof.ValueHash(v) != vh {
 		return nil, fmt.Errorf("read leaf %s at depth %d: %w: value does not match its hash", r.h.Short(), depth, ErrCorrupt)
 	}
 	return bytes.Clone(v), nil

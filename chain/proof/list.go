@@ -1,4 +1,4 @@
-package spv
+package proof
 
 import (
 	"fmt"

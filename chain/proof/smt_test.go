@@ -1,4 +1,4 @@
-package spv_test
+package proof_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/spv"
+	"github.com/plugchain/plug/chain/proof"
 )
 
 // smtTree is a three-key tree built by hand from the hashing rule:
@@ -31,7 +31,7 @@ type smtTree struct {
 func smtFind(prefix string, skip ...string) string {
 	for i := 0; ; i++ {
 		k := "k" + strconv.Itoa(i)
-		p := spv.KeyPath(k)
+		p := proof.KeyPath(k)
 		ok := true
 		for j := range prefix {
 			if p.Bit(j) != int(prefix[j]-'0') {
@@ -55,23 +55,23 @@ func newSMTTree() *smtTree {
 	t.c = smtFind("101")
 	t.absentLeaf = smtFind("0", t.a)
 	t.absentEmpty = smtFind("11")
-	leaf := func(k string, v []byte) hash.Hash { return spv.LeafHash(spv.KeyPath(k), spv.ValueHash(v)) }
+	leaf := func(k string, v []byte) hash.Hash { return proof.LeafHash(proof.KeyPath(k), proof.ValueHash(v)) }
 	t.la, t.lb, t.lc = leaf(t.a, t.va), leaf(t.b, t.vb), leaf(t.c, t.vc)
-	t.bc = spv.NodeHash(t.lb, t.lc)
-	t.right = spv.NodeHash(t.bc, hash.Hash{})
-	t.root = spv.NodeHash(t.la, t.right)
+	t.bc = proof.NodeHash(t.lb, t.lc)
+	t.right = proof.NodeHash(t.bc, hash.Hash{})
+	t.root = proof.NodeHash(t.la, t.right)
 	return t
 }
 
 // proofs returns one valid proof per case, with what it proves.
 func (t *smtTree) proofs() []smtCase {
 	return []smtCase{
-		{"member-a", t.a, t.va, true, spv.NewStateProof([]hash.Hash{t.right}, nil)},
-		{"member-b", t.b, t.vb, true, spv.NewStateProof([]hash.Hash{t.la, {}, t.lc}, nil)},
-		{"member-c", t.c, t.vc, true, spv.NewStateProof([]hash.Hash{t.la, {}, t.lb}, nil)},
-		{"absent-leaf", t.absentLeaf, nil, false, spv.NewStateProof([]hash.Hash{t.right},
-			&spv.StateLeaf{Path: spv.KeyPath(t.a), ValueHash: spv.ValueHash(t.va)})},
-		{"absent-empty", t.absentEmpty, nil, false, spv.NewStateProof([]hash.Hash{t.la, t.bc}, nil)},
+		{"member-a", t.a, t.va, true, proof.NewStateProof([]hash.Hash{t.right}, nil)},
+		{"member-b", t.b, t.vb, true, proof.NewStateProof([]hash.Hash{t.la, {}, t.lc}, nil)},
+		{"member-c", t.c, t.vc, true, proof.NewStateProof([]hash.Hash{t.la, {}, t.lb}, nil)},
+		{"absent-leaf", t.absentLeaf, nil, false, proof.NewStateProof([]hash.Hash{t.right},
+			&proof.StateLeaf{Path: proof.KeyPath(t.a), ValueHash: proof.ValueHash(t.va)})},
+		{"absent-empty", t.absentEmpty, nil, false, proof.NewStateProof([]hash.Hash{t.la, t.bc}, nil)},
 	}
 }
 
@@ -80,10 +80,10 @@ type smtCase struct {
 	key    string
 	value  []byte
 	member bool
-	proof  *spv.StateProof
+	proof  *proof.StateProof
 }
 
-func (c smtCase) verify(p *spv.StateProof, root hash.Hash) error {
+func (c smtCase) verify(p *proof.StateProof, root hash.Hash) error {
 	if c.member {
 		return p.VerifyMembership(root, c.key, c.value)
 	}
@@ -106,17 +106,17 @@ func TestStateProofHandBuiltTree(t *testing.T) {
 		}
 		bad := tr.root
 		bad[31] ^= 1
-		if err := c.verify(c.proof, bad); !errors.Is(err, spv.ErrProofMismatch) {
+		if err := c.verify(c.proof, bad); !errors.Is(err, proof.ErrProofMismatch) {
 			t.Errorf("%s: wrong root: %v", c.name, err)
 		}
 	}
 	// The empty tree proves every key absent with the empty proof.
-	if err := spv.NewStateProof(nil, nil).VerifyNonMembership(hash.Hash{}, "anything"); err != nil {
+	if err := proof.NewStateProof(nil, nil).VerifyNonMembership(hash.Hash{}, "anything"); err != nil {
 		t.Errorf("empty tree: %v", err)
 	}
 	// A one-key tree is its leaf.
-	one := spv.LeafHash(spv.KeyPath("solo"), spv.ValueHash([]byte("v")))
-	if err := spv.NewStateProof(nil, nil).VerifyMembership(one, "solo", []byte("v")); err != nil {
+	one := proof.LeafHash(proof.KeyPath("solo"), proof.ValueHash([]byte("v")))
+	if err := proof.NewStateProof(nil, nil).VerifyMembership(one, "solo", []byte("v")); err != nil {
 		t.Errorf("one-key tree: %v", err)
 	}
 }
@@ -128,35 +128,35 @@ func TestStateProofMalformed(t *testing.T) {
 	cases := []struct {
 		name string
 		c    smtCase
-		edit func(p *spv.StateProof)
+		edit func(p *proof.StateProof)
 	}{
-		{"too deep", memberB, func(p *spv.StateProof) {
-			p.Depth = spv.MaxDepth + 1
-			p.Present = make([]byte, (spv.MaxDepth+8)/8)
+		{"too deep", memberB, func(p *proof.StateProof) {
+			p.Depth = proof.MaxDepth + 1
+			p.Present = make([]byte, (proof.MaxDepth+8)/8)
 		}},
-		{"bitmap too short", memberB, func(p *spv.StateProof) { p.Present = nil }},
-		{"bitmap too long", memberB, func(p *spv.StateProof) { p.Present = append(p.Present, 0) }},
-		{"bit past depth", memberB, func(p *spv.StateProof) { p.Present[0] |= 1 }},
-		{"sibling missing", memberB, func(p *spv.StateProof) { p.Siblings = p.Siblings[:1] }},
-		{"sibling extra", memberB, func(p *spv.StateProof) { p.Siblings = append(p.Siblings, tr.la) }},
-		{"empty sibling present", memberB, func(p *spv.StateProof) {
+		{"bitmap too short", memberB, func(p *proof.StateProof) { p.Present = nil }},
+		{"bitmap too long", memberB, func(p *proof.StateProof) { p.Present = append(p.Present, 0) }},
+		{"bit past depth", memberB, func(p *proof.StateProof) { p.Present[0] |= 1 }},
+		{"sibling missing", memberB, func(p *proof.StateProof) { p.Siblings = p.Siblings[:1] }},
+		{"sibling extra", memberB, func(p *proof.StateProof) { p.Siblings = append(p.Siblings, tr.la) }},
+		{"empty sibling present", memberB, func(p *proof.StateProof) {
 			p.Present[0] |= 0x40
 			p.Siblings = []hash.Hash{tr.la, {}, tr.lc}
 		}},
-		{"membership with leaf", memberB, func(p *spv.StateProof) { p.Leaf = &spv.StateLeaf{} }},
-		{"leaf is the key", absent, func(p *spv.StateProof) { p.Leaf.Path = spv.KeyPath(absent.key) }},
-		{"leaf off path", absent, func(p *spv.StateProof) { p.Leaf.Path = spv.KeyPath(tr.b) }},
+		{"membership with leaf", memberB, func(p *proof.StateProof) { p.Leaf = &proof.StateLeaf{} }},
+		{"leaf is the key", absent, func(p *proof.StateProof) { p.Leaf.Path = proof.KeyPath(absent.key) }},
+		{"leaf off path", absent, func(p *proof.StateProof) { p.Leaf.Path = proof.KeyPath(tr.b) }},
 	}
 	for _, tc := range cases {
 		p := cloneStateProof(tc.c.proof)
 		tc.edit(p)
-		if err := tc.c.verify(p, tr.root); !errors.Is(err, spv.ErrProofMalformed) {
+		if err := tc.c.verify(p, tr.root); !errors.Is(err, proof.ErrProofMalformed) {
 			t.Errorf("%s: got %v, want ErrProofMalformed", tc.name, err)
 		}
 	}
 }
 
-func cloneStateProof(p *spv.StateProof) *spv.StateProof {
+func cloneStateProof(p *proof.StateProof) *proof.StateProof {
 	q := *p
 	q.Present = append([]byte(nil), p.Present...)
 	q.Siblings = append([]hash.Hash(nil), p.Siblings...)
@@ -178,7 +178,7 @@ func TestStateProofCBORRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var p spv.StateProof
+		var p proof.StateProof
 		if err := cbor.Unmarshal(raw, &p); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -203,7 +203,7 @@ func FuzzStateProofDecode(f *testing.F) {
 	}
 	truth := map[string][]byte{tr.a: tr.va, tr.b: tr.vb, tr.c: tr.vc}
 	f.Fuzz(func(t *testing.T, data []byte, key string, value []byte) {
-		var p spv.StateProof
+		var p proof.StateProof
 		if err := cbor.Unmarshal(data, &p); err != nil {
 			return
 		}
@@ -211,14 +211,14 @@ func FuzzStateProofDecode(f *testing.F) {
 			if v, ok := truth[key]; !ok || string(v) != string(value) {
 				t.Fatalf("forged membership of %q=%q accepted", key, value)
 			}
-		} else if !errors.Is(err, spv.ErrProofMalformed) && !errors.Is(err, spv.ErrProofMismatch) {
+		} else if !errors.Is(err, proof.ErrProofMalformed) && !errors.Is(err, proof.ErrProofMismatch) {
 			t.Fatalf("unexpected error kind: %v", err)
 		}
 		if err := p.VerifyNonMembership(tr.root, key); err == nil {
 			if _, ok := truth[key]; ok {
 				t.Fatalf("forged non-membership of %q accepted", key)
 			}
-		} else if !errors.Is(err, spv.ErrProofMalformed) && !errors.Is(err, spv.ErrProofMismatch) {
+		} else if !errors.Is(err, proof.ErrProofMalformed) && !errors.Is(err, proof.ErrProofMismatch) {
 			t.Fatalf("unexpected error kind: %v", err)
 		}
 		// The zero root (empty tree) admits no member.
@@ -256,7 +256,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 		write(c.name, raw, c.key, c.value)
 	}
-	deep := spv.NewStateProof(make([]hash.Hash, spv.MaxDepth), nil)
+	deep := proof.NewStateProof(make([]hash.Hash, proof.MaxDepth), nil)
 	raw, _ := cbor.Marshal(deep)
 	write("max-depth-empty", raw, "k", nil)
 	write("garbage", []byte{0xa4, 0x01, 0x19, 0xff, 0xff, 0x02, 0x40, 0x03, 0x80, 0x04, 0xf6}, "k", []byte("v"))
