@@ -18,6 +18,7 @@ import (
 	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
+	chainexec "github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/crosschain"
@@ -182,6 +183,10 @@ func (s *soak) transfer(ctx context.Context, r *rand.Rand, k crypto.PrivateKey, 
 	res, err := s.all(in.chain, r).Await(ctx, t, 90*time.Second)
 	var d *client.DroppedError
 	switch {
+	case err == nil && res != nil && res.Code != chainexec.OK:
+		// Committed but not applied: it moved nothing, and a funded
+		// transfer must not fail; checkTransfers reports it.
+		in.outcome, in.reason = "failed", res.Code.String()+": "+res.Error
 	case err == nil && res != nil:
 		in.outcome, in.reason = "committed", res.Code.String()
 	case errors.As(err, &d):
@@ -383,8 +388,12 @@ func (s *soak) checkTransfers(ctx context.Context) {
 	want := map[string]map[crypto.Address]uint64{}
 	for _, in := range s.transfers {
 		s.add("transfer intents: "+in.outcome, 1)
-		if in.outcome == "pending" {
+		switch in.outcome {
+		case "pending":
 			t.Errorf("transfer of %d on %s has no answer: %s", in.amount, in.chain, in.reason)
+		case "failed":
+			id, _ := in.tx.ID()
+			t.Errorf("transfer %s of %d on %s committed without effect: %s", id.Short(), in.amount, in.chain, in.reason)
 		}
 		if want[in.chain] == nil {
 			want[in.chain] = map[crypto.Address]uint64{}
