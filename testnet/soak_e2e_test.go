@@ -39,6 +39,9 @@ type soak struct {
 	transfers []*transferIntent
 	// trades are every trade reference used, with each run's answer.
 	trades []*tradeIntent
+	// at is the height of each chain that the checks read, so that a node
+	// still catching up after a restart cannot answer an older state.
+	at map[string]uint64
 }
 
 // tradeIntent is one DvP under one reference: alice delivers EUR on alpha
@@ -374,10 +377,53 @@ func TestExactlyOnceSoak(t *testing.T) {
 	<-chaosDone
 	wg.Wait()
 	t.Logf("clients stopped: %v", time.Since(start))
+	s.pinHeights(ctx)
 	s.checkTransfers(ctx)
 	s.checkTrades(ctx)
 	s.checkSupply(ctx)
 	s.report(time.Since(start))
+}
+
+// pinHeights waits until every node of each chain answers and fixes the
+// height the checks read: the highest any node has committed by then.
+func (s *soak) pinHeights(ctx context.Context) {
+	s.at = map[string]uint64{}
+	for _, ch := range s.m.Chains {
+		for _, ep := range s.endpoints(ch.ChainID) {
+			c, err := client.New([]string{ep}, client.WithChainID(ch.ChainID), client.WithTimeout(3*time.Second))
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				st, err := c.Status(ctx)
+				if err == nil {
+					s.at[ch.ChainID] = max(s.at[ch.ChainID], st.Height)
+					break
+				}
+				if time.Now().After(deadline) {
+					s.t.Fatalf("%s: node %s does not answer: %v", ch.ChainID, ep, err)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// balance reads addr's balance of assetName at the chain's pinned height,
+// waiting for a node that has reached it.
+func (s *soak) balance(ctx context.Context, c *client.Client, chain, assetName string, addr crypto.Address) uint64 {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		v, _, err := c.ProvenBalance(ctx, assetName, addr, s.at[chain], false)
+		if err == nil {
+			return v
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: balance of %s at height %d: %v", chain, addr.String()[:8], s.at[chain], err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // checkTransfers checks every transfer intent's end and that each recipient
@@ -411,10 +457,7 @@ func (s *soak) checkTransfers(ctx context.Context) {
 	for chain, byAddr := range want {
 		c := s.all(chain, r)
 		for a, sum := range byAddr {
-			got, err := c.Balance(ctx, "USD", a)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := s.balance(ctx, c, chain, "USD", a)
 			if got != sum {
 				t.Errorf("%s: recipient %s holds %d, its committed transfers sent %d", chain, a.String()[:8], got, sum)
 			}
@@ -502,11 +545,9 @@ func (s *soak) checkTrades(ctx context.Context) {
 			usd += prev.XTx.Legs[legOn(prev.XTx, "beta")].Amount
 		}
 	}
+	s.pinHeights(ctx) // every trade has ended: read the states they left
 	check := func(chain, a string, who crypto.Address, want uint64) {
-		got, err := s.all(chain, r).Balance(ctx, a, who)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := s.balance(ctx, s.all(chain, r), chain, a, who)
 		if got != want {
 			t.Errorf("%s: %s holds %d %s, the committed trades give %d", chain, who.String()[:8], got, a, want)
 		}
@@ -563,7 +604,7 @@ func (s *soak) checkSupply(ctx context.Context) {
 	for _, ch := range s.m.Chains {
 		c := s.all(ch.ChainID, r)
 		for _, a := range testnet.Assets {
-			res, err := c.State(ctx, 0, asset.SupplyKey(a), false)
+			res, err := c.State(ctx, s.at[ch.ChainID], asset.SupplyKey(a), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -576,11 +617,7 @@ func (s *soak) checkSupply(ctx context.Context) {
 			}
 			var sum uint64
 			for _, h := range holders[ch.ChainID] {
-				b, err := c.Balance(ctx, a, h)
-				if err != nil {
-					t.Fatal(err)
-				}
-				sum += b
+				sum += s.balance(ctx, c, ch.ChainID, a, h)
 			}
 			if sum != supply {
 				t.Errorf("%s: balances of %s add up to %d, supply %d (escrow left, or value created or lost)", ch.ChainID, a, sum, supply)
