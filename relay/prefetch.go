@@ -31,93 +31,41 @@ func (r *Relay) read(ctx context.Context, cs *chainState, height uint64, key str
 // prefetch reads, in batches (POST /v1/states: one request per chain, height
 // and proving, up to gateway.MaxStateKeys keys), what advance will read for
 // ids, and keeps the answers in r.pre for this pass. Before it, every XTx of a
-// pass cost about four HTTP round trips of its own. It runs in two rounds,
-// because an XTx that was pending may turn out decided, and what it needs
-// then depends on the decision's height.
+// pass cost about four HTTP round trips of its own. It asks the engine what
+// each XTx needs, in two rounds: the first also takes what an undecided XTx
+// needs if its decision is still absent (the usual case), the second what a
+// decision found in the first makes due.
 func (r *Relay) prefetch(ctx context.Context, ids []hash.Hash) {
 	r.pre = map[readKey]*client.StateResult{}
-	var first []readKey
-	r.mu.Lock()
+	obs := make([]*crosschain.Observation, 0, len(ids))
 	for _, id := range ids {
+		r.mu.Lock()
 		x := r.xtxs[id]
-		if x.Phase == PhasePending {
-			first = append(first, r.decideReads(id, x)...)
-		} else if x.Dec != nil {
-			first = append(first, r.finishReads(id, x, x.Dec.Height)...)
-		}
+		r.mu.Unlock()
+		obs = append(obs, r.observe(x))
 	}
-	r.mu.Unlock()
-	r.fetch(ctx, first)
-
-	var second []readKey
-	r.mu.Lock()
-	for _, id := range ids {
-		x := r.xtxs[id]
-		coord := r.chains[x.Signed.XTx.Coordinator]
-		if x.Phase != PhasePending || coord == nil {
-			continue
-		}
-		res := r.pre[readKey{coord.id, 0, crosschain.DecisionKey(id), false}]
-		var dec crosschain.Decision
-		if res == nil || !res.Found || res.Decode(&dec) != nil {
-			continue
-		}
-		second = append(second, r.finishReads(id, x, dec.Height)...)
-	}
-	r.mu.Unlock()
-	r.fetch(ctx, second)
-}
-
-// decideReads mirrors the reads of advance and decide for a pending XTx.
-func (r *Relay) decideReads(id hash.Hash, x *xtxRecord) []readKey {
-	xt := &x.Signed.XTx
-	coord := r.chains[xt.Coordinator]
-	if coord == nil {
-		return nil
-	}
-	out := []readKey{{coord.id, 0, crosschain.DecisionKey(id), false}}
-	if coord.time > xt.Deadline {
-		return out
-	}
-	for i, l := range xt.Legs {
-		lc := r.chains[l.Chain]
-		if lc == nil {
-			continue
-		}
-		var h uint64
-		if l.Chain != coord.id {
-			p := r.pathOf[[2]string{l.Chain, coord.id}]
-			if p == nil || p.provable() == 0 {
-				continue
+	for round := range 2 {
+		var keys []readKey
+		for _, o := range obs {
+			reads := crosschain.PlanOf(o).Reads
+			if round == 0 && !o.Decision.Read && o.Coordinator.Reachable {
+				absent := *o
+				absent.Decision = crosschain.DecisionRead{Read: true}
+				reads = append(reads, crosschain.PlanOf(&absent).Reads...)
 			}
-			h = min(p.provable(), lc.height)
+			for _, rq := range reads {
+				keys = append(keys, readKey{rq.Chain, rq.Height, rq.Key, rq.Prove})
+			}
 		}
-		out = append(out, readKey{lc.id, h, crosschain.LegKey(id, i), h != 0})
-	}
-	return out
-}
-
-// finishReads mirrors the reads of finish for an XTx decided at height decided.
-func (r *Relay) finishReads(id hash.Hash, x *xtxRecord, decided uint64) []readKey {
-	xt := &x.Signed.XTx
-	coord := r.chains[xt.Coordinator]
-	if coord == nil {
-		return nil
-	}
-	var out []readKey
-	for i, l := range xt.Legs {
-		lc := r.chains[l.Chain]
-		if x.Done[i] || lc == nil {
-			continue
-		}
-		out = append(out, readKey{lc.id, 0, crosschain.LegKey(id, i), false})
-		if l.Chain != coord.id {
-			if p := r.pathOf[[2]string{coord.id, l.Chain}]; p != nil && p.provable() >= decided {
-				out = append(out, readKey{coord.id, min(p.provable(), coord.height), crosschain.DecisionKey(id), true})
+		r.fetch(ctx, keys)
+		for _, o := range obs {
+			for _, rq := range crosschain.PlanOf(o).Reads {
+				if res := r.pre[readKey{rq.Chain, rq.Height, rq.Key, rq.Prove}]; res != nil {
+					o.Fill(rq, res.Found, res.Value, res.Height, res.Proof) // a bad value is advance's to report
+				}
 			}
 		}
 	}
-	return out
 }
 
 // fetch reads keys in batches, cfg.Workers at once, into r.pre. A batch that

@@ -30,9 +30,11 @@ type PathStatus struct {
 type XTxStatus struct {
 	ID          string `json:"id"`
 	Coordinator string `json:"coordinator"`
-	Phase       string `json:"phase"`
-	Legs        int    `json:"legs"`
-	Finished    int    `json:"finished"`
+	// Phase is the XTx's lifecycle status: pending, prepared, committed or
+	// aborted (the last two while its legs finish).
+	Phase    crosschain.Status `json:"phase"`
+	Legs     int               `json:"legs"`
+	Finished int               `json:"finished"`
 }
 
 // StatusReport is what `plug relay status` prints.
@@ -66,7 +68,7 @@ func pendingList(m map[hash.Hash]*xtxRecord) []XTxStatus {
 	}
 	var items []item
 	for id, x := range m {
-		if x.Phase == PhaseDone {
+		if x.Final {
 			continue
 		}
 		n := 0
@@ -75,7 +77,7 @@ func pendingList(m map[hash.Hash]*xtxRecord) []XTxStatus {
 				n++
 			}
 		}
-		items = append(items, item{XTxStatus{ID: id.String(), Coordinator: x.Signed.XTx.Coordinator, Phase: x.Phase,
+		items = append(items, item{XTxStatus{ID: id.String(), Coordinator: x.Signed.XTx.Coordinator, Phase: x.Status,
 			Legs: len(x.Signed.XTx.Legs), Finished: n}, x.Learned})
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].t < items[j].t })

@@ -12,16 +12,6 @@ import (
 	"github.com/plugchain/plug/crosschain"
 )
 
-// Phases of an XTx as the relay sees it.
-const (
-	// PhasePending: not decided yet; the relay carries leg records to the coordinator.
-	PhasePending = "pending"
-	// PhaseDecided: the coordinator decided; the relay carries the decision to the legs.
-	PhaseDecided = "decided"
-	// PhaseDone: every leg is committed or aborted.
-	PhaseDone = "done"
-)
-
 var (
 	bucketScan = []byte("scanned") // chain id -> last scanned height (8 bytes big endian)
 	bucketXTx  = []byte("xtx")     // xtx id -> xtxRecord (CBOR)
@@ -29,12 +19,15 @@ var (
 
 // xtxRecord is what the relay remembers of one XTx.
 type xtxRecord struct {
-	Signed crosschain.Signed    `cbor:"1,keyasint"`
-	Phase  string               `cbor:"2,keyasint"`
+	Signed crosschain.Signed `cbor:"1,keyasint"`
+	// Status is the XTx's lifecycle status as last advanced.
+	Status crosschain.Status    `cbor:"2,keyasint"`
 	Done   []bool               `cbor:"3,keyasint"` // per leg: committed or aborted
 	Dec    *crosschain.Decision `cbor:"4,keyasint,omitempty"`
 	// Learned is when the relay first saw the XTx (Unix ms).
 	Learned int64 `cbor:"5,keyasint"`
+	// Final: decided, and every leg finished; the record is then dropped.
+	Final bool `cbor:"6,keyasint,omitempty"`
 
 	sigs int8 // every party signed: 0 not checked yet, 1 yes, -1 no
 }
@@ -91,7 +84,7 @@ func (d *db) save(chain string, height uint64, recs map[hash.Hash]*xtxRecord) er
 	return d.b.Update(func(tx *bolt.Tx) error {
 		xb := tx.Bucket(bucketXTx)
 		for id, r := range recs {
-			if r.Phase == PhaseDone {
+			if r.Final {
 				if err := xb.Delete(id[:]); err != nil {
 					return err
 				}
@@ -128,7 +121,7 @@ func (d *db) xtxs() (map[hash.Hash]*xtxRecord, error) {
 			if err := encoding.UnmarshalLax(v, &r); err != nil {
 				return fmt.Errorf("xtx %x: %w", k, err)
 			}
-			if r.Phase == PhaseDone {
+			if r.Final {
 				return nil
 			}
 			var id hash.Hash
