@@ -12,22 +12,23 @@ import (
 	"github.com/plugchain/plug/crosschain"
 )
 
-// State is where a crosschain transaction is in its lifecycle.
-type State string
+// State is where a crosschain transaction is in its lifecycle: the
+// crosschain engine's one lifecycle type.
+type State = crosschain.Status
 
-// Lifecycle states. A trade is pending until every leg is prepared (or one is
-// refused, which leads to an abort), prepared until the coordinator decides, and
-// committed or aborted from the decision on; Status.Final says when every leg has
-// also finished.
+// Lifecycle states, as the crosschain engine names them. A trade is pending
+// until every leg is prepared (or one is refused, which leads to an abort),
+// prepared until the coordinator decides, and committed or aborted from the
+// decision on; Status.Final says when every leg has also finished.
 const (
-	Pending   State = "pending"
-	Prepared  State = "prepared"
-	Committed State = "committed"
-	Aborted   State = "aborted"
+	Pending   = crosschain.Pending
+	Prepared  = crosschain.Prepared
+	Committed = crosschain.Committed
+	Aborted   = crosschain.Aborted
 )
 
 // LegPending is the status of a leg without a record on its chain.
-const LegPending = "pending"
+const LegPending = string(crosschain.Pending)
 
 // LegStatus is one leg's state on its chain.
 type LegStatus struct {
@@ -74,33 +75,44 @@ type Reader interface {
 var ErrNoChain = errors.New("no connection to chain")
 
 // Query reads the leg records of x from each leg's chain and the decision from
-// the coordinator, through chains (by chain ID). With prove, every read is
-// verified against a certified header.
+// the coordinator, through chains (by chain ID), and asks the crosschain
+// engine where the XTx stands. With prove, every read is verified against a
+// certified header.
 func Query(ctx context.Context, x *crosschain.XTx, chains map[string]Reader, prove bool) (*Status, error) {
-	id := x.ID()
+	o := crosschain.NewObservation(crosschain.Signed{XTx: *x})
+	id := o.ID()
 	st := &Status{ID: id.String(), Coordinator: x.Coordinator, Deadline: x.Deadline, Ref: x.Ref}
-	read := func(chain, key string, dst any) (bool, bool, error) {
-		return readState(ctx, chains, chain, key, prove, dst)
+	read := func(rq crosschain.ReadRequest) (bool, error) {
+		r := chains[rq.Chain]
+		if r == nil {
+			return false, fmt.Errorf("%w %q: add it to the testnet or pass its node", ErrNoChain, rq.Chain)
+		}
+		res, err := r.State(ctx, 0, rq.Key, prove)
+		if err != nil {
+			return false, fmt.Errorf("chain %s: reading %s: %w", rq.Chain, rq.Key, err)
+		}
+		if err := o.Fill(rq, res.Found, res.Value, res.Height, nil); err != nil {
+			return false, fmt.Errorf("chain %s: %w", rq.Chain, err)
+		}
+		return res.Verified, nil
 	}
-	var dec crosschain.Decision
-	decided, _, err := read(x.Coordinator, crosschain.DecisionKey(id), &dec)
-	if err != nil {
+	if _, err := read(crosschain.ReadRequest{Kind: crosschain.ReadDecision, Leg: -1, Chain: x.Coordinator, Key: crosschain.DecisionKey(id)}); err != nil {
 		return nil, err
 	}
 	for i, l := range x.Legs {
-		ls := LegStatus{Leg: i, Chain: l.Chain, Asset: l.Asset, From: l.From, To: l.To, Amount: l.Amount, Status: LegPending}
-		var rec crosschain.LegRecord
-		found, verified, err := read(l.Chain, crosschain.LegKey(id, i), &rec)
+		verified, err := read(crosschain.ReadRequest{Kind: crosschain.ReadRecord, Leg: i, Chain: l.Chain, Key: crosschain.LegKey(id, i)})
 		if err != nil {
 			return nil, err
 		}
-		ls.Verified = verified
-		if found {
-			ls.Status, ls.Reason, ls.Height = string(rec.Status), rec.Reason, rec.Height
-		}
-		st.Legs = append(st.Legs, ls)
+		rec := o.Legs[i].Record
+		st.Legs = append(st.Legs, LegStatus{Leg: i, Chain: l.Chain, Asset: l.Asset, From: l.From, To: l.To, Amount: l.Amount,
+			Status: string(o.LegStatus(i)), Reason: rec.Record.Reason, Height: rec.Record.Height, Verified: verified})
 	}
-	summarize(st, decided, &dec)
+	p := crosschain.PlanOf(o)
+	st.State, st.Final, st.Reason = p.Status, p.Final, p.Reason
+	if o.Decision.Found {
+		st.Decided, st.DecisionHeight = true, o.Decision.Decision.Height
+	}
 	return st, nil
 }
 
@@ -124,37 +136,6 @@ func readState(ctx context.Context, chains map[string]Reader, chain, key string,
 		return false, false, fmt.Errorf("chain %s: %s: %w", chain, key, err)
 	}
 	return true, res.Verified, nil
-}
-
-// summarize sets State, Final and Reason from the legs and the decision.
-func summarize(st *Status, decided bool, dec *crosschain.Decision) {
-	st.Decided = decided
-	prepared, finished := true, true
-	for _, l := range st.Legs {
-		switch crosschain.Status(l.Status) {
-		case crosschain.Committed, crosschain.Aborted:
-		case crosschain.Prepared:
-			finished = false
-		case crosschain.Refused:
-			finished, prepared = false, false
-			if st.Reason == "" {
-				st.Reason = fmt.Sprintf("leg %d on %s refused: %s", l.Leg, l.Chain, l.Reason)
-			}
-		default:
-			finished, prepared = false, false
-		}
-	}
-	switch {
-	case decided && dec.Commit:
-		st.State, st.DecisionHeight = Committed, dec.Height
-	case decided:
-		st.State, st.DecisionHeight, st.Reason = Aborted, dec.Height, dec.Reason
-	case prepared:
-		st.State = Prepared
-	default:
-		st.State = Pending
-	}
-	st.Final = decided && finished
 }
 
 // ParseID parses an XTx ID (64 hex digits).
