@@ -362,6 +362,9 @@ func decided(o *Observation, p *Plan) {
 				continue
 			}
 			h := min(v.FromCoordinator, o.Coordinator.Height)
+			if h < dec.Height {
+				continue // the coordinator's height as last seen is below its decision: see it again
+			}
 			if !v.DecisionProof.Read || v.DecisionProof.At != h {
 				p.Reads = append(p.Reads, ReadRequest{Kind: ReadDecisionProof, Leg: i, Chain: x.Coordinator, Key: DecisionKey(id), Height: h, Prove: true})
 				continue
