@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/consensus"
@@ -36,8 +35,6 @@ import (
 )
 
 var (
-	flagXSimRuns = flag.Int("xsim.runs", 24, "runs of TestConsensusSim")
-	flagXSimSeed = flag.Uint64("xsim.seed", 0, "run TestConsensusSim with this one seed")
 	// flagXSimVoteCap lets Byzantine validators sign a fresh twin on every send, so
 	// peers may get three or more conflicting votes of one validator in a round.
 	// The machine counts at most two per validator and round; this simulation
@@ -702,20 +699,8 @@ func (x *xsim) uncheckedFinish() {
 	}
 }
 
-// xsimSeeds returns the first seed and the number of runs: a time-based base seed,
-// or the one -xsim.seed.
-func xsimSeeds(t *testing.T) (base uint64, n int) {
-	n = *flagXSimRuns
-	if testing.Short() {
-		n = max(1, n/3)
-	}
-	base = uint64(time.Now().UnixNano())
-	if *flagXSimSeed != 0 {
-		base, n = *flagXSimSeed, 1
-	}
-	t.Logf("base seed %d (rerun one run with -xsim.seed=<seed>)", base)
-	return base, n
-}
+// xsimSeeds returns the first seed and the number of runs of TestConsensusSim.
+func xsimSeeds(t *testing.T) (base uint64, n int) { return simSeeds(t, 2_000_001, 24, 3) }
 
 // keepReplayStats keeps the malicious relay's replay counter of random_test.go's
 // stats (which TestRandomized logs) as it was before these runs.
@@ -769,8 +754,8 @@ func TestConsensusSim(t *testing.T) {
 			x := runXSim(t, seed, nil)
 			t.Logf("%d trades, %d blocks, %d events, %d ms simulated", len(x.s.trades), x.stats.decided, x.events, x.now)
 			if x.stopped() {
-				t.Errorf("seed %d failed (%s)\n  replay with: go test ./crosschain -run 'TestConsensusSim$' -xsim.seed=%d -v\n  %s",
-					seed, describe(x.sc), seed, strings.Join(x.failures, "\n  "))
+				t.Errorf("seed %d failed (%s)\n  replay with: %s\n  %s",
+					seed, describe(x.sc), replay(t, seed), strings.Join(x.failures, "\n  "))
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -19,6 +19,7 @@ import (
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/header"
+	"github.com/plugchain/plug/chain/mempool"
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/transform"
@@ -100,6 +101,14 @@ type chain struct {
 	time     int64
 	pool     []*pending
 	halted   bool
+	// blocks are the committed blocks by height ([0] unused), for a driver
+	// that scans them.
+	blocks []*block.Block
+	// mem holds transactions their senders signed themselves (the shipped
+	// relay's), admitted as a node admits them; produce proposes them after
+	// the pool's. raw gives each its pendings, for the outcome checks.
+	mem *mempool.Pool
+	raw map[hash.Hash]*rawTx
 	// batch makes produce send runs of one signer's consecutive crosschain
 	// steps as xchain/batch transactions, as a relay does; each step's pending
 	// then gets the outcome of its step: applied, skipped (failed, with the
@@ -164,8 +173,21 @@ func newChain(t tb, id string, extra func(*transform.Registry)) *chain {
 	c.headers = make([]header.Header, 1)
 	c.certs = make([]consensus.Certificate, 1)
 	c.nextSets = make([]validator.Set, 1)
+	c.blocks = make([]*block.Block, 1)
+	c.mem = mempool.New()
+	c.raw = map[hash.Hash]*rawTx{}
 	return c
 }
+
+// rawTx is a transaction in c.mem and the pendings its outcome goes to: the
+// transaction's own and, for a batch, one per step.
+type rawTx struct {
+	p     *pending
+	parts []*pending
+}
+
+// Nonce implements mempool.NonceReader over the committed state.
+func (c *chain) Nonce(a crypto.Address) (uint64, error) { return c.nonce(a), nil }
 
 // height is the last committed height (0: genesis only).
 func (c *chain) height() uint64 { return uint64(len(c.headers) - 1) }
@@ -238,6 +260,8 @@ func (c *chain) produce(now int64) {
 	if h := c.height(); h > 0 {
 		prev = &c.headers[h]
 	}
+	own := len(txs)
+	txs = append(txs, c.mem.Reap(1000, 4<<20, c)...)
 	blk, out, err := block.Build(c.ex, c.store, prev, c.id, c.time, txs, nil)
 	if err != nil {
 		c.t.Fatalf("%s: build block %d: %v", c.id, c.height()+1, err)
@@ -252,13 +276,30 @@ func (c *chain) produce(now int64) {
 	for _, r := range out.Receipts {
 		byID[r.TxID] = r
 	}
-	if len(blk.Txs) != len(txs) {
-		c.t.Fatalf("%s: %d of %d transactions rejected (harness nonce bug?)", c.id, len(txs)-len(blk.Txs), len(txs))
-	}
-
 	for i, p := range pool {
-		p.outcome(byID[ids[i]], parts[p])
+		r, ok := byID[ids[i]]
+		if !ok {
+			c.t.Fatalf("%s: transaction %d of %d rejected (harness nonce bug?)", c.id, i, own)
+		}
+		p.outcome(r, parts[p])
 	}
+	for _, t := range blk.Txs {
+		id, _ := t.ID()
+		if rt := c.raw[id]; rt != nil {
+			rt.p.outcome(byID[id], rt.parts)
+			delete(c.raw, id)
+		}
+	}
+	for _, r := range out.Rejected {
+		// As a proposing node does: a rejected transaction leaves the pool.
+		c.mem.Drop(r.TxID, "rejected by the executor: "+r.Error)
+		if rt := c.raw[r.TxID]; rt != nil {
+			rt.p.outcome(r, rt.parts)
+			delete(c.raw, r.TxID)
+		}
+	}
+	c.mem.Update(out.Header.Height, blk.Txs, c)
+	c.blocks = append(c.blocks, blk)
 	h := out.Header
 	c.headers = append(c.headers, h)
 	c.certs = append(c.certs, c.certify(&h, c.vals[:3]))

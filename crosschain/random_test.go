@@ -1,13 +1,11 @@
 package crosschain_test
 
 import (
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/crypto"
@@ -18,21 +16,16 @@ import (
 	"github.com/plugchain/plug/crosschain/shard"
 )
 
-var (
-	flagRuns = flag.Int("xchain.runs", 150, "runs of TestRandomized")
-	flagSeed = flag.Uint64("xchain.seed", 0, "run TestRandomized with this one seed")
-)
-
 // TestRandomized runs seeded random worlds: random 2- and 3-leg trades on 2-3
 // chains, relays that delay, duplicate, reorder and omit, chains halted past
 // deadlines, and a malicious relay that forges and replays proofs. Trades
 // carry references, some reusing a party's reference of an earlier trade
 // with other terms; some name a coordinator no chain keeps a light client of;
 // some have deadlines beyond the max lock, which some chains lower with
-// xchain/set-params. A failing run prints its seed; -xchain.seed=N replays
-// it exactly.
+// xchain/set-params. The shipped relay carries the trades (relaysim_test.go).
+// A failing run prints the command that replays it exactly.
 func TestRandomized(t *testing.T) {
-	base, runs := seeds(t, *flagRuns)
+	base, runs := simSeeds(t, 1, 100, 8)
 	t.Cleanup(func() {
 		t.Logf("%d runs: %d trades committed, %d aborted, %d never decidable; %d legs refused for a taken ref, %d for a missing light client, %d beyond the max lock; %d forged steps refused, %d replays, %d halts; %d batches, %d steps skipped in them",
 			runs, stats.committed.Load(), stats.aborted.Load(), stats.undecidable.Load(), stats.refTaken.Load(), stats.noClient.Load(), stats.maxLock.Load(),
@@ -47,8 +40,6 @@ func TestRandomized(t *testing.T) {
 	}
 }
 
-var flagShardRuns = flag.Int("shard.runs", 40, "runs of TestShardedTransfers per cross-shard fraction")
-
 // TestShardedTransfers runs seeded sharded worlds: 2-4 shard chains of one logical
 // network, accounts placed by shard.Network (the hash rule, or a directory for some
 // seeds), random transfers of which a given fraction crosses shards (0, 10%, 50%,
@@ -57,9 +48,9 @@ var flagShardRuns = flag.Int("shard.runs", 40, "runs of TestShardedTransfers per
 // that delay, duplicate, reorder and omit, and a malicious relay. Besides the
 // crosschain invariants, every asset's supply summed over the shards (plus what is
 // in flight between a finished Out leg and its In leg) stays what it was at
-// genesis, at every step. -xchain.seed=N replays one run of each fraction.
+// genesis, at every step. -seed=N replays one run of each fraction.
 func TestShardedTransfers(t *testing.T) {
-	base, runs := seeds(t, *flagShardRuns)
+	base, runs := simSeeds(t, 1_000_001, 16, 4)
 	for _, frac := range []float64{0, 0.1, 0.5, 1} {
 		t.Run(fmt.Sprintf("cross=%g", frac), func(t *testing.T) {
 			var cross, intra atomic.Int64
@@ -173,20 +164,6 @@ func (s *sim) checkSupply() {
 	}
 }
 
-// seeds returns the first seed and the number of runs of a randomized test:
-// runs from a time-based seed (an eighth with -short), or the one -xchain.seed.
-func seeds(t *testing.T, runs int) (base uint64, n int) {
-	if testing.Short() {
-		runs /= 8
-	}
-	base = uint64(time.Now().UnixNano())
-	if *flagSeed != 0 {
-		base, runs = *flagSeed, 1
-	}
-	t.Logf("base seed %d (rerun one run with -xchain.seed=<seed>)", base)
-	return base, runs
-}
-
 var stats struct {
 	committed, aborted, undecidable, forged, replays, halts, batches, skipped atomic.Int64
 	refTaken, noClient, maxLock                                               atomic.Int64
@@ -241,6 +218,9 @@ type sim struct {
 	escrowed map[refAt]hash.Hash
 	// params are the xchain/set-params the run sent.
 	params []*pending
+	// ship is the shipped relay that carries the trades; nil: the model
+	// relay (honestRelay) does.
+	ship *shipped
 }
 
 // refAt is a party's reference on a chain.
@@ -298,9 +278,10 @@ func runRandom(t *testing.T, seed uint64, sh *sharded) {
 	}
 	defer func() {
 		if t.Failed() {
-			t.Logf("seed %d failed", seed)
+			t.Logf("seed %d failed; replay it with: %s", seed, replay(t, seed))
 		}
 	}()
+	s.ship = newShipped(s, seed, true)
 	nTrades := 2 + r.IntN(5)
 	steps := 30 + r.IntN(20)
 	for step := 0; step < steps; step++ {
@@ -311,7 +292,7 @@ func runRandom(t *testing.T, seed uint64, sh *sharded) {
 			s.newTrade()
 		}
 		s.chaos()
-		s.honestRelay(true)
+		s.carry(true)
 		if r.IntN(3) == 0 {
 			s.malicious()
 		}
@@ -324,14 +305,19 @@ func runRandom(t *testing.T, seed uint64, sh *sharded) {
 		delete(s.halted, id)
 		s.w.chains[id].halted = false
 	}
+	if s.ship != nil {
+		for _, sc := range s.ship.chains {
+			sc.faults = false
+		}
+	}
 	for i := 0; i < 200 && !s.settled(); i++ {
-		s.honestRelay(false)
+		s.carry(false)
 		s.deliver()
 		s.produce(false)
 		s.check(false)
 	}
 	if !s.settled() {
-		t.Fatalf("seed %d: not settled after the settle phase", seed)
+		t.Fatalf("seed %d: not settled after the settle phase: %s", seed, s.unsettled())
 	}
 	if sh != nil {
 		s.produce(false) // transfers queued on a chain that was halted until now
@@ -513,6 +499,26 @@ func queued(c *chain, build func()) []*pending {
 	return append([]*pending(nil), c.pool[n:]...)
 }
 
+// carry has the trades carried along: by their parties and the shipped relay
+// (a random run crashes the relay now and then, and restarts it from its db
+// or, rarely, from nothing), or by the model relay.
+func (s *sim) carry(random bool) {
+	if s.ship == nil {
+		s.honestRelay(random)
+		return
+	}
+	s.clients(random)
+	if random {
+		switch k := s.r.IntN(100); {
+		case k < 2:
+			s.ship.crash(false)
+		case k < 3:
+			s.ship.crash(true)
+		}
+	}
+	s.ship.pass()
+}
+
 // honestRelay carries every step some trade needs.
 func (s *sim) honestRelay(random bool) {
 	w := s.w
@@ -689,6 +695,36 @@ func (s *sim) produce(random bool) {
 	}
 }
 
+// unsettled describes the trades a run still waits on.
+func (s *sim) unsettled() string {
+	var b strings.Builder
+	for _, tr := range s.trades {
+		x := tr.s.XTx
+		id := x.ID()
+		coord := s.w.chains[x.Coordinator]
+		var d crosschain.Decision
+		ok := false
+		if coord != nil {
+			d, ok = coord.decision(id)
+		}
+		fmt.Fprintf(&b, "\n  %s coord %s deadline +%ds decided %t commit %t:", id.Short(), x.Coordinator, (x.Deadline-T0)/1000, ok, d.Commit)
+		for i, l := range x.Legs {
+			c := s.w.chains[l.Chain]
+			rec, _ := c.leg(id, i)
+			fmt.Fprintf(&b, " %d@%s=%q", i, l.Chain, rec.Status)
+			if coord != nil && l.Chain != x.Coordinator {
+				fmt.Fprintf(&b, "(lc %d/%d, back %d/%d)", coord.clientHeight(l.Chain), c.height(), c.clientHeight(x.Coordinator), coord.height())
+			}
+		}
+	}
+	fmt.Fprintf(&b, "\n  now +%ds", (s.w.now-T0)/1000)
+	for _, id := range s.w.order {
+		c := s.w.chains[id]
+		fmt.Fprintf(&b, "; %s h=%d mem=%d nonce(relayer)=%d", id, c.height(), c.mem.Len(), c.nonce(addr(relayer)))
+	}
+	return b.String()
+}
+
 func (s *sim) settled() bool {
 	for _, tr := range s.trades {
 		x := tr.s.XTx
@@ -738,6 +774,19 @@ func (s *sim) check(final bool) {
 	}
 	for _, p := range s.forged {
 		if p.done && p.code == exec.OK {
+			if d, ok := p.tr.(*crosschain.Decide); ok {
+				id := d.XTx.ID()
+				coord := w.chains[d.XTx.Coordinator]
+				dec, _ := coord.decision(id)
+				for _, lp := range d.Proofs {
+					c := w.chains[d.XTx.Legs[lp.Leg].Chain]
+					v, _, _ := c.store.GetAt(lp.Proof.Height+1, crosschain.LegKey(id, int(lp.Leg)))
+					var real, forged crosschain.LegRecord
+					encoding.UnmarshalLax(v, &real)
+					encoding.UnmarshalLax(lp.Proof.Value, &forged)
+					t.Logf("forged decide of %s leg %d at %d: real %+v forged %+v; decision %+v; coord time %d deadline %d", id.Short(), lp.Leg, lp.Proof.Height, real, forged, dec, coord.time, d.XTx.Deadline)
+				}
+			}
 			t.Fatalf("forged step %q applied", p.label)
 		}
 	}

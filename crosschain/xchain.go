@@ -488,6 +488,11 @@ func (t *Decide) Verify(ctx *transform.Context, st transform.State) error {
 			t.local[i] = status[i]
 		}
 	}
+	// Proofs are checked before anything is decided, even an abort that
+	// needs none: a decide carrying a forged proof changes nothing.
+	if err := t.verifyProofs(st, id, status); err != nil {
+		return err
+	}
 	taken, absent, err := refHolders(st, x, id)
 	if err != nil {
 		return err
@@ -521,22 +526,10 @@ func (t *Decide) consented(id hash.Hash, status []*LegRecord) bool {
 	return sg.verifySigs(id) == nil
 }
 
-// judge sets the decision from the legs' records: those of this chain's legs
-// in status, those of the others from the proofs, this chain's unprepared
-// legs prepared inline when the decide carries signatures. It fails with
-// ErrNotReady when nothing can be decided yet.
-func (t *Decide) judge(ctx *transform.Context, st transform.State, id hash.Hash, status []*LegRecord) error {
+// verifyProofs checks the proofs of the other chains' legs against this
+// chain's light clients and puts their records in status.
+func (t *Decide) verifyProofs(st transform.State, id hash.Hash, status []*LegRecord) error {
 	x := &t.XTx
-	if len(t.Sigs) > 0 && ctx.Time <= x.Deadline { // past it, the abort needs no consent
-		reason, err := t.prepareLocal(ctx, st, id, status)
-		if err != nil {
-			return err
-		}
-		if reason != "" {
-			t.decision.Reason = reason
-			return nil
-		}
-	}
 	for _, p := range t.Proofs {
 		i := int(p.Leg)
 		switch {
@@ -556,6 +549,25 @@ func (t *Decide) judge(ctx *transform.Context, st transform.State, id hash.Hash,
 			return fmt.Errorf("%w: %w: %s: %w", transform.ErrInvalid, ErrBadProof, key, err)
 		}
 		status[i] = &rec
+	}
+	return nil
+}
+
+// judge sets the decision from the legs' records: those of this chain's legs
+// in status, those of the others from the proofs, this chain's unprepared
+// legs prepared inline when the decide carries signatures. It fails with
+// ErrNotReady when nothing can be decided yet.
+func (t *Decide) judge(ctx *transform.Context, st transform.State, id hash.Hash, status []*LegRecord) error {
+	x := &t.XTx
+	if len(t.Sigs) > 0 && ctx.Time <= x.Deadline { // past it, the abort needs no consent
+		reason, err := t.prepareLocal(ctx, st, id, status)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			t.decision.Reason = reason
+			return nil
+		}
 	}
 	all := true
 	for i, r := range status {
