@@ -23,7 +23,7 @@ import (
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/spv"
 )
@@ -96,7 +96,7 @@ type chain struct {
 	vals     []crypto.PrivateKey
 	headers  []header.Header // by height; [0] unused
 	certs    []consensus.Certificate
-	nextSets []validator.Set
+	nextSets []valset.Set
 	time     int64
 	pool     []*pending
 	halted   bool
@@ -163,7 +163,7 @@ func newChain(t tb, id string, extra func(*transform.Registry)) *chain {
 	}
 	c.headers = make([]header.Header, 1)
 	c.certs = make([]consensus.Certificate, 1)
-	c.nextSets = make([]validator.Set, 1)
+	c.nextSets = make([]valset.Set, 1)
 	return c
 }
 

@@ -41,6 +41,7 @@ import (
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/spv"
 )
@@ -845,7 +846,7 @@ func (r *Relay) headerUpdate(ctx context.Context, cs *chainState, h uint64) (*cr
 	if err != nil {
 		return nil, err
 	}
-	var set validator.Set
+	var set valset.Set
 	if err := vs.Decode(&set); err != nil {
 		return nil, err
 	}

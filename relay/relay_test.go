@@ -27,6 +27,7 @@ import (
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/relay"
 )
@@ -166,7 +167,7 @@ func createClient(t *testing.T, dst, src *testChain) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var set validator.Set
+	var set valset.Set
 	if err := vs.Decode(&set); err != nil {
 		t.Fatal(err)
 	}

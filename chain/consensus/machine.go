@@ -22,7 +22,7 @@ import (
 
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 // Step is where a validator is within a round.
@@ -210,7 +210,7 @@ type Machine struct {
 	self crypto.Address
 
 	height     uint64
-	set        validator.Set
+	set        valset.Set
 	total      uint64
 	round      uint32
 	step       Step
@@ -275,7 +275,7 @@ func (m *Machine) Locked() (int32, hash.Hash) { return m.lockedRound, m.lockedID
 
 // NewHeight starts agreeing on height with validator set set at time now. The driver
 // calls it at start-up and after applying each Decision.
-func (m *Machine) NewHeight(height uint64, set validator.Set, now int64) {
+func (m *Machine) NewHeight(height uint64, set valset.Set, now int64) {
 	m.reset(height, set, now)
 	if _, ok := m.app.(Pender); ok && m.cfg.Timeouts.EmptyBlocks > 0 {
 		m.idle, m.idleUntil = true, m.now+max(m.cfg.Timeouts.NewHeight, m.cfg.Timeouts.EmptyBlocks)
@@ -296,7 +296,7 @@ func (m *Machine) wake() {
 }
 
 // reset clears the per-height state without acting on anything.
-func (m *Machine) reset(height uint64, set validator.Set, now int64) {
+func (m *Machine) reset(height uint64, set valset.Set, now int64) {
 	m.height, m.set, m.total = height, set, set.TotalPower()
 	m.lockedRound, m.validRound = -1, -1
 	m.lockedID, m.validID = hash.Hash{}, hash.Hash{}
@@ -312,7 +312,7 @@ func (m *Machine) reset(height uint64, set validator.Set, now int64) {
 
 // Restore resumes a validator from its persisted state after a crash: same height,
 // round, lock and signed messages, which it re-sends rather than contradict.
-func (m *Machine) Restore(st *State, set validator.Set, now int64) {
+func (m *Machine) Restore(st *State, set valset.Set, now int64) {
 	// Nothing may be signed before the persisted votes and lock are back in place.
 	m.reset(st.Height, set, now)
 	m.lockedRound, m.lockedID = st.LockedRound, st.LockedID
@@ -663,7 +663,7 @@ func (m *Machine) onDecided(d *Decided) error {
 // (0 = first), ordering by a hash of (chain, height, round, address) divided by
 // voting power, so that powerful validators tend to rank first.
 func (m *Machine) rank(addr crypto.Address) int {
-	score := func(v validator.Validator) uint64 {
+	score := func(v valset.Validator) uint64 {
 		var hr [12]byte
 		binary.BigEndian.PutUint64(hr[:8], m.height)
 		binary.BigEndian.PutUint32(hr[8:], m.round)

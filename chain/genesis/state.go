@@ -25,7 +25,7 @@ import (
 //	asset.DefKey(asset)         asset.Definition
 //	asset.BalanceKey(asset, a)  uint64
 //	asset.SupplyKey(asset)      uint64          balances (+ bonds for the staking asset)
-//	validator.SetKey            validator.Set   sorted by address
+//	validator.SetKey            valset.Set   sorted by address
 //	validator.BondKey(addr)     uint64          power (with a staking asset only)
 //	validator.StakingAssetKey   string          (with a staking asset only)
 //	crosschain.ParamsKey        crosschain.Params (with a crosschain section only)

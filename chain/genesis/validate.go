@@ -16,7 +16,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/transform"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/crosschain"
 )
 
@@ -25,12 +25,12 @@ var (
 	validatorNameRule = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 )
 
-// maxTotalPower bounds the validators' total power, as validator.Set.Check does.
+// maxTotalPower bounds the validators' total power, as valset.Set.Check does.
 const maxTotalPower = math.MaxUint64 / 4
 
 // checked is what validation derives from a document, for Changes.
 type checked struct {
-	set      validator.Set
+	set      valset.Set
 	members  map[string][]crypto.Address          // role -> members, sorted
 	balances map[string]map[crypto.Address]uint64 // asset -> balances
 	supply   map[string]uint64                    // asset -> balances (+ bonds)
@@ -77,8 +77,8 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 	switch n := len(d.Validators); {
 	case n == 0:
 		add("validators", "at least one validator is required")
-	case n > validator.MaxValidators:
-		add("validators", "%d validators, at most %d are allowed", n, validator.MaxValidators)
+	case n > valset.MaxValidators:
+		add("validators", "%d validators, at most %d are allowed", n, valset.MaxValidators)
 	}
 	names := map[string]int{}
 	addrs := map[crypto.Address]int{}
@@ -111,7 +111,7 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 			total += v.Power
 		}
 		if err == nil {
-			c.set = append(c.set, validator.Validator{Address: pk.Address(), PubKey: pk, Power: v.Power})
+			c.set = append(c.set, valset.Validator{Address: pk.Address(), PubKey: pk, Power: v.Power})
 		}
 	}
 	c.set.Sort()

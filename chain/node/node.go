@@ -37,6 +37,7 @@ import (
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 var log = logging.Logger("plug/node")
@@ -110,7 +111,7 @@ type Node struct {
 
 	mu     sync.RWMutex
 	header *block.Header // last committed header, nil before block 1
-	set    validator.Set // validator set of the next height
+	set    valset.Set    // validator set of the next height
 	round  uint32
 	// lastBlock is the block committed last (loop goroutine only): the machine
 	// hands it to laggards, and it goes out in compact form.
@@ -684,7 +685,7 @@ func (n *Node) loop(ctx context.Context, wal *consensus.State) {
 	}
 }
 
-func (n *Node) currentSet() validator.Set {
+func (n *Node) currentSet() valset.Set {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	return n.set
