@@ -12,9 +12,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/block"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
@@ -234,7 +234,7 @@ func xsimGenesis(id string, vals []crypto.PrivateKey, powers []uint64, unchecked
 }
 
 func (c *cchain) registry() *transform.Registry {
-	reg := builtin.Registry()
+	reg := app.Registry()
 	if c.x.sc.unchecked {
 		reg.MustRegister(typeUncheckedFinish, &uncheckedFinish{})
 	}
@@ -250,7 +250,7 @@ func (c *cchain) open(n *cnode, restart bool) error {
 	}
 	n.store = st
 	n.reg = c.registry()
-	ms := builtin.Models()
+	ms := app.Models()
 	if !restart {
 		if err := c.doc.Validate(n.reg); err != nil {
 			return err

@@ -9,9 +9,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/block"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
@@ -115,7 +115,7 @@ type chain struct {
 // registers additional transforms (a test may give one chain an unsafe one).
 func newChain(t tb, id string, extra func(*transform.Registry)) *chain {
 	t.Helper()
-	c := &chain{t: t, id: id, reg: builtin.Registry(), ms: builtin.Models(), time: T0}
+	c := &chain{t: t, id: id, reg: app.Registry(), ms: app.Models(), time: T0}
 	if extra != nil {
 		extra(c.reg)
 	}

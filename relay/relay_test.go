@@ -15,8 +15,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
@@ -61,7 +61,7 @@ type testChain struct {
 }
 
 func registry() (*transform.Registry, *transform.Models) {
-	return builtin.Registry(), builtin.Models()
+	return app.Registry(), app.Models()
 }
 
 // startChain starts a chain whose genesis edit may change (before the holder's
@@ -72,7 +72,7 @@ func startChain(t *testing.T, id, assetName string, holder crypto.PrivateKey, ed
 	reg, ms := registry()
 	gen := genesis.Default(id, []crypto.PublicKey{val.Public()}, addr(admin))
 	for i := range gen.Roles {
-		if gen.Roles[i].Name == genesis.RelayerRole {
+		if gen.Roles[i].Name == app.RelayerRole {
 			gen.Roles[i].Members = append(gen.Roles[i].Members, addr(relayer).String())
 		}
 	}

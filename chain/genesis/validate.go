@@ -17,7 +17,6 @@ import (
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/valset"
-	"github.com/plugchain/plug/crosschain"
 )
 
 var (
@@ -34,7 +33,6 @@ type checked struct {
 	members  map[string][]crypto.Address          // role -> members, sorted
 	balances map[string]map[crypto.Address]uint64 // asset -> balances
 	supply   map[string]uint64                    // asset -> balances (+ bonds)
-	params   *crosschain.Params                   // nil: no crosschain section
 }
 
 // Validate checks d against the rules of a chain (docs/genesis.md) and returns
@@ -251,12 +249,15 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 			add("staking_asset", "no asset %q among assets", d.StakingAsset)
 		}
 	}
-	if d.Crosschain != nil {
-		p, err := d.Crosschain.Params()
-		if err != nil {
-			add("crosschain.max_lock", "%v", err)
-		} else {
-			c.params = &p
+	for _, sec := range Sections() {
+		if p := d.parts[sec.Name]; p != nil {
+			for _, pr := range p.Check() {
+				path := sec.Name
+				if pr.Field != "" {
+					path += "." + pr.Field
+				}
+				add(path, "%v", pr.Err)
+			}
 		}
 	}
 	return s.finish(errs), c

@@ -23,10 +23,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/pnet"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
+	"github.com/plugchain/plug/chain/transform"
 )
 
 // The files of a node home directory. Besides them the node keeps its bbolt
@@ -176,9 +176,11 @@ func cfgErr(path, field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrConfig, path, msg)
 }
 
-// LoadHome reads and checks config.toml, genesis.json and node_key.json in dir.
-// Errors name the file (and line, or field) and say what to do.
-func LoadHome(dir string) (*Home, error) {
+// LoadHome reads and checks config.toml, genesis.json and node_key.json in dir,
+// for a node executing the transforms of reg with the models ms (the genesis
+// roles must name transforms of reg). Errors name the file (and line, or field)
+// and say what to do.
+func LoadHome(dir string, reg *transform.Registry, ms *transform.Models) (*Home, error) {
 	cfgPath := filepath.Join(dir, ConfigFile)
 	f, err := ReadConfig(cfgPath)
 	if err != nil {
@@ -197,7 +199,7 @@ func LoadHome(dir string) (*Home, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v\n(fix the genesis file; `plug genesis validate --home %s` checks it)", ErrConfig, err, dir)
 	}
-	if err := gen.Validate(builtin.Registry()); err != nil {
+	if err := gen.Validate(reg); err != nil {
 		return nil, fmt.Errorf("%w: %v\n(fix the genesis file; `plug genesis validate --home %s` checks it)", ErrConfig, err, dir)
 	}
 	if f.ChainID != "" && f.ChainID != gen.ChainID {
@@ -227,6 +229,7 @@ func LoadHome(dir string) (*Home, error) {
 		Name: f.Name, Home: dir, Genesis: gen, ChainID: gen.ChainID, Key: key, Validator: f.Validator,
 		P2PListen: f.P2P.Listen, Peers: f.P2P.Peers, AllowPeers: f.P2P.AllowPeers, PrivateNetwork: psk,
 		MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes, StateCacheNodes: f.Storage.StateCacheNodes,
+		Registry: reg, Models: ms,
 	}
 	if c != (ConsensusConfig{MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes}) {
 		d := consensus.DefaultTimeouts()

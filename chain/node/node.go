@@ -22,7 +22,6 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/plugchain/plug/chain/block"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
@@ -72,7 +71,10 @@ type Config struct {
 	MaxBlockBytes int
 	// StateCacheNodes bounds the state tree's node cache; 0 means the default.
 	StateCacheNodes int
-	// Registry and Models of the chain's transforms; nil means the built-ins.
+	// Registry and Models are the chain's transforms and models; both are
+	// required. Every node of a chain must execute the same ones, or the nodes
+	// compute different states and the chain halts: the plug binary passes
+	// app.Registry() and app.Models().
 	Registry *transform.Registry
 	Models   *transform.Models
 	// Clock returns Unix milliseconds; nil means the system clock.
@@ -142,6 +144,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Genesis == nil || cfg.Key == nil {
 		return nil, errors.New("node: genesis and key are required")
 	}
+	if cfg.Registry == nil || cfg.Models == nil {
+		return nil, errors.New("node: the transform registry and models are required (a plug chain's are app.Registry() and app.Models())")
+	}
 	cfg.ChainID = cfg.Genesis.ChainID
 	if cfg.MaxBlockTxs == 0 {
 		cfg.MaxBlockTxs = 2_000
@@ -151,12 +156,6 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = func() int64 { return time.Now().UnixMilli() }
-	}
-	if cfg.Registry == nil {
-		cfg.Registry = builtin.Registry()
-	}
-	if cfg.Models == nil {
-		cfg.Models = builtin.Models()
 	}
 	n := &Node{cfg: cfg, models: cfg.Models, pool: mempool.New(), address: cfg.Key.Public().Address(),
 		inbox: make(chan *consensus.Message, 4096), outTxs: make(chan []byte, 4*MaxTxBatch), behind: make(chan uint64, 1), done: make(chan struct{}), byHeight: newHeightCache()}

@@ -1,25 +1,140 @@
-package genesis
+package app
 
 import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/rbac"
+	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/crosschain"
 )
 
+// The identities and the example document of chain/genesis's tests, so that
+// the hashes pinned here are those of the same documents.
+var (
+	key1 = mustKey(crypto.Ed25519, 1)
+	key2 = mustKey(crypto.P256, 2)
+	acc1 = mustKey(crypto.Ed25519, 11).Public().Address()
+	acc2 = mustKey(crypto.Ed25519, 12).Public().Address()
+
+	vars = strings.NewReplacer(
+		"$K1", hex.EncodeToString(key1.Public().Key),
+		"$P2", hex.EncodeToString(key2.Public().Key),
+		"$A1", acc1.String(),
+		"$A2", acc2.String(),
+	)
+)
+
+func mustKey(s crypto.SchemeID, seed byte) crypto.PrivateKey {
+	k, err := crypto.GenerateKey(s, bytes.NewReader(bytes.Repeat([]byte{seed}, 64*32)))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// example is chain/genesis's valid example; its line 18 is where
+// withCrosschain puts the section.
+const example = `{
+  "chain_id": "alpha",
+  "genesis_time": "2026-11-24T00:00:00Z",
+  "staking_asset": "STAKE",
+  "validators": [
+    {"name": "val-1", "pub_key": {"scheme": "ed25519", "key": "$K1"}, "power": 100},
+    {"name": "val-2", "pub_key": {"scheme": "p256", "key": "$P2"}, "power": 50}
+  ],
+  "roles": [
+    {"name": "admin", "transforms": ["rbac/set-role", "rbac/grant", "rbac/revoke", "asset/create"], "members": ["$A1"]},
+    {"name": "issuer", "transforms": ["asset/issue", "asset/burn"], "members": ["$A1", "$A2"]},
+    {"name": "public", "public": true, "transforms": ["asset/transfer"]}
+  ],
+  "assets": [
+    {"name": "STAKE", "issuer": "issuer", "decimals": 0, "max_supply": 0, "balances": {"$A1": 1000}},
+    {"name": "USD", "issuer": "issuer", "decimals": 2, "max_supply": 1000000, "balances": {"$A1": 1000, "$A2": 500}}
+  ]
+}
+`
+
+func parse(t *testing.T, text string) (*genesis.Doc, error) {
+	t.Helper()
+	return genesis.Parse("genesis.json", []byte(vars.Replace(text)))
+}
+
+func mustParse(t *testing.T, text string) *genesis.Doc {
+	t.Helper()
+	d, err := parse(t, text)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return d
+}
+
+func errorList(t *testing.T, err error) genesis.ErrorList {
+	t.Helper()
+	var l genesis.ErrorList
+	if !errors.As(err, &l) {
+		t.Fatalf("error %T %v is not an ErrorList", err, err)
+	}
+	return l
+}
+
+func openStore(t *testing.T) *state.Store {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.WithNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// reader reads typed values from a store, as the executor does.
+type reader struct{ st *state.Store }
+
+func (r reader) Get(key string, dst any) (bool, error) {
+	v, ok, err := r.st.Get(key)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, encoding.UnmarshalLax(v, dst)
+}
+
+// TestHashesUnchanged pins the hashes documents had when the crosschain
+// section and roles were part of chain/genesis: moving them behind
+// genesis.Section must not change the genesis of any existing chain.
+func TestHashesUnchanged(t *testing.T) {
+	if got, want := mustParse(t, withCrosschain(`{"max_lock": "90m"}`)).Hash().String(),
+		"790e5c467122e3c99b78ab1d73bfcd51eb140e39bdf4006284475535a82671d2"; got != want {
+		t.Errorf("hash with a crosschain section: %s, was %s", got, want)
+	}
+	if got, want := mustParse(t, withCrosschain(`{"max_lock": "bad"}`)).Hash().String(),
+		"60dd774a0ce54cf6def8faba1d159c4dbd581046094dcf41ab318d9c56cda540"; got != want {
+		t.Errorf("hash with an invalid crosschain section: %s, was %s", got, want)
+	}
+	d := genesis.Default("beta", []crypto.PublicKey{key1.Public(), key2.Public()}, acc1)
+	d.GenesisTime = "2026-11-24T00:00:00Z"
+	if got, want := d.Hash().String(), "489d9c4214d2e040dc900b9a0b6f952b108a8de9de354ecbe0415b4baa167ff5"; got != want {
+		t.Errorf("hash of a default genesis with the crosschain roles: %s, was %s", got, want)
+	}
+}
+
 func TestCrosschainRoles(t *testing.T) {
 	keys := []crypto.PublicKey{key1.Public(), key2.Public()}
-	d := Default("beta", keys, acc1)
-	reg := builtin.Registry()
+	d := genesis.Default("beta", keys, acc1)
+	reg := Registry()
 	if err := d.Validate(reg); err != nil {
 		t.Fatal(err)
 	}
-	ms := builtin.Models()
+	ms := Models()
 	st := openStore(t)
-	if _, err := Init(st, d, ms); err != nil {
+	if _, err := genesis.Init(st, d, ms); err != nil {
 		t.Fatal(err)
 	}
 	p, err := rbac.Load(reader{st})
@@ -67,7 +182,7 @@ func TestCrosschainParams(t *testing.T) {
 	if got := plain.Hash().String(); got != exampleHash {
 		t.Fatalf("hash of a genesis without a crosschain section changed: %s, was %s", got, exampleHash)
 	}
-	ch, err := plain.Changes(builtin.Models())
+	ch, err := plain.Changes(Models())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,11 +193,11 @@ func TestCrosschainParams(t *testing.T) {
 	}
 
 	d := mustParse(t, withCrosschain(`{"max_lock": "90m"}`))
-	if err := d.Validate(builtin.Registry()); err != nil {
+	if err := d.Validate(Registry()); err != nil {
 		t.Fatal(err)
 	}
 	st := openStore(t)
-	if _, err := Init(st, d, builtin.Models()); err != nil {
+	if _, err := genesis.Init(st, d, Models()); err != nil {
 		t.Fatal(err)
 	}
 	var p crosschain.Params
@@ -104,12 +219,12 @@ func TestCrosschainParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := Parse("again.json", b)
+	back, err := genesis.Parse("again.json", b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Crosschain == nil || back.Crosschain.MaxLock != "90m" || back.Hash() != d.Hash() {
-		t.Fatalf("round trip gave %+v", back.Crosschain)
+	if CrosschainOf(back) == nil || CrosschainOf(back).MaxLock != "90m" || back.Hash() != d.Hash() {
+		t.Fatalf("round trip gave %+v", CrosschainOf(back))
 	}
 	if b, _ := plain.Marshal(); strings.Contains(string(b), "crosschain") {
 		t.Fatal("Marshal writes an absent crosschain section")
@@ -126,7 +241,7 @@ func TestCrosschainParamsRules(t *testing.T) {
 		{`{"max_lock": "1500us"}`, "must be a whole number of milliseconds"},
 	} {
 		d := mustParse(t, withCrosschain(c.section))
-		l := errorList(t, d.Validate(builtin.Registry()))
+		l := errorList(t, d.Validate(Registry()))
 		if len(l) != 1 || l[0].Field != "crosschain.max_lock" || l[0].Line != 18 || !strings.Contains(l[0].Msg, c.msg) {
 			t.Errorf("%s: %v, want one error at line 18, crosschain.max_lock: %s", c.section, l, c.msg)
 		}
@@ -145,7 +260,7 @@ func TestCrosschainParamsRules(t *testing.T) {
 			t.Errorf("%s: %v, want at line 18, %s: %s", c.section, l, c.field, c.msg)
 		}
 	}
-	if d := mustParse(t, withCrosschain(`null`)); d.Crosschain != nil || d.Validate(builtin.Registry()) != nil {
+	if d := mustParse(t, withCrosschain(`null`)); CrosschainOf(d) != nil || d.Validate(Registry()) != nil {
 		t.Error("a null crosschain section is not the same as none")
 	}
 }
