@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/plugchain/plug/chain/atomicfile"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
@@ -434,7 +435,7 @@ func WriteConfig(path string, f *FileConfig) error {
 	if _, err := toml.Decode(b.String(), &back); err != nil {
 		return fmt.Errorf("config: encoding produced invalid TOML: %w", err)
 	}
-	return writeAtomic(path, b.Bytes(), 0o644)
+	return atomicfile.Write(path, b.Bytes(), 0o644)
 }
 
 // WriteGenesis writes the genesis document to path (mode 0644), atomically.
@@ -443,7 +444,7 @@ func WriteGenesis(path string, d *genesis.Doc) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, b, 0o644)
+	return atomicfile.Write(path, b, 0o644)
 }
 
 // WriteHome creates dir (0700) and writes config.toml, and genesis.json and
@@ -476,43 +477,4 @@ func HomeExists(dir string) []string {
 		}
 	}
 	return found
-}
-
-// writeAtomic writes data to a temporary file next to path, syncs it and renames
-// it over path, so a crash leaves the old or the new file, never a torn one.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

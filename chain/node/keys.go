@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 
+	"github.com/plugchain/plug/chain/atomicfile"
 	"github.com/plugchain/plug/chain/crypto"
 )
 
@@ -83,7 +84,7 @@ func WriteNodeKey(path string, key crypto.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, append(b, '\n'), 0o600)
+	return atomicfile.Write(path, append(b, '\n'), 0o600)
 }
 
 // PeerIDOf returns the libp2p peer ID of an ed25519 node key.
