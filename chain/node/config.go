@@ -21,6 +21,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/plugchain/plug/chain/atomicfile"
+	"github.com/plugchain/plug/chain/config"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
@@ -89,15 +90,15 @@ type HTTPConfig struct {
 
 // ConsensusConfig is the [consensus] section; zero values mean the defaults.
 type ConsensusConfig struct {
-	Stagger       Duration `toml:"stagger"`
-	Propose       Duration `toml:"propose"`
-	PreCommit     Duration `toml:"precommit"`
-	Commit        Duration `toml:"commit"`
-	Delta         Duration `toml:"delta"`
-	Rebroadcast   Duration `toml:"rebroadcast"`
-	NewHeight     Duration `toml:"new_height"`
-	MaxBlockTxs   int      `toml:"max_block_txs"`
-	MaxBlockBytes int      `toml:"max_block_bytes"`
+	Stagger       config.Duration `toml:"stagger"`
+	Propose       config.Duration `toml:"propose"`
+	PreCommit     config.Duration `toml:"precommit"`
+	Commit        config.Duration `toml:"commit"`
+	Delta         config.Duration `toml:"delta"`
+	Rebroadcast   config.Duration `toml:"rebroadcast"`
+	NewHeight     config.Duration `toml:"new_height"`
+	MaxBlockTxs   int             `toml:"max_block_txs"`
+	MaxBlockBytes int             `toml:"max_block_bytes"`
 }
 
 // LogConfig is the [log] section.
@@ -110,23 +111,9 @@ type LogConfig struct {
 	Subsystems map[string]string `toml:"subsystems"`
 }
 
-// Duration is a time.Duration written as a string such as "300ms" in TOML.
-type Duration struct{ time.Duration }
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("want a duration such as \"300ms\" or \"1s\", got %q", b)
-	}
-	d.Duration = v
-	return nil
+func ms(v int64) config.Duration {
+	return config.Duration{Duration: time.Duration(v) * time.Millisecond}
 }
-
-func ms(v int64) Duration { return Duration{time.Duration(v) * time.Millisecond} }
 
 // DefaultFileConfig returns the configuration plug init writes.
 func DefaultFileConfig(name, chainID string, validator bool) *FileConfig {
@@ -231,7 +218,7 @@ func LoadHome(dir string, reg *transform.Registry, ms *transform.Models) (*Home,
 	}
 	if c != (ConsensusConfig{MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes}) {
 		d := consensus.DefaultTimeouts()
-		pick := func(v Duration, def int64) int64 {
+		pick := func(v config.Duration, def int64) int64 {
 			if v.Duration == 0 {
 				return def
 			}
@@ -317,7 +304,7 @@ func (f *FileConfig) check(path string) error {
 		}
 	}
 	c := f.Consensus
-	for name, d := range map[string]Duration{"stagger": c.Stagger, "propose": c.Propose, "precommit": c.PreCommit,
+	for name, d := range map[string]config.Duration{"stagger": c.Stagger, "propose": c.Propose, "precommit": c.PreCommit,
 		"commit": c.Commit, "delta": c.Delta, "rebroadcast": c.Rebroadcast, "new_height": c.NewHeight} {
 		if d.Duration < 0 {
 			return cfgErr(path, "consensus."+name, "negative duration %s", d)

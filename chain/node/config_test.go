@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/crypto"
@@ -115,14 +114,4 @@ func TestHomeErrors(t *testing.T) {
 			t.Fatalf("no config: %v", err)
 		}
 	})
-}
-
-func TestDurationText(t *testing.T) {
-	var d Duration
-	if err := d.UnmarshalText([]byte("1.5s")); err != nil || d.Duration != 1500*time.Millisecond {
-		t.Fatal(d, err)
-	}
-	if b, _ := d.MarshalText(); string(b) != "1.5s" {
-		t.Fatal(string(b))
-	}
 }
