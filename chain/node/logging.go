@@ -4,10 +4,15 @@ import (
 	"fmt"
 
 	logging "github.com/ipfs/go-log/v2"
+
+	"github.com/plugchain/plug/chain/p2p"
 )
 
-// SetupLogging applies the home's log settings to go-log; override, if not
-// empty, replaces the default level (e.g. from --log-level).
+// SetupLogging applies the home's log settings to go-log, and through it to
+// go-libp2p and gossipsub (p2p.RouteLibp2pLogs), so the [log] section governs
+// every log line of the node; override, if not empty, replaces the default
+// level (e.g. from --log-level). Call it before the node starts: libp2p's
+// loggers pick their handler at their first line.
 func (h *Home) SetupLogging(override string) error {
 	lvl := h.LogLevel
 	if override != "" {
@@ -37,6 +42,7 @@ func (h *Home) SetupLogging(override string) error {
 		cfg.SubsystemLevels[sub] = v
 	}
 	logging.SetupLogging(cfg)
+	p2p.RouteLibp2pLogs()
 	logging.SetAllLoggers(l)
 	for sub, v := range cfg.SubsystemLevels {
 		_ = logging.SetLogLevel(sub, v.String())
