@@ -1,6 +1,7 @@
 // Package genesis reads, checks and applies the genesis file of a chain: a JSON
-// document naming the chain, its start time, its first validators, its RBAC roles
-// and its assets with their initial balances (see docs/genesis.md).
+// document naming the chain, its start time, its first validators, its RBAC roles,
+// its assets with their initial balances and the optional sections that layers
+// above chain/ register (Section; see docs/genesis.md).
 //
 // Parse reports syntax errors, values of the wrong type, unknown fields and
 // duplicate keys; Validate checks the rules of the chain. Both return every problem
