@@ -79,6 +79,9 @@ func RegisterSection(s Section) {
 	if s.Name == "" || s.New == nil || s.HashKey <= ownHashKeys {
 		panic(fmt.Sprintf("genesis: section %q needs a name, New and a hash key above %d", s.Name, ownHashKeys))
 	}
+	if t := reflect.TypeOf(s.New()); t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		panic(fmt.Sprintf("genesis: section %q: New must return a pointer to a struct, got %v", s.Name, t))
+	}
 	if _, taken := jsonFields(reflect.TypeFor[Doc]())[s.Name]; taken {
 		panic(fmt.Sprintf("genesis: section %q is a field of the document", s.Name))
 	}
@@ -104,12 +107,21 @@ func Sections() []Section {
 func (d *Doc) Section(name string) Part { return d.parts[name] }
 
 // SetSection sets d's value of the named section; nil removes it. It panics
-// if no such section is registered.
+// if no such section is registered or p is not of the type its New returns.
 func (d *Doc) SetSection(name string, p Part) {
-	if !registered(name) {
+	sec, ok := section(name)
+	if !ok {
 		panic(fmt.Sprintf("genesis: no section %q is registered", name))
 	}
-	if p == nil || reflect.ValueOf(p).IsNil() {
+	if p == nil {
+		delete(d.parts, name)
+		return
+	}
+	v := reflect.ValueOf(p)
+	if want := reflect.TypeOf(sec.New()); v.Type() != want {
+		panic(fmt.Sprintf("genesis: section %q holds %v, got %T", name, want, p))
+	}
+	if v.IsNil() {
 		delete(d.parts, name)
 		return
 	}
@@ -119,13 +131,13 @@ func (d *Doc) SetSection(name string, p Part) {
 	d.parts[name] = p
 }
 
-func registered(name string) bool {
+func section(name string) (Section, bool) {
 	for _, s := range Sections() {
 		if s.Name == name {
-			return true
+			return s, true
 		}
 	}
-	return false
+	return Section{}, false
 }
 
 // jsonForm is the Go type of the JSON document: Doc's exported fields, then one
