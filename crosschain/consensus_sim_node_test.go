@@ -12,9 +12,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/block"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
@@ -28,6 +28,7 @@ import (
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/crosschain"
 )
 
@@ -86,7 +87,7 @@ type cnode struct {
 	blocks    [][]byte
 	headers   []header.Header
 	certs     []consensus.Certificate
-	nextSets  []validator.Set // [h]: the set that signs height h+1
+	nextSets  []valset.Set // [h]: the set that signs height h+1
 
 	crashed bool // a single-validator crash
 	down    bool // the whole chain is down (a halt)
@@ -145,7 +146,7 @@ type cchain struct {
 	nodes []*cnode // the validators, then the follower
 	doc   *genesis.Doc
 	view  *chain // the harness chain of harness_test.go, backed by the follower
-	set   validator.Set
+	set   valset.Set
 
 	// Agreement: the first block committed at each height by an honest node and
 	// the state root after it (index h-1).
@@ -233,7 +234,7 @@ func xsimGenesis(id string, vals []crypto.PrivateKey, powers []uint64, unchecked
 }
 
 func (c *cchain) registry() *transform.Registry {
-	reg := builtin.Registry()
+	reg := app.Registry()
 	if c.x.sc.unchecked {
 		reg.MustRegister(typeUncheckedFinish, &uncheckedFinish{})
 	}
@@ -249,7 +250,7 @@ func (c *cchain) open(n *cnode, restart bool) error {
 	}
 	n.store = st
 	n.reg = c.registry()
-	ms := builtin.Models()
+	ms := app.Models()
 	if !restart {
 		if err := c.doc.Validate(n.reg); err != nil {
 			return err
@@ -261,7 +262,7 @@ func (c *cchain) open(n *cnode, restart bool) error {
 		if err != nil {
 			return err
 		}
-		n.headers, n.certs, n.blocks, n.nextSets = make([]header.Header, 1), make([]consensus.Certificate, 1), make([][]byte, 1), []validator.Set{set}
+		n.headers, n.certs, n.blocks, n.nextSets = make([]header.Header, 1), make([]consensus.Certificate, 1), make([][]byte, 1), []valset.Set{set}
 	}
 	// Invariant 6: the state file holds exactly the blocks committed before the crash.
 	if v := st.Version(); v != n.height()+1 {

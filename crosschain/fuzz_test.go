@@ -3,7 +3,7 @@ package crosschain_test
 import (
 	"testing"
 
-	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/crosschain"
@@ -34,7 +34,7 @@ func FuzzTransforms(f *testing.F) {
 	for i, tr := range []any{&crosschain.Prepare{Tx: *s, Leg: 1}, &crosschain.Decide{XTx: x}, &crosschain.Finish{XTx: x, Leg: 7}, batch, params} {
 		f.Add(uint8(i), encoding.MustMarshal(tr))
 	}
-	reg := builtin.Registry()
+	reg := app.Registry()
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
 		typ := types[int(which)%len(types)]
 		tr, err := reg.Decode(typ, payload)

@@ -9,9 +9,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/block"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
@@ -24,7 +24,7 @@ import (
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/spv"
 )
@@ -97,7 +97,7 @@ type chain struct {
 	vals     []crypto.PrivateKey
 	headers  []header.Header // by height; [0] unused
 	certs    []consensus.Certificate
-	nextSets []validator.Set
+	nextSets []valset.Set
 	time     int64
 	pool     []*pending
 	halted   bool
@@ -124,7 +124,7 @@ type chain struct {
 // registers additional transforms (a test may give one chain an unsafe one).
 func newChain(t tb, id string, extra func(*transform.Registry)) *chain {
 	t.Helper()
-	c := &chain{t: t, id: id, reg: builtin.Registry(), ms: builtin.Models(), time: T0}
+	c := &chain{t: t, id: id, reg: app.Registry(), ms: app.Models(), time: T0}
 	if extra != nil {
 		extra(c.reg)
 	}
@@ -172,7 +172,7 @@ func newChain(t tb, id string, extra func(*transform.Registry)) *chain {
 	}
 	c.headers = make([]header.Header, 1)
 	c.certs = make([]consensus.Certificate, 1)
-	c.nextSets = make([]validator.Set, 1)
+	c.nextSets = make([]valset.Set, 1)
 	c.blocks = make([]*block.Block, 1)
 	c.mem = mempool.New()
 	c.raw = map[hash.Hash]*rawTx{}

@@ -8,7 +8,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/header"
 	"github.com/plugchain/plug/chain/transform"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/spv"
 )
 
@@ -137,7 +137,7 @@ func inactive(st transform.State, memo *clientMemo, self, chainID string) (strin
 type LCCreate struct {
 	ChainID string        `cbor:"1,keyasint" json:"chain_id"`
 	Header  header.Header `cbor:"2,keyasint" json:"header"`
-	NextSet validator.Set `cbor:"3,keyasint" json:"next_set"`
+	NextSet valset.Set    `cbor:"3,keyasint" json:"next_set"`
 
 	client *spv.ClientState
 }
@@ -199,7 +199,7 @@ type LCUpdate struct {
 	ChainID string                `cbor:"1,keyasint" json:"chain_id"`
 	Header  header.Header         `cbor:"2,keyasint" json:"header"`
 	Cert    consensus.Certificate `cbor:"3,keyasint" json:"cert"`
-	NextSet validator.Set         `cbor:"4,keyasint" json:"next_set"`
+	NextSet valset.Set            `cbor:"4,keyasint" json:"next_set"`
 
 	client *spv.ClientState
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
@@ -103,7 +104,7 @@ func startBenchNet(b *testing.B, id, assetName string, holders []crypto.PrivateK
 	}
 	gen := genesis.Default(id, pubs, addr(admin))
 	for i := range gen.Roles {
-		if gen.Roles[i].Name == genesis.RelayerRole {
+		if gen.Roles[i].Name == app.RelayerRole {
 			gen.Roles[i].Members = append(gen.Roles[i].Members, addr(relayer).String())
 		}
 	}
@@ -116,7 +117,7 @@ func startBenchNet(b *testing.B, id, assetName string, holders []crypto.PrivateK
 	var peers []string
 	for i, k := range vals {
 		cfg := node.Config{Name: fmt.Sprintf("%s-val-%d", id, i+1), Genesis: gen, Key: k, Validator: true, Peers: slices.Clone(peers),
-			MaxBlockTxs: *dvpBlockTxs}
+			MaxBlockTxs: *dvpBlockTxs, Registry: app.Registry(), Models: app.Models()}
 		if i == 0 {
 			cfg.OnCommit = onCommit
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/plugchain/plug/chain/config"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/crosschain"
 )
@@ -26,21 +27,9 @@ const (
 	DefaultDB            = "relay.db"
 )
 
-// Duration is a time.Duration written as "200ms" in TOML.
-type Duration struct{ time.Duration }
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	d.Duration = v
-	return nil
-}
+// Duration is a time.Duration written as "200ms" in TOML: the node's
+// config.toml type, so both files read durations alike.
+type Duration = config.Duration
 
 // KeyConfig names the relayer's signing key in a keyring.
 type KeyConfig struct {

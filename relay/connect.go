@@ -9,6 +9,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/crosschain"
 )
 
@@ -35,7 +36,7 @@ func CreateClient(ctx context.Context, src, dst *client.Client, srcID, dstID str
 	if err != nil {
 		return false, fmt.Errorf("validator set of %s at %d: %w", srcID, height, err)
 	}
-	var set validator.Set
+	var set valset.Set
 	if err := vs.Decode(&set); err != nil {
 		return false, fmt.Errorf("validator set of %s at %d: %w", srcID, height, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/spv"
 )
@@ -88,7 +89,7 @@ func (r *Relay) headerUpdate(ctx context.Context, cs *chainState, h uint64) (*cr
 	if err != nil {
 		return nil, err
 	}
-	var set validator.Set
+	var set valset.Set
 	if err := vs.Decode(&set); err != nil {
 		return nil, err
 	}

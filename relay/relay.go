@@ -26,7 +26,7 @@ import (
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/hash"
@@ -79,7 +79,7 @@ type Relay struct {
 
 // Registry returns the transform registry a relay encodes with: the built-ins,
 // crosschain transforms included.
-func Registry() *transform.Registry { return builtin.Registry() }
+func Registry() *transform.Registry { return app.Registry() }
 
 // New opens the relay's db and clients; Run drives it.
 func New(cfg *Config, opts ...Option) (*Relay, error) {

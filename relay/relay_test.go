@@ -15,8 +15,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
@@ -27,6 +27,7 @@ import (
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/relay"
 )
@@ -60,7 +61,7 @@ type testChain struct {
 }
 
 func registry() (*transform.Registry, *transform.Models) {
-	return builtin.Registry(), builtin.Models()
+	return app.Registry(), app.Models()
 }
 
 // startChain starts a chain whose genesis edit may change (before the holder's
@@ -71,7 +72,7 @@ func startChain(t *testing.T, id, assetName string, holder crypto.PrivateKey, ed
 	reg, ms := registry()
 	gen := genesis.Default(id, []crypto.PublicKey{val.Public()}, addr(admin))
 	for i := range gen.Roles {
-		if gen.Roles[i].Name == genesis.RelayerRole {
+		if gen.Roles[i].Name == app.RelayerRole {
 			gen.Roles[i].Members = append(gen.Roles[i].Members, addr(relayer).String())
 		}
 	}
@@ -166,7 +167,7 @@ func createClient(t *testing.T, dst, src *testChain) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var set validator.Set
+	var set valset.Set
 	if err := vs.Decode(&set); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
@@ -34,7 +35,8 @@ func TestStallResendsInFlight(t *testing.T) {
 	gen := genesis.Default("solo", []crypto.PublicKey{val.Public()}, admin.Public().Address())
 	gen.Assets = append(gen.Assets, genesis.Asset{Name: "USD", Issuer: "admin",
 		Balances: map[string]uint64{relayer.Public().Address().String(): 100}})
-	nd, url := nodetest.Start(t, node.Config{Name: "solo", Genesis: gen, Key: val, Validator: true})
+	nd, url := nodetest.Start(t, node.Config{Name: "solo", Genesis: gen, Key: val, Validator: true,
+		Registry: app.Registry(), Models: app.Models()})
 	nodetest.WaitHeight(t, nd, 1)
 
 	r, err := New(&Config{Name: "t", DB: filepath.Join(t.TempDir(), "relay.db"), Signer: relayer,

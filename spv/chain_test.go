@@ -11,7 +11,7 @@ import (
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/header"
 	"github.com/plugchain/plug/chain/proof"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/spv"
 )
 
@@ -65,11 +65,11 @@ type testChain struct {
 	certs     []consensus.Certificate
 }
 
-func (tc *testChain) set(h uint64) validator.Set {
-	var s validator.Set
+func (tc *testChain) set(h uint64) valset.Set {
+	var s valset.Set
 	for _, m := range tc.sched(h) {
 		k := testKeys[m.key]
-		s = append(s, validator.Validator{Address: k.Public().Address(), PubKey: k.Public(), Power: m.power})
+		s = append(s, valset.Validator{Address: k.Public().Address(), PubKey: k.Public(), Power: m.power})
 	}
 	s.Sort()
 	return s
@@ -143,7 +143,7 @@ func (tc *testChain) sign(hdr header.Header, round uint32, keys ...int) consensu
 }
 
 // update returns the arguments that move a client from h-1 to h.
-func (tc *testChain) update(h uint64) (header.Header, consensus.Certificate, validator.Set) {
+func (tc *testChain) update(h uint64) (header.Header, consensus.Certificate, valset.Set) {
 	return tc.headers[h], tc.cert(h), tc.set(h + 1)
 }
 

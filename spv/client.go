@@ -10,7 +10,7 @@ import (
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/header"
 	"github.com/plugchain/plug/chain/proof"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 // A light client of one chain follows its headers one height at a time, each header
@@ -71,7 +71,7 @@ type Misbehaviour struct {
 	// Set is the validator set that signs Height. It may be left out when Height is
 	// the client's Height+1 (the client's NextSet is used); otherwise it must hash
 	// to the ValidatorsHash the client verified at Height.
-	Set validator.Set `cbor:"6,keyasint,omitempty" json:"set,omitempty"`
+	Set valset.Set `cbor:"6,keyasint,omitempty" json:"set,omitempty"`
 }
 
 // HeaderUpdate is what a relay carries to move a client one height on: the
@@ -79,7 +79,7 @@ type Misbehaviour struct {
 type HeaderUpdate struct {
 	Header  header.Header         `cbor:"1,keyasint" json:"header"`
 	Cert    consensus.Certificate `cbor:"2,keyasint" json:"cert"`
-	NextSet validator.Set         `cbor:"3,keyasint,omitempty" json:"next_set,omitempty"`
+	NextSet valset.Set            `cbor:"3,keyasint,omitempty" json:"next_set,omitempty"`
 }
 
 // Apply is c.Update(u.Header, u.Cert, u.NextSet).
@@ -96,7 +96,7 @@ type ClientState struct {
 	// Header is the latest verified header.
 	Header header.Header `cbor:"3,keyasint" json:"header"`
 	// NextSet signs Height+1; its hash is Header.NextValidatorsHash.
-	NextSet  validator.Set `cbor:"4,keyasint" json:"next_set"`
+	NextSet  valset.Set    `cbor:"4,keyasint" json:"next_set"`
 	Frozen   bool          `cbor:"5,keyasint" json:"frozen"`
 	Evidence *Misbehaviour `cbor:"6,keyasint,omitempty" json:"evidence,omitempty"`
 	// Roots are the verified heights' consensus states, by height, at most MaxRoots.
@@ -106,7 +106,7 @@ type ClientState struct {
 // NewClient starts a client from a root of trust: a header of chainID chosen out of
 // band (genesis, or a recent header an admin vouches for) and the set that signs
 // the height after it.
-func NewClient(chainID string, trusted header.Header, nextSet validator.Set) (*ClientState, error) {
+func NewClient(chainID string, trusted header.Header, nextSet valset.Set) (*ClientState, error) {
 	if chainID == "" {
 		return nil, fmt.Errorf("new light client: %w: empty chain id", ErrWrongChain)
 	}
@@ -160,7 +160,7 @@ func (c *ClientState) Check() error {
 // than two thirds of the power, commit votes for its hash) by NextSet, not go back
 // in time, and nextSet must be the set it names as next (nil when the header keeps
 // the set it was signed by). On error c is unchanged.
-func (c *ClientState) Update(hdr header.Header, cert consensus.Certificate, nextSet validator.Set) (*ClientState, error) {
+func (c *ClientState) Update(hdr header.Header, cert consensus.Certificate, nextSet valset.Set) (*ClientState, error) {
 	if c.Frozen {
 		return nil, fmt.Errorf("update light client of %q: %w", c.ChainID, ErrFrozen)
 	}
@@ -228,7 +228,7 @@ func (c *ClientState) CheckMisbehaviour(m Misbehaviour) (*ClientState, error) {
 	fail := func(kind error, format string, a ...any) (*ClientState, error) {
 		return nil, fmt.Errorf("misbehaviour for light client of %q at height %d: %w: %s", c.ChainID, m.Height, kind, fmt.Sprintf(format, a...))
 	}
-	var set validator.Set
+	var set valset.Set
 	var verified hash.Hash // the header hash already verified at m.Height, if any
 	switch {
 	case m.Height == c.Height+1:
@@ -379,11 +379,11 @@ func (c *ClientState) clone() *ClientState {
 	return &n
 }
 
-func cloneSet(s validator.Set) validator.Set {
+func cloneSet(s valset.Set) valset.Set {
 	if s == nil {
 		return nil
 	}
-	n := make(validator.Set, len(s))
+	n := make(valset.Set, len(s))
 	for i, v := range s {
 		n[i] = v
 		n[i].PubKey = crypto.PublicKey{Scheme: v.PubKey.Scheme, Key: cloneBytes(v.PubKey.Key)}

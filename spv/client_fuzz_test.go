@@ -14,7 +14,7 @@ import (
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/header"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/spv"
 )
 
@@ -121,7 +121,7 @@ func FuzzClientUpdate(f *testing.F) {
 				t.Fatal("client frozen without a fork")
 			}
 		}
-		var s validator.Set
+		var s valset.Set
 		if encoding.Unmarshal(data, &s) == nil {
 			hdr, cert, _ := tc.update(3)
 			// nil means "unchanged"; anything else must be the genuine next set.

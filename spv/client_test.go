@@ -10,7 +10,7 @@ import (
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/header"
 	"github.com/plugchain/plug/chain/proof"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/spv"
 )
 
@@ -102,7 +102,7 @@ func TestClientRejects(t *testing.T) {
 	type upd struct {
 		hdr  header.Header
 		cert consensus.Certificate
-		next validator.Set
+		next valset.Set
 	}
 	cases := []struct {
 		name  string

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/node"
@@ -49,7 +50,7 @@ func TestCreate(t *testing.T) {
 	ports := map[string]bool{}
 	for _, c := range m.Chains {
 		for _, n := range c.Nodes {
-			h, err := node.LoadHome(n.Home)
+			h, err := node.LoadHome(n.Home, app.Registry(), app.Models())
 			if err != nil {
 				t.Fatalf("%s: %v", n.Name, err)
 			}
@@ -119,7 +120,7 @@ func TestCreateSharded(t *testing.T) {
 			if got := net.Shards[i].Endpoints; len(got) != 1 || got[0] != c.Nodes[0].HTTP {
 				t.Fatalf("%s endpoints %v, want its node %s", c.ChainID, got, c.Nodes[0].HTTP)
 			}
-			h, err := node.LoadHome(c.Nodes[0].Home)
+			h, err := node.LoadHome(c.Nodes[0].Home, app.Registry(), app.Models())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/plugchain/plug/chain/atomicfile"
 )
 
 // ManifestFile is the name of the manifest inside a testnet directory.
@@ -95,11 +97,7 @@ func (m *Manifest) Save() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(m.Dir, ManifestFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(m.Dir, ManifestFile))
+	return atomicfile.Write(filepath.Join(m.Dir, ManifestFile), b, 0o600)
 }
 
 // Chain returns the chain with id, or the only chain when id is empty.

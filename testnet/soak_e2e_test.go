@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	chainexec "github.com/plugchain/plug/chain/exec"
@@ -151,7 +151,7 @@ func (s *soak) transfer(ctx context.Context, r *rand.Rand, k crypto.PrivateKey, 
 			time.Sleep(100 * time.Millisecond) // that node is down: pick another
 			continue
 		}
-		t, err = tx.New(builtin.Registry(), in.chain, &asset.Transfer{Asset: "USD", From: k.Public().Address(), To: in.to, Amount: in.amount},
+		t, err = tx.New(app.Registry(), in.chain, &asset.Transfer{Asset: "USD", From: k.Public().Address(), To: in.to, Amount: in.amount},
 			tx.Signer{Key: k.Public(), Nonce: n})
 		if err != nil {
 			s.t.Error(err)

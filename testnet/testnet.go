@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/keyring"
@@ -296,7 +296,7 @@ func chainGenesis(chainID string, nodes []*plannedNode, admin crypto.Address, fu
 		doc.Validators[i].Name = names[i]
 	}
 	for i := range doc.Roles {
-		if doc.Roles[i].Name == genesis.RelayerRole {
+		if doc.Roles[i].Name == app.RelayerRole {
 			for _, r := range relayers {
 				doc.Roles[i].Members = append(doc.Roles[i].Members, r.String())
 			}
@@ -309,7 +309,7 @@ func chainGenesis(chainID string, nodes []*plannedNode, admin crypto.Address, fu
 		}
 		doc.Assets = append(doc.Assets, genesis.Asset{Name: a, Issuer: "admin", Decimals: 2, Balances: bal})
 	}
-	if err := doc.Validate(builtin.Registry()); err != nil {
+	if err := doc.Validate(app.Registry()); err != nil {
 		return nil, fmt.Errorf("genesis of %s: %w", chainID, err)
 	}
 	return doc, nil

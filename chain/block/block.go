@@ -18,6 +18,7 @@ import (
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 // Limits on a block.
@@ -121,7 +122,7 @@ type Outcome struct {
 	// block is final.
 	Batch *state.Batch
 	// NextValidators is the set that signs the next block.
-	NextValidators validator.Set
+	NextValidators valset.Set
 	// Rejected are the receipts of the transactions Build left out because the
 	// executor rejected them (never set by Check).
 	Rejected []exec.Receipt

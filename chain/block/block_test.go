@@ -17,6 +17,7 @@ import (
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 const chainID = "blk"
@@ -51,7 +52,7 @@ func newNode(t *testing.T, name string, val, user crypto.PrivateKey) *node {
 	put(asset.SupplyKey("STAKE"), uint64(600))
 	put(validator.BondKey(va), uint64(100))
 	put(validator.StakingAssetKey, "STAKE")
-	put(validator.SetKey, validator.Set{{Address: va, PubKey: val.Public(), Power: 100}})
+	put(validator.SetKey, valset.Set{{Address: va, PubKey: val.Public(), Power: 100}})
 	b, err := st.Stage(cs)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
-// Package builtin assembles the transforms and models every PLUG chain has: assets,
-// RBAC, validators, nonces, and the crosschain light clients and two-phase commit. Applications start from these and register their own
-// transforms and models next to them.
+// Package builtin assembles the transforms and models of chain/ that every PLUG
+// chain has: assets, RBAC, validators and nonces (the executor's models).
+// Applications start from these and register their own transforms and models
+// next to them, with Extend; the plug application adds crosschain's in package
+// app.
 package builtin
 
 import (
@@ -11,7 +13,6 @@ import (
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/validator"
-	"github.com/plugchain/plug/crosschain"
 )
 
 // Registry returns a registry holding the built-in transforms.
@@ -20,7 +21,6 @@ func Registry() *transform.Registry {
 	asset.Register(r)
 	rbac.Register(r)
 	validator.Register(r)
-	crosschain.Register(r)
 	for _, e := range extensions() {
 		if e.register != nil {
 			e.register(r)
@@ -36,7 +36,6 @@ func Models() *transform.Models {
 	rbac.AddModels(ms)
 	validator.AddModels(ms)
 	exec.AddModels(ms)
-	crosschain.AddModels(ms)
 	for _, e := range extensions() {
 		if e.addModels != nil {
 			e.addModels(ms)

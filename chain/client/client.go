@@ -34,7 +34,7 @@ import (
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/tx"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 // Errors; test with errors.Is. Errors answered by a node are *APIError values
@@ -155,7 +155,7 @@ type Client struct {
 	timeout   time.Duration
 	retries   int
 	chainID   string
-	trusted   validator.Set
+	trusted   valset.Set
 
 	mu      sync.Mutex
 	current int // index of the endpoint that answered last
@@ -186,7 +186,7 @@ func WithChainID(id string) Option { return func(c *Client) { c.chainID = id } }
 // WithValidators trusts set: certificates are checked to carry a quorum of its
 // voting power. Without it, a certificate is checked for shape only (it names the
 // header's hash, height and chain).
-func WithValidators(set validator.Set) Option { return func(c *Client) { c.trusted = set } }
+func WithValidators(set valset.Set) Option { return func(c *Client) { c.trusted = set } }
 
 // New returns a client of the gateways at endpoints (base URLs such as
 // http://127.0.0.1:26657; "host:port" means http://host:port), tried in order.

@@ -46,7 +46,8 @@ const chainID = "clienttest"
 func startNode(t *testing.T, val, admin crypto.PrivateKey) string {
 	t.Helper()
 	gen := genesis.Default(chainID, []crypto.PublicKey{val.Public()}, admin.Public().Address())
-	n, url := nodetest.Start(t, node.Config{Name: "v1", Genesis: gen, Key: val, Validator: true})
+	n, url := nodetest.Start(t, node.Config{Name: "v1", Genesis: gen, Key: val, Validator: true,
+		Registry: builtin.Registry(), Models: builtin.Models()})
 	nodetest.WaitHeight(t, n, 1)
 	return url
 }

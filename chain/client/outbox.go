@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/plugchain/plug/chain/atomicfile"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
@@ -57,21 +58,7 @@ func (o *Outbox) Put(t *tx.Tx) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".put-*")
-	if err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	if _, err = tmp.Write(raw); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.Write(p, raw, 0o600); err != nil {
 		return fmt.Errorf("outbox: record %s: %w", id.Short(), err)
 	}
 	return nil

@@ -7,7 +7,7 @@ import (
 
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 // idleApp proposes nothing and accepts nothing.
@@ -27,7 +27,7 @@ func TestFollowerDeadlineAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := validator.Set{{Address: k.Public().Address(), PubKey: k.Public(), Power: 1}}
+	set := valset.Set{{Address: k.Public().Address(), PubKey: k.Public(), Power: 1}}
 	m := New(Config{ChainID: "c"}, idleApp{})
 	m.NewHeight(1, set, 1_000_000)
 	for now := int64(1_000_000); now < 1_010_000; now += 777 {

@@ -7,7 +7,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 // VoteType tells the two phases apart.
@@ -155,7 +155,7 @@ func Quorum(power, total uint64) bool { return power*3 > total*2 }
 func OneThird(power, total uint64) bool { return power*3 > total }
 
 // checkVote verifies a vote's signature and membership against set.
-func checkVote(chainID string, set validator.Set, v *Vote) (uint64, error) {
+func checkVote(chainID string, set valset.Set, v *Vote) (uint64, error) {
 	if v.ChainID != chainID {
 		return 0, fmt.Errorf("%w: vote for chain %q", ErrBadMessage, v.ChainID)
 	}
@@ -175,7 +175,7 @@ func checkVote(chainID string, set validator.Set, v *Vote) (uint64, error) {
 // Verify checks that c is a valid certificate of its block under set: distinct
 // validators of the set, valid commit signatures for c's block, height and chain,
 // more than two thirds of the power. Light clients and catching-up nodes use it.
-func (c *Certificate) Verify(chainID string, set validator.Set) error {
+func (c *Certificate) Verify(chainID string, set valset.Set) error {
 	if c.ChainID != chainID {
 		return fmt.Errorf("%w: certificate for chain %q", ErrBadMessage, c.ChainID)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/hash"
-	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 // The simulator runs a whole network of validators in one goroutine on a seeded
@@ -238,7 +238,7 @@ type simulation struct {
 	sc       scenario
 	rng      *rand.Rand
 	nodes    []*simNode
-	set      validator.Set
+	set      valset.Set
 	q        eventQueue
 	seq      uint64
 	now      int64
@@ -253,7 +253,7 @@ func newSimulation(t testing.TB, seed uint64, sc scenario) *simulation {
 		binary.BigEndian.PutUint64(b[8:], uint64(i))
 		k, _ := crypto.GenerateKey(crypto.Ed25519, bytes.NewReader(b[:]))
 		s.nodes = append(s.nodes, &simNode{idx: i, key: k, kind: sc.byz[i], alive: true, wake: -1})
-		s.set = append(s.set, validator.Validator{Address: k.Public().Address(), PubKey: k.Public(), Power: sc.powers[i]})
+		s.set = append(s.set, valset.Validator{Address: k.Public().Address(), PubKey: k.Public(), Power: sc.powers[i]})
 	}
 	s.set.Sort()
 	for _, n := range s.nodes {

@@ -16,6 +16,7 @@ import (
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 const chainID = "test-chain"
@@ -117,7 +118,7 @@ func newWorld(t tb, n int, seed uint64, funds uint64) *world {
 		}
 	}
 	// The first account is the genesis validator with 1000 bonded STAKE.
-	w.st.set(t, validator.SetKey, validator.Set{{Address: w.addrs[0], PubKey: w.keys[0].Public(), Power: 1000}})
+	w.st.set(t, validator.SetKey, valset.Set{{Address: w.addrs[0], PubKey: w.keys[0].Public(), Power: 1000}})
 	w.st.set(t, validator.BondKey(w.addrs[0]), uint64(1000))
 	for _, a := range assets {
 		supply := funds * uint64(n)

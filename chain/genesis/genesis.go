@@ -1,6 +1,7 @@
 // Package genesis reads, checks and applies the genesis file of a chain: a JSON
-// document naming the chain, its start time, its first validators, its RBAC roles
-// and its assets with their initial balances (see docs/genesis.md).
+// document naming the chain, its start time, its first validators, its RBAC roles,
+// its assets with their initial balances and the optional sections that layers
+// above chain/ register (Section; see docs/genesis.md).
 //
 // Parse reports syntax errors, values of the wrong type, unknown fields and
 // duplicate keys; Validate checks the rules of the chain. Both return every problem
@@ -13,7 +14,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,7 +28,6 @@ import (
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/validator"
-	"github.com/plugchain/plug/crosschain"
 )
 
 // MaxFileSize is the largest genesis file Load reads.
@@ -49,11 +48,9 @@ type Doc struct {
 	Roles []Role `json:"roles"`
 	// Assets are the assets that exist from the start, with their balances.
 	Assets []Asset `json:"assets"`
-	// Crosschain, if set, gives the chain's crosschain parameters; without it
-	// the chain runs with crosschain.DefaultParams.
-	Crosschain *Crosschain `json:"crosschain,omitempty"`
 
-	src *source // where the fields are in the parsed file; nil if built in Go
+	src   *source         // where the fields are in the parsed file; nil if built in Go
+	parts map[string]Part // the registered sections the document has, by name
 }
 
 // Validator is one member of the first validator set.
@@ -106,31 +103,6 @@ type Asset struct {
 	Balances map[string]uint64 `json:"balances,omitempty"`
 }
 
-// Crosschain is the genesis section of the crosschain parameters
-// (crosschain.Params).
-type Crosschain struct {
-	// MaxLock is how far past a chain's block time a trade's deadline may be
-	// for a leg to be prepared there, as a Go duration such as "24h".
-	MaxLock string `json:"max_lock"`
-}
-
-// Params returns the parameters the section gives, or why it gives none.
-func (c *Crosschain) Params() (crosschain.Params, error) {
-	if c.MaxLock == "" {
-		return crosschain.Params{}, errors.New("missing: a duration such as 24h")
-	}
-	d, err := time.ParseDuration(c.MaxLock)
-	switch {
-	case err != nil:
-		return crosschain.Params{}, fmt.Errorf("must be a duration such as 24h or 90m, got %q", c.MaxLock)
-	case d <= 0:
-		return crosschain.Params{}, fmt.Errorf("must be positive, got %q", c.MaxLock)
-	case d%time.Millisecond != 0:
-		return crosschain.Params{}, fmt.Errorf("must be a whole number of milliseconds, got %q", c.MaxLock)
-	}
-	return crosschain.Params{MaxLock: d.Milliseconds()}, nil
-}
-
 // Load reads and parses the genesis file at path; errors name the file as path.
 func Load(path string) (*Doc, error) {
 	f, err := os.Open(path)
@@ -157,15 +129,18 @@ func Parse(name string, data []byte) (*Doc, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, src.finish(ErrorList{src.decodeError(err)})
 	}
-	d := &Doc{src: src}
-	if errs := scan(src, reflect.TypeOf(d).Elem()); len(errs) > 0 {
+	f := newJSONForm()
+	if errs := scan(src, f.typ); len(errs) > 0 {
 		return nil, src.finish(errs)
 	}
+	v := reflect.New(f.typ)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(d); err != nil {
+	if err := dec.Decode(v.Interface()); err != nil {
 		return nil, src.finish(ErrorList{src.decodeError(err)})
 	}
+	d := &Doc{src: src}
+	f.doc(v, d)
 	return d, nil
 }
 
@@ -180,10 +155,10 @@ func (d *Doc) Time() int64 {
 
 // Hash identifies the genesis: the hash, under the domain "plug/genesis", of the canonical
 // encoding of the document in a normal form (time in milliseconds, lower-case
-// hex, validators, roles, assets and lists sorted, the max lock in
-// milliseconds), so that files differing only in layout, order or spelling of
-// equal values hash alike. A document without a crosschain section hashes as
-// it did before the section existed.
+// hex, validators, roles, assets and lists sorted, each section in its own
+// normal form), so that files differing only in layout, order or spelling of
+// equal values hash alike. A document without a section hashes as it did
+// before the section was registered.
 func (d *Doc) Hash() hash.Hash {
 	type hv struct {
 		Name   string `cbor:"1,keyasint"`
@@ -204,24 +179,15 @@ func (d *Doc) Hash() hash.Hash {
 		MaxSupply uint64            `cbor:"4,keyasint"`
 		Balances  map[string]uint64 `cbor:"5,keyasint"`
 	}
-	type hx struct {
-		MaxLock int64 `cbor:"1,keyasint"`
+	// The normal form is a map keyed by small integers, which the canonical
+	// encoding writes as a struct with integer keys would be written, so that
+	// sections can add their keys (Section.HashKey).
+	var n struct {
+		Validators []hv
+		Roles      []hr
+		Assets     []ha
 	}
-	type hd struct {
-		ChainID      string `cbor:"1,keyasint"`
-		Time         int64  `cbor:"2,keyasint"`
-		StakingAsset string `cbor:"3,keyasint"`
-		Validators   []hv   `cbor:"4,keyasint"`
-		Roles        []hr   `cbor:"5,keyasint"`
-		Assets       []ha   `cbor:"6,keyasint"`
-		Crosschain   *hx    `cbor:"7,keyasint,omitempty"`
-	}
-	n := hd{ChainID: d.ChainID, Time: d.Time(), StakingAsset: d.StakingAsset,
-		Validators: []hv{}, Roles: []hr{}, Assets: []ha{}}
-	if d.Crosschain != nil {
-		p, _ := d.Crosschain.Params()
-		n.Crosschain = &hx{MaxLock: p.MaxLock}
-	}
+	n.Validators, n.Roles, n.Assets = []hv{}, []hr{}, []ha{}
 	for _, v := range d.Validators {
 		n.Validators = append(n.Validators, hv{v.Name, string(v.PubKey.Scheme), strings.ToLower(v.PubKey.Key), v.Power})
 	}
@@ -246,7 +212,13 @@ func (d *Doc) Hash() hash.Hash {
 		n.Assets = append(n.Assets, ha{a.Name, a.Issuer, a.Decimals, a.MaxSupply, bal})
 	}
 	slices.SortStableFunc(n.Assets, func(a, b ha) int { return strings.Compare(a.Name, b.Name) })
-	return encoding.MustHash(hash.DomainGenesis, n)
+	m := map[int]any{1: d.ChainID, 2: d.Time(), 3: d.StakingAsset, 4: n.Validators, 5: n.Roles, 6: n.Assets}
+	for _, s := range Sections() {
+		if p := d.parts[s.Name]; p != nil {
+			m[s.HashKey] = p.Normal()
+		}
+	}
+	return encoding.MustHash(hash.DomainGenesis, m)
 }
 
 // Default staking parameters of Default.
@@ -264,8 +236,8 @@ const (
 //   - "public" (everyone): asset/transfer;
 //   - "validator" (members: the validators): validator/stake, validator/unstake,
 //     validator/transfer-power;
-//   - the crosschain roles of AddCrosschainRoles ("relayer", "trader", and
-//     lc/create, lc/misbehaviour and xchain/set-params for the admin).
+//   - the roles of every registered Section (Section.Roles), in the order the
+//     sections were registered.
 //
 // The admin holds DefaultAdminStake STAKE. Callers may change the result (e.g.
 // its GenesisTime) before writing it out.
@@ -292,46 +264,16 @@ func Default(chainID string, validators []crypto.PublicKey, admin crypto.Address
 			validator.TypeStake, validator.TypeUnstake, validator.TypeTransferPower,
 		}},
 	}
-	AddCrosschainRoles(d, admin, validators)
+	for _, s := range Sections() {
+		if s.Roles != nil {
+			s.Roles(d, admin, validators)
+		}
+	}
 	d.Assets = []Asset{{
 		Name: DefaultStakingAsset, Issuer: "admin",
 		Balances: map[string]uint64{admin.String(): DefaultAdminStake},
 	}}
 	return d
-}
-
-// Names of the roles AddCrosschainRoles adds.
-const (
-	RelayerRole = "relayer"
-	TraderRole  = "trader"
-)
-
-// AddCrosschainRoles adds the roles of crosschain settlement to d: the "admin"
-// role (if d has one) gains lc/create, lc/misbehaviour and xchain/set-params; a "relayer" role
-// (members: admin and the validators) holds crosschain.RelayerTransforms; a public
-// "trader" role lets every account trade (xchain/prepare) and carry decide and
-// finish steps, which verify everything they are given.
-func AddCrosschainRoles(d *Doc, admin crypto.Address, validators []crypto.PublicKey) {
-	for i := range d.Roles {
-		if d.Roles[i].Name != "admin" {
-			continue
-		}
-		for _, t := range []string{crosschain.TypeLCCreate, crosschain.TypeLCMisbehaviour, crosschain.TypeSetParams} {
-			if !slices.Contains(d.Roles[i].Transforms, t) {
-				d.Roles[i].Transforms = append(d.Roles[i].Transforms, t)
-			}
-		}
-	}
-	members := []string{admin.String()}
-	for _, k := range validators {
-		if a := k.Address().String(); !slices.Contains(members, a) {
-			members = append(members, a)
-		}
-	}
-	d.Roles = append(d.Roles,
-		Role{Name: RelayerRole, Members: members, Transforms: slices.Clone(crosschain.RelayerTransforms)},
-		Role{Name: TraderRole, Public: true, Transforms: []string{crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish, crosschain.TypeBatch}},
-	)
 }
 
 // Marshal returns d as indented JSON, the form Parse reads.

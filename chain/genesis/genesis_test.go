@@ -19,6 +19,7 @@ import (
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 // Deterministic test identities: K1 (ed25519) and P2 (p256) are the validators'
@@ -254,7 +255,7 @@ func TestErrorLimit(t *testing.T) {
 func TestTooManyValidators(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("{\n\"chain_id\": \"alpha\", \"genesis_time\": \"2026-11-24T00:00:00Z\",\n\"validators\": [\n")
-	for i := range validator.MaxValidators + 1 {
+	for i := range valset.MaxValidators + 1 {
 		if i > 0 {
 			b.WriteString(",\n")
 		}
@@ -424,7 +425,7 @@ func TestChangesAndRoot(t *testing.T) {
 	if !member {
 		t.Error("A2 is not an issuer")
 	}
-	var set validator.Set
+	var set valset.Set
 	mustDecode(t, vals[validator.SetKey], &set)
 	if err := set.Check(); err != nil || len(set) != 2 || set.TotalPower() != 150 {
 		t.Errorf("set = %+v (%v)", set, err)

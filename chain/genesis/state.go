@@ -12,7 +12,6 @@ import (
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/validator"
-	"github.com/plugchain/plug/crosschain"
 )
 
 // Changes returns the initial state of d as changes sorted by key, each value the
@@ -25,10 +24,11 @@ import (
 //	asset.DefKey(asset)         asset.Definition
 //	asset.BalanceKey(asset, a)  uint64
 //	asset.SupplyKey(asset)      uint64          balances (+ bonds for the staking asset)
-//	validator.SetKey            validator.Set   sorted by address
+//	validator.SetKey            valset.Set   sorted by address
 //	validator.BondKey(addr)     uint64          power (with a staking asset only)
 //	validator.StakingAssetKey   string          (with a staking asset only)
-//	crosschain.ParamsKey        crosschain.Params (with a crosschain section only)
+//
+// followed by the entries of each section the document has (Part.State).
 //
 // An invalid d returns its ErrorList; transform names are not checked here (call
 // Validate with the chain's registry for that).
@@ -104,9 +104,13 @@ func (d *Doc) Changes(ms *transform.Models) ([]state.Change, error) {
 			return nil, err
 		}
 	}
-	if c.params != nil {
-		if err := put(crosschain.ParamsKey, *c.params); err != nil {
-			return nil, err
+	for _, sec := range Sections() {
+		if p := d.parts[sec.Name]; p != nil {
+			for _, e := range p.State() {
+				if err := put(e.Key, e.Value); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b state.Change) int { return strings.Compare(a.Key, b.Key) })

@@ -16,8 +16,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/transform"
-	"github.com/plugchain/plug/chain/validator"
-	"github.com/plugchain/plug/crosschain"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 var (
@@ -25,16 +24,15 @@ var (
 	validatorNameRule = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 )
 
-// maxTotalPower bounds the validators' total power, as validator.Set.Check does.
+// maxTotalPower bounds the validators' total power, as valset.Set.Check does.
 const maxTotalPower = math.MaxUint64 / 4
 
 // checked is what validation derives from a document, for Changes.
 type checked struct {
-	set      validator.Set
+	set      valset.Set
 	members  map[string][]crypto.Address          // role -> members, sorted
 	balances map[string]map[crypto.Address]uint64 // asset -> balances
 	supply   map[string]uint64                    // asset -> balances (+ bonds)
-	params   *crosschain.Params                   // nil: no crosschain section
 }
 
 // Validate checks d against the rules of a chain (docs/genesis.md) and returns
@@ -77,8 +75,8 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 	switch n := len(d.Validators); {
 	case n == 0:
 		add("validators", "at least one validator is required")
-	case n > validator.MaxValidators:
-		add("validators", "%d validators, at most %d are allowed", n, validator.MaxValidators)
+	case n > valset.MaxValidators:
+		add("validators", "%d validators, at most %d are allowed", n, valset.MaxValidators)
 	}
 	names := map[string]int{}
 	addrs := map[crypto.Address]int{}
@@ -111,7 +109,7 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 			total += v.Power
 		}
 		if err == nil {
-			c.set = append(c.set, validator.Validator{Address: pk.Address(), PubKey: pk, Power: v.Power})
+			c.set = append(c.set, valset.Validator{Address: pk.Address(), PubKey: pk, Power: v.Power})
 		}
 	}
 	c.set.Sort()
@@ -251,12 +249,15 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 			add("staking_asset", "no asset %q among assets", d.StakingAsset)
 		}
 	}
-	if d.Crosschain != nil {
-		p, err := d.Crosschain.Params()
-		if err != nil {
-			add("crosschain.max_lock", "%v", err)
-		} else {
-			c.params = &p
+	for _, sec := range Sections() {
+		if p := d.parts[sec.Name]; p != nil {
+			for _, pr := range p.Check() {
+				path := sec.Name
+				if pr.Field != "" {
+					path += "." + pr.Field
+				}
+				add(path, "%v", pr.Err)
+			}
 		}
 	}
 	return s.finish(errs), c

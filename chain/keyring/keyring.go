@@ -30,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plugchain/plug/chain/atomicfile"
 	"github.com/plugchain/plug/chain/crypto"
 )
 
@@ -240,7 +241,7 @@ func (k *Keyring) store(name string, mk func() (crypto.PrivateKey, error)) (Info
 		return Info{}, fmt.Errorf("keyring: %w", err)
 	}
 	data = append(data, '\n')
-	if err := writeNew(k.dir, path, data); err != nil {
+	if err := atomicfile.WriteNew(path, data, 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return Info{}, k.errExists(name)
 		}
@@ -365,7 +366,10 @@ func (k *Keyring) Delete(name string) error {
 		}
 		return fmt.Errorf("keyring: %w", err)
 	}
-	return syncDir(k.dir)
+	if err := atomicfile.SyncDir(k.dir); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	return nil
 }
 
 // Resolve finds a key by name or, failing that, by address (40 hex digits,
@@ -457,56 +461,3 @@ func (k *Keyring) getPassphrase(name string) ([]byte, error) {
 }
 
 const maxFileSize = 64 << 10
-
-// writeNew writes data to path atomically: a temp file in dir is written and
-// synced, then linked to path (failing with fs.ErrExist if path exists), and
-// the directory is synced.
-func writeNew(dir, path string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, ".tmp-*"+FileExt+".new")
-	if err != nil {
-		return err
-	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName)
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmpName, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		// Some file systems have no hard links: fall back to a rename,
-		// after checking (racily) that path is free.
-		if _, serr := os.Lstat(path); serr == nil {
-			return fs.ErrExist
-		}
-		if err := os.Rename(tmpName, path); err != nil {
-			return err
-		}
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("keyring: syncing %s: %w", dir, err)
-	}
-	return nil
-}

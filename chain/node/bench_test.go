@@ -116,7 +116,8 @@ func chainThroughput(b *testing.B, rate, batch int) {
 	dir := b.TempDir()
 	for i := range nodes {
 		nd, err := New(Config{Name: fmt.Sprintf("v%d", i), Home: filepath.Join(dir, fmt.Sprint(i)), Genesis: gen, Key: vkeys[i],
-			Validator: true, P2PListen: "/ip4/127.0.0.1/tcp/0", Peers: slices.Clone(peers), MaxBlockTxs: *benchBlockTxs})
+			Validator: true, P2PListen: "/ip4/127.0.0.1/tcp/0", Peers: slices.Clone(peers), MaxBlockTxs: *benchBlockTxs,
+			Registry: builtin.Registry(), Models: builtin.Models()})
 		if i == 0 {
 			nd.cfg.OnCommit = onCommit
 		}

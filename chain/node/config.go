@@ -2,8 +2,6 @@ package node
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,13 +18,14 @@ import (
 	"github.com/BurntSushi/toml"
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/pnet"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/chain/atomicfile"
+	"github.com/plugchain/plug/chain/config"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
+	"github.com/plugchain/plug/chain/transform"
 )
 
 // The files of a node home directory. Besides them the node keeps its bbolt
@@ -91,15 +90,15 @@ type HTTPConfig struct {
 
 // ConsensusConfig is the [consensus] section; zero values mean the defaults.
 type ConsensusConfig struct {
-	Stagger       Duration `toml:"stagger"`
-	Propose       Duration `toml:"propose"`
-	PreCommit     Duration `toml:"precommit"`
-	Commit        Duration `toml:"commit"`
-	Delta         Duration `toml:"delta"`
-	Rebroadcast   Duration `toml:"rebroadcast"`
-	NewHeight     Duration `toml:"new_height"`
-	MaxBlockTxs   int      `toml:"max_block_txs"`
-	MaxBlockBytes int      `toml:"max_block_bytes"`
+	Stagger       config.Duration `toml:"stagger"`
+	Propose       config.Duration `toml:"propose"`
+	PreCommit     config.Duration `toml:"precommit"`
+	Commit        config.Duration `toml:"commit"`
+	Delta         config.Duration `toml:"delta"`
+	Rebroadcast   config.Duration `toml:"rebroadcast"`
+	NewHeight     config.Duration `toml:"new_height"`
+	MaxBlockTxs   int             `toml:"max_block_txs"`
+	MaxBlockBytes int             `toml:"max_block_bytes"`
 }
 
 // LogConfig is the [log] section.
@@ -112,23 +111,9 @@ type LogConfig struct {
 	Subsystems map[string]string `toml:"subsystems"`
 }
 
-// Duration is a time.Duration written as a string such as "300ms" in TOML.
-type Duration struct{ time.Duration }
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("want a duration such as \"300ms\" or \"1s\", got %q", b)
-	}
-	d.Duration = v
-	return nil
+func ms(v int64) config.Duration {
+	return config.Duration{Duration: time.Duration(v) * time.Millisecond}
 }
-
-func ms(v int64) Duration { return Duration{time.Duration(v) * time.Millisecond} }
 
 // DefaultFileConfig returns the configuration plug init writes.
 func DefaultFileConfig(name, chainID string, validator bool) *FileConfig {
@@ -176,9 +161,11 @@ func cfgErr(path, field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrConfig, path, msg)
 }
 
-// LoadHome reads and checks config.toml, genesis.json and node_key.json in dir.
-// Errors name the file (and line, or field) and say what to do.
-func LoadHome(dir string) (*Home, error) {
+// LoadHome reads and checks config.toml, genesis.json and node_key.json in dir,
+// for a node executing the transforms of reg with the models ms (the genesis
+// roles must name transforms of reg). Errors name the file (and line, or field)
+// and say what to do.
+func LoadHome(dir string, reg *transform.Registry, ms *transform.Models) (*Home, error) {
 	cfgPath := filepath.Join(dir, ConfigFile)
 	f, err := ReadConfig(cfgPath)
 	if err != nil {
@@ -197,7 +184,7 @@ func LoadHome(dir string) (*Home, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v\n(fix the genesis file; `plug genesis validate --home %s` checks it)", ErrConfig, err, dir)
 	}
-	if err := gen.Validate(builtin.Registry()); err != nil {
+	if err := gen.Validate(reg); err != nil {
 		return nil, fmt.Errorf("%w: %v\n(fix the genesis file; `plug genesis validate --home %s` checks it)", ErrConfig, err, dir)
 	}
 	if f.ChainID != "" && f.ChainID != gen.ChainID {
@@ -227,10 +214,11 @@ func LoadHome(dir string) (*Home, error) {
 		Name: f.Name, Home: dir, Genesis: gen, ChainID: gen.ChainID, Key: key, Validator: f.Validator,
 		P2PListen: f.P2P.Listen, Peers: f.P2P.Peers, AllowPeers: f.P2P.AllowPeers, PrivateNetwork: psk,
 		MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes, StateCacheNodes: f.Storage.StateCacheNodes,
+		Registry: reg, Models: ms,
 	}
 	if c != (ConsensusConfig{MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes}) {
 		d := consensus.DefaultTimeouts()
-		pick := func(v Duration, def int64) int64 {
+		pick := func(v config.Duration, def int64) int64 {
 			if v.Duration == 0 {
 				return def
 			}
@@ -316,7 +304,7 @@ func (f *FileConfig) check(path string) error {
 		}
 	}
 	c := f.Consensus
-	for name, d := range map[string]Duration{"stagger": c.Stagger, "propose": c.Propose, "precommit": c.PreCommit,
+	for name, d := range map[string]config.Duration{"stagger": c.Stagger, "propose": c.Propose, "precommit": c.PreCommit,
 		"commit": c.Commit, "delta": c.Delta, "rebroadcast": c.Rebroadcast, "new_height": c.NewHeight} {
 		if d.Duration < 0 {
 			return cfgErr(path, "consensus."+name, "negative duration %s", d)
@@ -354,135 +342,6 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 			}
 		}
 	}
-}
-
-// SetupLogging applies the home's log settings to go-log; override, if not
-// empty, replaces the default level (e.g. from --log-level).
-func (h *Home) SetupLogging(override string) error {
-	lvl := h.LogLevel
-	if override != "" {
-		lvl = override
-	}
-	l, err := logging.Parse(lvl)
-	if err != nil {
-		return fmt.Errorf("log level %q: use debug, info, warn or error", lvl)
-	}
-	cfg := logging.GetConfig()
-	cfg.Level = l
-	cfg.Stderr, cfg.Stdout = true, false
-	switch h.LogFormat {
-	case "plain":
-		cfg.Format = logging.PlaintextOutput
-	case "json":
-		cfg.Format = logging.JSONOutput
-	default:
-		cfg.Format = logging.ColorizedOutput
-	}
-	cfg.SubsystemLevels = map[string]logging.LogLevel{}
-	for sub, s := range h.LogLevels {
-		v, err := logging.Parse(s)
-		if err != nil {
-			return fmt.Errorf("log level %q of %s: use debug, info, warn or error", s, sub)
-		}
-		cfg.SubsystemLevels[sub] = v
-	}
-	logging.SetupLogging(cfg)
-	logging.SetAllLoggers(l)
-	for sub, v := range cfg.SubsystemLevels {
-		_ = logging.SetLogLevel(sub, v.String())
-	}
-	return nil
-}
-
-// nodeKeyJSON is the content of node_key.json.
-type nodeKeyJSON struct {
-	Scheme crypto.SchemeID `json:"scheme"`
-	// Seed is the 32-byte ed25519 seed in hex: the secret.
-	Seed string `json:"seed"`
-	// PublicKey and PeerID are for people (genesis, allow lists); they are checked
-	// against the seed when read.
-	PublicKey string `json:"public_key"`
-	PeerID    string `json:"peer_id"`
-}
-
-// GenerateNodeKey returns a new random ed25519 node key.
-func GenerateNodeKey() (crypto.PrivateKey, error) {
-	return crypto.GenerateKey(crypto.Ed25519, rand.Reader)
-}
-
-// ReadNodeKey reads a node_key.json.
-func ReadNodeKey(path string) (crypto.PrivateKey, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, cfgErr(path, "", "no node key: create one with `plug init --home %s`, or restore it from your backup", filepath.Dir(path))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	var k nodeKeyJSON
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&k); err != nil {
-		return nil, cfgErr(path, "", "not a node key file: %v", err)
-	}
-	if k.Scheme != crypto.Ed25519 {
-		return nil, cfgErr(path, "scheme", "%q: node keys are ed25519 (the libp2p identity needs it)", k.Scheme)
-	}
-	seed, err := hex.DecodeString(k.Seed)
-	if err != nil || len(seed) != 32 {
-		return nil, cfgErr(path, "seed", "want 64 hex digits (a 32-byte ed25519 seed)")
-	}
-	key, err := crypto.PrivateKeyFromBytes(crypto.Ed25519, seed)
-	clear(seed)
-	if err != nil {
-		return nil, cfgErr(path, "seed", "%v", err)
-	}
-	if k.PublicKey != "" && !strings.EqualFold(k.PublicKey, hex.EncodeToString(key.Public().Key)) {
-		return nil, cfgErr(path, "public_key", "does not match the seed: the file was altered; restore it from your backup")
-	}
-	return key, nil
-}
-
-// WriteNodeKey writes key to path with mode 0600, atomically.
-func WriteNodeKey(path string, key crypto.PrivateKey) error {
-	pub := key.Public()
-	if pub.Scheme != crypto.Ed25519 {
-		return fmt.Errorf("node key must be ed25519, got %s", pub.Scheme)
-	}
-	id, err := peerID(pub)
-	if err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(nodeKeyJSON{Scheme: crypto.Ed25519, Seed: hex.EncodeToString(key.Bytes()),
-		PublicKey: hex.EncodeToString(pub.Key), PeerID: id.String()}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(path, append(b, '\n'), 0o600)
-}
-
-// PeerIDOf returns the libp2p peer ID of an ed25519 node key.
-func PeerIDOf(pub crypto.PublicKey) (peer.ID, error) { return peerID(pub) }
-
-// ReadPrivateNetworkKey reads a libp2p pre-shared key: the swarm.key format
-// ("/key/swarm/psk/1.0.0/", "/base16/", hex) or 64 hex digits alone.
-func ReadPrivateNetworkKey(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if bytes.HasPrefix(data, []byte("/key/swarm/psk/")) {
-		psk, err := pnet.DecodeV1PSK(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
-		}
-		return psk, nil
-	}
-	psk, err := hex.DecodeString(strings.TrimSpace(string(data)))
-	if err != nil || len(psk) != 32 {
-		return nil, fmt.Errorf("%s: want 64 hex digits (32 random bytes) or a libp2p swarm.key", path)
-	}
-	return psk, nil
 }
 
 // configTemplate writes config.toml with comments for operators.
@@ -563,7 +422,7 @@ func WriteConfig(path string, f *FileConfig) error {
 	if _, err := toml.Decode(b.String(), &back); err != nil {
 		return fmt.Errorf("config: encoding produced invalid TOML: %w", err)
 	}
-	return writeAtomic(path, b.Bytes(), 0o644)
+	return atomicfile.Write(path, b.Bytes(), 0o644)
 }
 
 // WriteGenesis writes the genesis document to path (mode 0644), atomically.
@@ -572,7 +431,7 @@ func WriteGenesis(path string, d *genesis.Doc) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, b, 0o644)
+	return atomicfile.Write(path, b, 0o644)
 }
 
 // WriteHome creates dir (0700) and writes config.toml, and genesis.json and
@@ -605,43 +464,4 @@ func HomeExists(dir string) []string {
 		}
 	}
 	return found
-}
-
-// writeAtomic writes data to a temporary file next to path, syncs it and renames
-// it over path, so a crash leaves the old or the new file, never a torn one.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

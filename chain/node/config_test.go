@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
 )
@@ -28,7 +28,7 @@ func writeTestHome(t *testing.T) (string, crypto.PrivateKey) {
 
 func TestHomeRoundTrip(t *testing.T) {
 	dir, key := writeTestHome(t)
-	h, err := LoadHome(dir)
+	h, err := LoadHome(dir, builtin.Registry(), builtin.Models())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestHomeRoundTrip(t *testing.T) {
 	}
 	// A loose key file is a warning, not an error.
 	os.Chmod(filepath.Join(dir, NodeKeyFile), 0o644)
-	if h, err = LoadHome(dir); err != nil || len(h.Warnings) != 1 || !strings.Contains(h.Warnings[0], "chmod 600") {
+	if h, err = LoadHome(dir, builtin.Registry(), builtin.Models()); err != nil || len(h.Warnings) != 1 || !strings.Contains(h.Warnings[0], "chmod 600") {
 		t.Fatalf("loose key: %v %v", h.Warnings, err)
 	}
 }
@@ -92,7 +92,7 @@ func TestHomeErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := edit(t, c.file, c.old, c.new)
-			_, err := LoadHome(dir)
+			_, err := LoadHome(dir, builtin.Registry(), builtin.Models())
 			if err == nil || !errors.Is(err, ErrConfig) {
 				t.Fatalf("err %v", err)
 			}
@@ -106,22 +106,12 @@ func TestHomeErrors(t *testing.T) {
 	t.Run("missing files", func(t *testing.T) {
 		dir, _ := writeTestHome(t)
 		os.Remove(filepath.Join(dir, GenesisFile))
-		if _, err := LoadHome(dir); err == nil || !strings.Contains(err.Error(), "copy the chain's genesis.json") {
+		if _, err := LoadHome(dir, builtin.Registry(), builtin.Models()); err == nil || !strings.Contains(err.Error(), "copy the chain's genesis.json") {
 			t.Fatalf("no genesis: %v", err)
 		}
 		os.Remove(filepath.Join(dir, ConfigFile))
-		if _, err := LoadHome(dir); err == nil || !strings.Contains(err.Error(), "plug init") {
+		if _, err := LoadHome(dir, builtin.Registry(), builtin.Models()); err == nil || !strings.Contains(err.Error(), "plug init") {
 			t.Fatalf("no config: %v", err)
 		}
 	})
-}
-
-func TestDurationText(t *testing.T) {
-	var d Duration
-	if err := d.UnmarshalText([]byte("1.5s")); err != nil || d.Duration != 1500*time.Millisecond {
-		t.Fatal(d, err)
-	}
-	if b, _ := d.MarshalText(); string(b) != "1.5s" {
-		t.Fatal(string(b))
-	}
 }

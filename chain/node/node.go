@@ -7,7 +7,6 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -17,26 +16,23 @@ import (
 	"time"
 
 	logging "github.com/ipfs/go-log/v2"
-	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/plugchain/plug/chain/block"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/genesis"
-	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/mempool"
 	"github.com/plugchain/plug/chain/p2p"
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/store"
 	"github.com/plugchain/plug/chain/transform"
-	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 var log = logging.Logger("plug/node")
@@ -71,7 +67,10 @@ type Config struct {
 	MaxBlockBytes int
 	// StateCacheNodes bounds the state tree's node cache; 0 means the default.
 	StateCacheNodes int
-	// Registry and Models of the chain's transforms; nil means the built-ins.
+	// Registry and Models are the chain's transforms and models; both are
+	// required. Every node of a chain must execute the same ones, or the nodes
+	// compute different states and the chain halts: the plug binary passes
+	// app.Registry() and app.Models().
 	Registry *transform.Registry
 	Models   *transform.Models
 	// Clock returns Unix milliseconds; nil means the system clock.
@@ -110,7 +109,7 @@ type Node struct {
 
 	mu     sync.RWMutex
 	header *block.Header // last committed header, nil before block 1
-	set    validator.Set // validator set of the next height
+	set    valset.Set    // validator set of the next height
 	round  uint32
 	// lastBlock is the block committed last (loop goroutine only): the machine
 	// hands it to laggards, and it goes out in compact form.
@@ -141,6 +140,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Genesis == nil || cfg.Key == nil {
 		return nil, errors.New("node: genesis and key are required")
 	}
+	if cfg.Registry == nil || cfg.Models == nil {
+		return nil, errors.New("node: the transform registry and models are required (a plug chain's are app.Registry() and app.Models())")
+	}
 	cfg.ChainID = cfg.Genesis.ChainID
 	if cfg.MaxBlockTxs == 0 {
 		cfg.MaxBlockTxs = 2_000
@@ -150,12 +152,6 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = func() int64 { return time.Now().UnixMilli() }
-	}
-	if cfg.Registry == nil {
-		cfg.Registry = builtin.Registry()
-	}
-	if cfg.Models == nil {
-		cfg.Models = builtin.Models()
 	}
 	n := &Node{cfg: cfg, models: cfg.Models, pool: mempool.New(), address: cfg.Key.Public().Address(),
 		inbox: make(chan *consensus.Message, 4096), outTxs: make(chan []byte, 4*MaxTxBatch), behind: make(chan uint64, 1), done: make(chan struct{}), byHeight: newHeightCache()}
@@ -271,18 +267,6 @@ func (r nonceReader) Nonce(a crypto.Address) (uint64, error) {
 	return v, err
 }
 
-// peerID derives the libp2p peer ID of an ed25519 PLUG key.
-func peerID(pub crypto.PublicKey) (peer.ID, error) {
-	if pub.Scheme != crypto.Ed25519 {
-		return "", fmt.Errorf("peer identity needs an ed25519 key, got %s", pub.Scheme)
-	}
-	k, err := p2pcrypto.UnmarshalEd25519PublicKey(pub.Key)
-	if err != nil {
-		return "", err
-	}
-	return peer.IDFromPublicKey(k)
-}
-
 // PeerID returns this node's libp2p peer ID.
 func (n *Node) PeerID() (peer.ID, error) { return peerID(n.cfg.Key.Public()) }
 
@@ -389,389 +373,4 @@ func (n *Node) Close() error {
 	}
 	n.subs.closeAll()
 	return errors.Join(errs...)
-}
-
-// readTopic feeds validated consensus messages to the loop.
-func (n *Node) readTopic(ctx context.Context, t *p2p.Topic) {
-	for {
-		m, err := t.Next(ctx)
-		if err != nil {
-			return
-		}
-		msg, ok := n.decoded.take(m.ID)
-		if !ok {
-			var err error
-			if msg, err = n.openMsg(m.From, m.Data); err != nil {
-				continue
-			}
-		}
-		select {
-		case n.inbox <- msg:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// drainTxs consumes the transaction topic: validation already added them to the
-// mempool, so reading only keeps the subscription flowing.
-func (n *Node) drainTxs(ctx context.Context) {
-	for {
-		if _, err := n.txs.Next(ctx); err != nil {
-			return
-		}
-	}
-}
-
-// validateConsensus drops malformed consensus messages at the edge.
-func (n *Node) validateConsensus(from peer.ID, data []byte) error {
-	if from == n.host.ID() {
-		// Pubsub validates what this node publishes too; the machine made it,
-		// and the node never reads its own messages back.
-		return nil
-	}
-	msg, err := n.openMsg(from, data)
-	if err == nil {
-		n.decoded.put(sha256.Sum256(data), msg)
-	}
-	return err
-}
-
-// validateDecided accepts a committed block only with a certificate valid for the
-// current set (or one ahead, which sync checks).
-func (n *Node) validateDecided(from peer.ID, data []byte) error {
-	if from == n.host.ID() {
-		return nil // this node's own commit
-	}
-	msg, c, err := decodeMsg(data)
-	if err != nil {
-		return err
-	}
-	if msg.Decided == nil {
-		return fmt.Errorf("%w: not a decided block", consensus.ErrBadMessage)
-	}
-	if msg.Decided.Cert.Height != n.height()+1 {
-		return fmt.Errorf("stale or future block %d: %w", msg.Decided.Cert.Height, p2p.ErrIgnore)
-	}
-	n.mu.RLock()
-	set := n.set
-	n.mu.RUnlock()
-	if err := msg.Decided.Cert.Verify(n.cfg.ChainID, set); err != nil {
-		return err
-	}
-	if c != nil {
-		// Rebuilt only now: validators receive every decided block they already
-		// committed, and the height check above drops those for nothing.
-		if msg.Decided.Block, err = n.rebuild(from, c); err != nil {
-			return err
-		}
-	}
-	n.decoded.put(sha256.Sum256(data), msg)
-	return nil
-}
-
-// validateTx admits a gossiped batch of transactions into the mempool, verifying
-// the signatures of those not already pending in one batch over all cores. A batch
-// holding a malformed or badly signed transaction is rejected whole: an honest
-// node only forwards transactions it verified, so the sender's score should fall.
-func (n *Node) validateTx(_ peer.ID, data []byte) error {
-	var raws [][]byte
-	if err := encoding.Unmarshal(data, &raws); err != nil {
-		return fmt.Errorf("transaction batch: %w", err)
-	}
-	if len(raws) > MaxTxBatch {
-		return fmt.Errorf("transaction batch of %d, limit %d", len(raws), MaxTxBatch)
-	}
-	var fresh []*tx.Tx
-	for i, raw := range raws {
-		t, err := tx.Decode(raw)
-		if err != nil {
-			return fmt.Errorf("transaction %d of batch: %w", i, err)
-		}
-		if id, err := t.ID(); err == nil && n.pool.Has(id) {
-			continue
-		}
-		// Not exec.Admit: the node that answered the client ran it, and a
-		// payload a faulty peer slips in is dropped, with the executor's
-		// reason, when a proposer meets it; decoding every relayed batch
-		// again on every peer costs a DvP stream a tenth of its rate.
-		fresh = append(fresh, t)
-	}
-	full := false
-	for i, sig := range tx.VerifyProofs(fresh) {
-		if sig != nil {
-			return fmt.Errorf("transaction %d of batch: %w", i, sig)
-		}
-		if _, err := n.pool.Add(fresh[i], nil, n.nonces()); errors.Is(err, mempool.ErrFull) {
-			full = true
-		}
-	}
-	if full {
-		return fmt.Errorf("mempool full: %w", p2p.ErrIgnore)
-	}
-	return nil
-}
-
-// blockLimit is how many transactions this node proposes at most: MaxBlockTxs,
-// or fewer when their measured execution cost would outlast the stagger.
-func (n *Node) blockLimit() int {
-	st := n.cfg.Timeouts.Stagger
-	if n.cfg.Timeouts == (consensus.Timeouts{}) {
-		st = consensus.DefaultTimeouts().Stagger
-	}
-	return n.budget.limit(time.Duration(st)*time.Millisecond, n.cfg.MaxBlockTxs)
-}
-
-// MaxTxBatch bounds the transactions of one gossip message.
-const MaxTxBatch = 1024
-
-// gossipTxs publishes admitted transactions in batches, so that a burst of
-// submissions costs a few gossip messages and batched signature checks at every
-// peer rather than one of each per transaction.
-func (n *Node) gossipTxs(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	var batch [][]byte
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		if err := n.txs.Publish(ctx, encoding.MustMarshal(batch)); err != nil {
-			log.Debugw("gossip transactions", "n", len(batch), "err", err)
-		}
-		batch = nil
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case raw := <-n.outTxs:
-			batch = append(batch, raw)
-			if len(batch) >= MaxTxBatch {
-				flush()
-			}
-		case <-tick.C:
-			flush()
-		}
-	}
-}
-
-// Submit adds a transaction to this node's mempool and gossips it.
-func (n *Node) Submit(ctx context.Context, t *tx.Tx) (hash.Hash, error) {
-	ids, errs := n.SubmitBatch(ctx, []*tx.Tx{t})
-	return ids[0], errs[0]
-}
-
-// SubmitBatch admits txs in order, as Submit would one by one, with their
-// signatures checked in one batch: a client sending many transactions at once
-// (POST /v1/txs) costs this node a batched verification rather than one
-// single-signature check per transaction. It returns an ID and an error (nil
-// when admitted or already pending; wrapping gateway.ErrCommitted when already
-// committed) per transaction.
-func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []error) {
-	ids, errs := make([]hash.Hash, len(txs)), make([]error, len(txs))
-	var check []*tx.Tx
-	var at []int
-	for i, t := range txs {
-		t, err := tx.Decoded(t)
-		if err != nil {
-			errs[i] = fmt.Errorf("%w: %w", gateway.ErrInvalid, err)
-			continue
-		}
-		id, err := t.ID()
-		ids[i] = id
-		switch {
-		case t.Body.ChainID != n.cfg.ChainID:
-			errs[i] = fmt.Errorf("%w: %w: transaction for chain %q, this is %q", gateway.ErrInvalid, tx.ErrWrongChain, t.Body.ChainID, n.cfg.ChainID)
-		case err == nil && n.pool.Has(id):
-			// already pending: submitting twice is harmless
-		default:
-			// What the executor would reject for its shape is refused now, not
-			// answered "pending" and dropped later.
-			if err := n.exec.Admit(n.cfg.ChainID, t); err != nil {
-				errs[i] = fmt.Errorf("%w: %w", gateway.ErrInvalid, err)
-				continue
-			}
-			check, at = append(check, t), append(at, i)
-		}
-	}
-	for j, sig := range tx.VerifyProofs(check) {
-		i, t := at[j], check[j]
-		id, err := n.pool.Add(t, sig, n.nonces())
-		ids[i] = id
-		switch {
-		case errors.Is(err, mempool.ErrFull):
-			errs[i] = fmt.Errorf("%w: %w", ErrBusy, err)
-			continue
-		case errors.Is(err, mempool.ErrDuplicate) && n.pool.Has(id):
-			continue
-		case errors.Is(err, mempool.ErrDuplicate):
-			errs[i] = fmt.Errorf("%w: %w", gateway.ErrNonceConflict, err)
-			continue
-		case errors.Is(err, mempool.ErrStaleNonce):
-			errs[i] = n.staleReason(id, err)
-			continue
-		case err != nil:
-			// Everything else the mempool or the checks refuse is the client's to fix.
-			errs[i] = fmt.Errorf("%w: %w", gateway.ErrInvalid, err)
-			continue
-		}
-		raw, err := t.Encode()
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		select {
-		case n.outTxs <- raw:
-		case <-ctx.Done():
-			errs[i] = ctx.Err()
-		}
-	}
-	return ids, errs
-}
-
-// staleReason turns the mempool's refusal of a stale nonce into what the
-// client needs to know: the same transaction is already committed (resubmitting
-// it is harmless), it was dropped and why, or its nonce was used by another
-// (a conflict: it was never admitted, and may be signed again).
-func (n *Node) staleReason(id hash.Hash, err error) error {
-	if h, _, lerr := n.store.TxLocation(id); lerr == nil && h <= n.height() {
-		return fmt.Errorf("%w: transaction %s at height %d", gateway.ErrCommitted, id, h)
-	}
-	if st, d := n.pool.Lookup(id); st == mempool.Dropped {
-		return fmt.Errorf("%w: transaction %s: %s", gateway.ErrDropped, id, d)
-	}
-	return fmt.Errorf("%w: %w", gateway.ErrNonceConflict, err)
-}
-
-// loop is the only goroutine that touches the consensus machine.
-func (n *Node) loop(ctx context.Context, wal *consensus.State) {
-	defer close(n.done)
-	// A validator restarting mid-height resumes from its write-ahead state, so it
-	// re-sends what it signed instead of signing anything new that could conflict.
-	if st := wal; st != nil && st.Height == n.height()+1 {
-		n.machine.Restore(st, n.currentSet(), n.clock())
-	} else {
-		n.machine.NewHeight(n.height()+1, n.currentSet(), n.clock())
-	}
-	n.handle(ctx)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	var lastPeers time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case msg := <-n.inbox:
-			if err := n.machine.Receive(msg); err != nil {
-				log.Debugw("consensus message refused", "err", err)
-			}
-		case now := <-tick.C:
-			n.machine.Tick(n.clock())
-			if now.Sub(lastPeers) >= time.Second {
-				lastPeers = now
-				n.cfg.Metrics.SetPeers(len(n.host.Peers()))
-				n.cfg.Metrics.SetMempool(n.pool.Len())
-			}
-		case h := <-n.behind:
-			n.sync(ctx, h)
-			if n.height() >= n.best.Load() {
-				n.best.Store(0)
-			}
-			n.machine.NewHeight(n.height()+1, n.currentSet(), n.clock())
-		}
-		n.handle(ctx)
-	}
-}
-
-func (n *Node) currentSet() validator.Set {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return n.set
-}
-
-// handle carries out the machine's Ready: persist, send, commit.
-func (n *Node) handle(ctx context.Context) {
-	for {
-		rd := n.machine.Ready()
-		if rd.Persist != nil {
-			if err := n.store.SaveConsensus(rd.Persist); err != nil {
-				// Sending votes that are not on disk could equivocate after a restart.
-				log.Errorw("persist consensus state; not sending", "err", err)
-				return
-			}
-			n.mu.Lock()
-			n.round = rd.Persist.Round
-			n.mu.Unlock()
-			n.cfg.Metrics.SetRound(rd.Persist.Round)
-		}
-		for i := range rd.Messages {
-			if err := n.cons.Publish(ctx, n.encodeMsg(&rd.Messages[i], n.lastBlock)); err != nil {
-				log.Debugw("publish consensus message", "err", err)
-			}
-		}
-		for _, d := range rd.Decisions {
-			if err := n.commit(ctx, d); err != nil {
-				log.Errorw("commit decided block", "height", d.Height, "err", err)
-				return
-			}
-			n.machine.NewHeight(d.Height+1, n.currentSet(), n.clock())
-		}
-		for _, ev := range rd.Evidence {
-			switch {
-			case ev.VoteA != nil:
-				log.Warnw("equivocation: conflicting votes", "validator", ev.VoteA.Validator, "height", ev.VoteA.Height, "round", ev.VoteA.Round, "type", ev.VoteA.Type.String())
-			case ev.ProposalA != nil:
-				log.Warnw("equivocation: conflicting proposals", "validator", ev.ProposalA.Proposer, "height", ev.ProposalA.Height, "round", ev.ProposalA.Round)
-			}
-		}
-		if rd.Behind > 0 {
-			n.best.Store(max(n.best.Load(), rd.Behind))
-			select {
-			case n.behind <- rd.Behind:
-			default:
-			}
-		}
-		if rd.Persist == nil && len(rd.Messages) == 0 && len(rd.Decisions) == 0 {
-			return
-		}
-	}
-}
-
-// commit makes a decided block durable: block store first, then state, so that a
-// crash in between is repaired by re-executing the stored block on start.
-func (n *Node) commit(ctx context.Context, d consensus.Decision) error {
-	ex := n.app.outcome(d.Cert.BlockID)
-	if ex == nil {
-		if _, err := n.app.Validate(d.Height, d.Block); err != nil {
-			return fmt.Errorf("decided block fails validation: %w", err)
-		}
-		ex = n.app.outcome(d.Cert.BlockID)
-	}
-	if err := n.store.SaveBlock(ex.block, &d.Cert, ex.out.Receipts); err != nil {
-		return err
-	}
-	if err := n.state.Commit(ex.out.Batch); err != nil {
-		return err
-	}
-	hdr := ex.block.Header
-	n.mu.Lock()
-	n.header, n.set = &hdr, ex.out.NextValidators
-	n.mu.Unlock()
-	n.app.reset()
-	n.lastBlock = ex.block
-	n.pool.Update(hdr.Height, ex.block.Txs, n.nonces())
-	// Followers learn of the block from its proposer only: one copy of each block on
-	// the topic rather than one per validator.
-	if n.blocks != nil && hdr.Proposer == n.address {
-		_ = n.blocks.Publish(ctx, n.encodeMsg(&consensus.Message{Decided: &consensus.Decided{Cert: d.Cert, Block: d.Block}}, ex.block))
-	}
-	n.publishEvents(ex.block, ex.out.Receipts)
-	n.cfg.Metrics.BlockCommitted(hdr.Height, d.Cert.Round, ex.out.Receipts, time.Duration(max(0, n.clock()-hdr.Time))*time.Millisecond)
-	n.cfg.Metrics.SetMempool(n.pool.Len())
-	if n.cfg.OnCommit != nil {
-		n.cfg.OnCommit(ex.block, ex.out.Receipts)
-	}
-	log.Debugw("committed", "height", hdr.Height, "txs", len(ex.block.Txs), "root", hdr.StateRoot.Short())
-	return nil
 }

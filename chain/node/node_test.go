@@ -71,7 +71,8 @@ func (tn *testNet) start(i int) {
 		}
 	}
 	nd, err := New(Config{Name: fmt.Sprintf("val-%d", i), Home: tn.homes[i], Genesis: tn.gen, Key: tn.keys[i],
-		Validator: true, P2PListen: "/ip4/127.0.0.1/tcp/0", Peers: peers})
+		Validator: true, P2PListen: "/ip4/127.0.0.1/tcp/0", Peers: peers,
+		Registry: builtin.Registry(), Models: builtin.Models()})
 	if err != nil {
 		tn.t.Fatal(err)
 	}

@@ -34,8 +34,10 @@ import (
 var log = golog.Logger("plug/p2p")
 
 // RouteLibp2pLogs sends the logs of go-libp2p and go-libp2p-pubsub (which
-// use log/slog) through go-log, so one GOLOG_LOG_LEVEL setting controls
-// them all. Applications call it once at start-up; it changes global state.
+// use log/slog) through go-log, so go-log's levels and format (a node's
+// config.toml [log] section, or GOLOG_LOG_LEVEL) govern them too. It changes
+// global state: call it once at start-up, after go-log is set up and before
+// the first host starts (node.Home.SetupLogging does).
 func RouteLibp2pLogs() {
 	gologshim.SetDefaultHandler(golog.SlogHandler())
 }

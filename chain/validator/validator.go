@@ -1,5 +1,6 @@
-// Package validator holds the chain's validator set (voting power by validator key)
-// and the built-in transforms that change it: stake, unstake and transfer power.
+// Package validator holds the built-in transforms that change the chain's validator
+// set (chain/valset): stake, unstake and transfer power, and the state keys and
+// models they keep it under.
 //
 // Power is bonded stake of the chain's staking asset: staking moves balance into a
 // bond, unstaking moves it back, so the staking asset stays conserved (balances +
@@ -8,16 +9,13 @@
 package validator
 
 import (
-	"errors"
 	"fmt"
 	"math"
-	"sort"
 
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/crypto"
-	"github.com/plugchain/plug/chain/encoding"
-	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/transform"
+	"github.com/plugchain/plug/chain/valset"
 )
 
 // State keys.
@@ -35,78 +33,8 @@ const (
 	TypeTransferPower = "validator/transfer-power"
 )
 
-// MaxValidators bounds the set, so a header's certificate stays small.
-const MaxValidators = 150
-
 // BondKey is where addr's bonded stake is stored.
 func BondKey(addr crypto.Address) string { return "bond/" + addr.String() }
-
-// Validator is one member of the set.
-type Validator struct {
-	Address crypto.Address   `cbor:"1,keyasint" json:"address"`
-	PubKey  crypto.PublicKey `cbor:"2,keyasint" json:"pub_key"`
-	Power   uint64           `cbor:"3,keyasint" json:"power"`
-}
-
-// Set is a validator set, sorted by address.
-type Set []Validator
-
-// ErrBadSet: a validator set that breaks its invariants.
-var ErrBadSet = errors.New("bad validator set")
-
-// Hash returns the set's domain-separated hash, which headers carry.
-func (s Set) Hash() hash.Hash { return encoding.MustHash(hash.DomainValidatorSet, s) }
-
-// TotalPower is the sum of the set's power.
-func (s Set) TotalPower() uint64 {
-	var t uint64
-	for _, v := range s {
-		t += v.Power
-	}
-	return t
-}
-
-// Find returns the index of addr in s, or -1.
-func (s Set) Find(addr crypto.Address) int {
-	i := sort.Search(len(s), func(i int) bool { return string(s[i].Address[:]) >= string(addr[:]) })
-	if i < len(s) && s[i].Address == addr {
-		return i
-	}
-	return -1
-}
-
-// Check verifies the set's invariants: sorted unique addresses matching their keys,
-// positive power, total power that cannot overflow, at most MaxValidators members.
-func (s Set) Check() error {
-	if len(s) == 0 {
-		return fmt.Errorf("%w: empty", ErrBadSet)
-	}
-	if len(s) > MaxValidators {
-		return fmt.Errorf("%w: %d validators, limit %d", ErrBadSet, len(s), MaxValidators)
-	}
-	var total uint64
-	for i, v := range s {
-		if v.PubKey.Address() != v.Address {
-			return fmt.Errorf("%w: validator %d: address %s does not match its key", ErrBadSet, i, v.Address)
-		}
-		if v.Power == 0 {
-			return fmt.Errorf("%w: validator %s has no power", ErrBadSet, v.Address)
-		}
-		if v.Power > math.MaxUint64/4 || total > math.MaxUint64/4-v.Power {
-			return fmt.Errorf("%w: total power overflows", ErrBadSet)
-		}
-		total += v.Power
-		if i > 0 && string(s[i-1].Address[:]) >= string(v.Address[:]) {
-			return fmt.Errorf("%w: not sorted by address at %d", ErrBadSet, i)
-		}
-	}
-	return nil
-}
-
-// Sort orders s by address.
-func (s Set) Sort() {
-	sort.Slice(s, func(i, j int) bool { return string(s[i].Address[:]) < string(s[j].Address[:]) })
-}
 
 // Getter reads state values; transform.State and the executor's views satisfy it.
 type Getter interface {
@@ -114,8 +42,8 @@ type Getter interface {
 }
 
 // Load reads the validator set.
-func Load(st Getter) (Set, error) {
-	var s Set
+func Load(st Getter) (valset.Set, error) {
+	var s valset.Set
 	if _, err := st.Get(SetKey, &s); err != nil {
 		return nil, fmt.Errorf("load validator set: %w", err)
 	}
@@ -124,11 +52,11 @@ func Load(st Getter) (Set, error) {
 
 // AddModels registers the validator models.
 func AddModels(ms *transform.Models) {
-	ms.MustAdd(transform.Model{Name: "validators", Prefix: SetKey, Default: func() any { return Set(nil) },
+	ms.MustAdd(transform.Model{Name: "validators", Prefix: SetKey, Default: func() any { return valset.Set(nil) },
 		Validate: func(v any) error {
-			s, ok := v.(Set)
+			s, ok := v.(valset.Set)
 			if !ok {
-				return fmt.Errorf("want validator.Set, got %T", v)
+				return fmt.Errorf("want valset.Set, got %T", v)
 			}
 			return s.Check()
 		}})
@@ -162,7 +90,7 @@ func adjust(st transform.State, addr crypto.Address, key crypto.PublicKey, delta
 	if err != nil {
 		return err
 	}
-	s = append(Set(nil), s...)
+	s = append(valset.Set(nil), s...)
 	i := s.Find(addr)
 	switch {
 	case i < 0 && delta < 0:
@@ -171,7 +99,7 @@ func adjust(st transform.State, addr crypto.Address, key crypto.PublicKey, delta
 		if key.Address() != addr {
 			return fmt.Errorf("%w: no public key for new validator %s", transform.ErrInvalid, addr)
 		}
-		s = append(s, Validator{Address: addr, PubKey: key, Power: uint64(delta)})
+		s = append(s, valset.Validator{Address: addr, PubKey: key, Power: uint64(delta)})
 		s.Sort()
 	case delta < 0 && s[i].Power < uint64(-delta):
 		return fmt.Errorf("%w: %s has power %d, cannot remove %d", transform.ErrInsufficientFunds, addr, s[i].Power, -delta)

@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/block"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/exec"
@@ -154,7 +154,7 @@ type queued struct {
 // start is each account's balance before the load.
 func newPlan(b *testing.B, net *shard.Network, accounts []crypto.PrivateKey, transfers, pct int, start uint64) *benchPlan {
 	b.Helper()
-	reg := builtin.Registry()
+	reg := app.Registry()
 	p := &benchPlan{net: net, accounts: accounts, queue: map[string][]queued{},
 		intra: map[hash.Hash]int{}, cross: map[hash.Hash]int{}, n: transfers, want: map[crypto.Address]uint64{}}
 	byShard := map[string][]int{}
@@ -273,7 +273,7 @@ func (tr *benchTracker) final1(idx int, now time.Time) {
 // what failed; a batch's skipped steps then count as applied).
 func (tr *benchTracker) observe(sh *benchShard, txs []*tx.Tx, ids []hash.Hash, rs []exec.Receipt) {
 	now := time.Now()
-	reg := builtin.Registry()
+	reg := app.Registry()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	sh.committed += len(txs)
@@ -349,7 +349,7 @@ func benchInProcess(b *testing.B, shards, pct int) {
 		}
 		gen := genesis.Default(id, pubs, admin.Public().Address())
 		for i := range gen.Roles {
-			if gen.Roles[i].Name == genesis.RelayerRole {
+			if gen.Roles[i].Name == app.RelayerRole {
 				gen.Roles[i].Members = append(gen.Roles[i].Members, relayer.Public().Address().String())
 			}
 		}
@@ -363,7 +363,8 @@ func benchInProcess(b *testing.B, shards, pct int) {
 		var peers, urls []string
 		var first *node.Node
 		for v, k := range vals {
-			cfg := node.Config{Name: fmt.Sprintf("%s-val-%d", id, v+1), Genesis: gen, Key: k, Validator: true, Peers: slices.Clone(peers)}
+			cfg := node.Config{Name: fmt.Sprintf("%s-val-%d", id, v+1), Genesis: gen, Key: k, Validator: true, Peers: slices.Clone(peers),
+				Registry: app.Registry(), Models: app.Models()}
 			if v == 0 {
 				cfg.OnCommit = func(blk *block.Block, rs []exec.Receipt) {
 					ids := make([]hash.Hash, len(rs))
@@ -730,7 +731,7 @@ func benchExternal(b *testing.B) {
 func fund(b *testing.B, adm crypto.PrivateKey, plan *benchPlan, chains []*benchShard) {
 	b.Helper()
 	ctx := context.Background()
-	reg := builtin.Registry()
+	reg := app.Registry()
 	for _, sh := range chains {
 		n, err := sh.nodes[0].Nonce(ctx, adm.Public().Address())
 		if err != nil {

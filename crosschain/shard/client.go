@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/exec"
@@ -57,7 +57,7 @@ func WithClientOptions(opts ...client.Option) Option {
 }
 
 // WithRegistry sets the transform registry transactions are encoded with
-// (default: builtin.Registry()).
+// (default: app.Registry()).
 func WithRegistry(reg *transform.Registry) Option { return func(c *Client) { c.reg = reg } }
 
 // NewClient returns a client of net.
@@ -70,7 +70,7 @@ func NewClient(net *Network, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	if c.reg == nil {
-		c.reg = builtin.Registry()
+		c.reg = app.Registry()
 	}
 	for _, s := range net.Shards {
 		if c.chains[s.ChainID] != nil {

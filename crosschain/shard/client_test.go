@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
@@ -44,7 +44,7 @@ func startShard(t *testing.T, id string, holders []crypto.Address) (string, *cli
 	val := key(id + "/val")
 	gen := genesis.Default(id, []crypto.PublicKey{val.Public()}, admin.Public().Address())
 	for i := range gen.Roles {
-		if gen.Roles[i].Name == genesis.RelayerRole {
+		if gen.Roles[i].Name == app.RelayerRole {
 			gen.Roles[i].Members = append(gen.Roles[i].Members, relayer.Public().Address().String())
 		}
 	}
@@ -56,7 +56,7 @@ func startShard(t *testing.T, id string, holders []crypto.Address) (string, *cli
 	to := consensus.DefaultTimeouts()
 	to.NewHeight, to.EmptyBlocks = 20, 500
 	n, url := nodetest.Start(t, node.Config{Name: id, Genesis: gen, Key: val, Validator: true,
-		Registry: builtin.Registry(), Models: builtin.Models(), Timeouts: to})
+		Registry: app.Registry(), Models: app.Models(), Timeouts: to})
 	c, err := client.New([]string{url}, client.WithChainID(id))
 	if err != nil {
 		t.Fatal(err)

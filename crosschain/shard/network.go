@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/plugchain/plug/chain/asset"
+	"github.com/plugchain/plug/chain/atomicfile"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/crosschain"
@@ -122,11 +123,10 @@ func (n *Network) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := atomicfile.Write(path, b, 0o644); err != nil {
 		return fmt.Errorf("write network file: %w", err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 // Check verifies the network's shape: known rule, unique shard IDs, generations

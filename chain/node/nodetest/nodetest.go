@@ -17,7 +17,9 @@ import (
 // Start starts a node for cfg and serves its gateway on a free port of
 // 127.0.0.1; it returns the node and the gateway's base URL. An empty cfg.Home
 // becomes a temporary directory and an empty cfg.P2PListen a free port. The
-// node and the gateway stop when the test ends.
+// node and the gateway stop when the test ends. cfg.Registry and cfg.Models are
+// required, as by node.New: a test of a plug chain passes app.Registry() and
+// app.Models().
 func Start(t testing.TB, cfg node.Config) (*node.Node, string) {
 	t.Helper()
 	if cfg.Home == "" {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/node"
@@ -59,7 +59,7 @@ func genesisFileFlag() cli.Flag {
 
 // validateDoc checks d against the built-in transforms.
 func validateDoc(d *genesis.Doc) error {
-	return d.Validate(builtin.Registry())
+	return d.Validate(app.Registry())
 }
 
 // editGenesis loads the genesis file, applies edit, validates the result as it

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/node"
@@ -131,7 +132,7 @@ func initCommand() *cli.Command {
 			}
 			// The written home must load (except for a missing genesis).
 			if gen != nil || haveGenesis {
-				if _, err := node.LoadHome(dir); err != nil {
+				if _, err := node.LoadHome(dir, app.Registry(), app.Models()); err != nil {
 					return fmt.Errorf("the new home does not load: %w", err)
 				}
 			}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 	"io"
 	"net"
 	"os"
@@ -13,9 +11,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/node"
 )
@@ -74,7 +76,7 @@ func nodeStartCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			h, err := node.LoadHome(dir)
+			h, err := node.LoadHome(dir, app.Registry(), app.Models())
 			if err != nil {
 				return err
 			}

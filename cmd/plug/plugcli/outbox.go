@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
@@ -141,7 +141,7 @@ func txResendCommand() *cli.Command {
 			if s.key.Public().Address() != t.Body.Signers[0].Key.Address() {
 				return fmt.Errorf("--from is %s, the transaction's signer is %s", s.key.Public().Address(), t.Body.Signers[0].Key.Address())
 			}
-			tr, err := builtin.Registry().Decode(t.Body.Type, t.Body.Payload)
+			tr, err := app.Registry().Decode(t.Body.Type, t.Body.Payload)
 			if err != nil {
 				return err
 			}

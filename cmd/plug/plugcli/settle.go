@@ -17,7 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/hash"
@@ -319,7 +319,7 @@ func legFlag(c *cli.Context, name string) (settlement.LegSpec, error) {
 
 // xchainRegistry is the builtin registry with the crosschain transforms.
 func xchainRegistry() *transform.Registry {
-	return builtin.Registry()
+	return app.Registry()
 }
 
 // record is a submitted trade as kept in the store.

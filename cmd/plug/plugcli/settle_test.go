@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
@@ -60,7 +60,7 @@ func startSettleNet(t *testing.T) *settleNet {
 		t.Fatal(err)
 	}
 	n, url := nodetest.Start(t, node.Config{Name: "alpha-val-1", Genesis: gen, Key: val, Validator: true,
-		Registry: xchainRegistry(), Models: builtin.Models()})
+		Registry: xchainRegistry(), Models: app.Models()})
 	m := &testnet.Manifest{Dir: dir, Chains: []testnet.Chain{{ChainID: "alpha", Nodes: []testnet.Node{{Name: "alpha-val-1", HTTP: url, Validator: true, PID: os.Getpid()}}}}}
 	if err := m.Save(); err != nil {
 		t.Fatal(err)

@@ -13,8 +13,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/plugchain/plug/app"
 	"github.com/plugchain/plug/chain/asset"
-	"github.com/plugchain/plug/chain/builtin"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/exec"
@@ -217,7 +217,7 @@ func (e *env) submit(s *signer, tr transform.Transform, memo string) error {
 				return fmt.Errorf("reading the nonce of %s: %w", pub.Address(), err)
 			}
 		}
-		if t, err = tx.New(builtin.Registry(), chainID, tr, tx.Signer{Key: pub, Nonce: nonce}); err != nil {
+		if t, err = tx.New(app.Registry(), chainID, tr, tx.Signer{Key: pub, Nonce: nonce}); err != nil {
 			return err
 		}
 		t.Body.Memo = memo
@@ -424,7 +424,7 @@ func txSubmitCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				names := builtin.Registry().Names()
+				names := app.Registry().Names()
 				return o.Emit(names, func(w io.Writer) error {
 					_, err := fmt.Fprintln(w, strings.Join(names, "\n"))
 					return err
@@ -435,7 +435,7 @@ func txSubmitCommand() *cli.Command {
 				if err != nil {
 					return nil, err
 				}
-				tr, err := builtin.Registry().New(typ)
+				tr, err := app.Registry().New(typ)
 				if err != nil {
 					return nil, fmt.Errorf("--type: %w (see `plug tx submit --list`)", err)
 				}

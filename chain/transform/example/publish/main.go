@@ -1,10 +1,10 @@
 // Command publish is the client side of docs/tutorial.md: it signs an
-// oracle/publish transaction (chain/transform/example) with a key of a local
-// testnet's keyring, submits it and waits for its result. Any program talks
-// to a PLUG chain this way: build the transform, tx.New with a registry that
-// knows it, sign, client.Submit.
+// oracle/publish transaction (chain/transform/example) with a key of a
+// keyring, submits it to a node's gateway and waits for its result. Any
+// program talks to a PLUG chain this way: build the transform, tx.New with a
+// registry that knows it, sign, client.Submit.
 //
-//	go run ./chain/transform/example/publish --testnet /tmp/tut --chain alpha --from carol --pair EURUSD --price 10850
+//	go run ./chain/transform/example/publish --node http://127.0.0.1:46731 --keyring /tmp/tut/keys --from carol --pair EURUSD --price 10850
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/plugchain/plug/chain/builtin"
@@ -22,38 +22,29 @@ import (
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/transform/example"
 	"github.com/plugchain/plug/chain/tx"
-	"github.com/plugchain/plug/testnet"
 )
 
 func main() {
-	dir := flag.String("testnet", "", "directory of a `plug testnet up` testnet (required)")
-	chain := flag.String("chain", "", "chain to publish on, e.g. alpha (default: the testnet's only chain)")
-	from := flag.String("from", "", "key of the testnet keyring that signs; it must be in a role allowed to call "+example.Type)
+	node := flag.String("node", "", "gateway URL of a node of the chain, e.g. http://127.0.0.1:26657; several, comma-separated, are tried in order (required)")
+	dir := flag.String("keyring", "", "directory of an unencrypted (test) keyring, such as DIR/keys of a `plug testnet up --dir DIR` testnet (required)")
+	from := flag.String("from", "", "key of the keyring that signs; it must be in a role allowed to call "+example.Type)
 	pair := flag.String("pair", "EURUSD", "currency pair: six capital letters")
 	price := flag.Uint64("price", 0, "price in ten-thousandths of the quote currency (10850 is 1.0850)")
 	flag.Parse()
-	if err := run(*dir, *chain, *from, *pair, *price); err != nil {
+	if err := run(*node, *dir, *from, *pair, *price); err != nil {
 		fmt.Fprintln(os.Stderr, "publish:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, chain, from, pair string, price uint64) error {
-	if dir == "" || from == "" {
-		return errors.New("give --testnet DIR and --from KEY (see -help)")
+func run(node, dir, from, pair string, price uint64) error {
+	if node == "" || dir == "" || from == "" {
+		return errors.New("give --node URL, --keyring DIR and --from KEY (see -help)")
 	}
 	// The client builds the transaction with the same registry as the nodes.
 	builtin.Extend(example.Register, example.AddModels)
 
-	m, err := testnet.LoadManifest(dir)
-	if err != nil {
-		return err
-	}
-	ch, err := m.Chain(chain)
-	if err != nil {
-		return err
-	}
-	kr, err := keyring.Open(filepath.Join(dir, testnet.KeyringDir), keyring.Test, nil)
+	kr, err := keyring.Open(dir, keyring.Test, nil)
 	if err != nil {
 		return err
 	}
@@ -61,17 +52,22 @@ func run(dir, chain, from, pair string, price uint64) error {
 	if err != nil {
 		return fmt.Errorf("--from %s: %w", from, err)
 	}
-	cl, err := client.New(ch.Endpoints(), client.WithChainID(ch.ChainID))
+	cl, err := client.New(strings.Split(node, ","))
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("asking %s for its chain: %w", node, err)
+	}
+	chainID := st.ChainID
 	nonce, err := cl.Nonce(ctx, key.Public().Address())
 	if err != nil {
 		return fmt.Errorf("reading the nonce of %s: %w", from, err)
 	}
-	t, err := tx.New(builtin.Registry(), ch.ChainID, &example.Publish{Pair: pair, Price: price},
+	t, err := tx.New(builtin.Registry(), chainID, &example.Publish{Pair: pair, Price: price},
 		tx.Signer{Key: key.Public(), Nonce: nonce})
 	if err != nil {
 		return err
@@ -81,15 +77,15 @@ func run(dir, chain, from, pair string, price uint64) error {
 	}
 	res, err := cl.Submit(ctx, t, true, 30*time.Second)
 	if err != nil {
-		return fmt.Errorf("submitting to %s: %w (do its nodes run a plug built with the example transform?)", ch.ChainID, err)
+		return fmt.Errorf("submitting to %s: %w (do its nodes run a plug built with the example transform?)", chainID, err)
 	}
 	if res.Result == nil {
-		return fmt.Errorf("transaction %s is not committed after 30s: check with `plug query tx %s --testnet %s --chain %s`", res.ID, res.ID, dir, ch.ChainID)
+		return fmt.Errorf("transaction %s is not committed after 30s: check with `plug query tx %s --node %s`", res.ID, res.ID, node)
 	}
 	r := res.Result
 	fmt.Printf("transaction %s: %s at height %d\n", res.ID, r.Code, r.Height)
 	if r.Code != exec.OK {
-		return fmt.Errorf("%s refused it: %s", ch.ChainID, r.Error)
+		return fmt.Errorf("%s refused it: %s", chainID, r.Error)
 	}
 	return nil
 }
