@@ -158,6 +158,8 @@ type cchain struct {
 	parts       map[*pending][]*pending // a batch's steps, until it commits
 	nonces      map[crypto.Address]uint64
 	outstanding []outTx
+	// sent are the shipped relay's transactions handed to the validators.
+	sent map[hash.Hash]bool
 
 	split     *xpartition // a halt by partition, while active
 	haltUntil int64       // a halt (down or split) lasts until then (sim ms); 0: none
@@ -684,12 +686,18 @@ func (c *cchain) commit(n *cnode, raw []byte, cert consensus.Certificate) bool {
 		v.certs = append(v.certs, cert)
 		v.nextSets = append(v.nextSets, e.out.NextValidators)
 		v.time = b.Header.Time
+		v.blocks = append(v.blocks, b)
 		for _, r := range e.out.Receipts {
 			if p := c.byTx[r.TxID]; p != nil && !p.done {
 				p.outcome(r, c.parts[p])
 				delete(c.parts, p)
 			}
+			if rt := v.raw[r.TxID]; rt != nil {
+				rt.p.outcome(r, rt.parts)
+				delete(v.raw, r.TxID)
+			}
 		}
+		v.mem.Update(h, b.Txs, v)
 	}
 	return true
 }

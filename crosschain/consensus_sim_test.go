@@ -22,11 +22,13 @@ import (
 	"testing"
 
 	"github.com/plugchain/plug/chain/asset"
+	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/chain/mempool"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/crosschain"
@@ -173,7 +175,7 @@ func newXSim(t *testing.T, seed uint64, sc xscenario) *xsim {
 	x.s = &sim{t: t, r: rand.New(rand.NewPCG(seed, seed^0x5eed)), w: x.w, halted: map[string]int64{}, inline: !sc.noInline}
 	for i, id := range x.w.order {
 		ns := sc.nets[i]
-		c := &cchain{x: x, idx: i, id: id, sc: ns, byTx: map[hash.Hash]*pending{}, parts: map[*pending][]*pending{}, nonces: map[crypto.Address]uint64{}, pairs: map[hash.Hash]blockPair{}, twins: map[hash.Hash][2]*consensus.Message{}}
+		c := &cchain{x: x, idx: i, id: id, sc: ns, byTx: map[hash.Hash]*pending{}, sent: map[hash.Hash]bool{}, parts: map[*pending][]*pending{}, nonces: map[crypto.Address]uint64{}, pairs: map[hash.Hash]blockPair{}, twins: map[hash.Hash][2]*consensus.Message{}}
 		var keys []crypto.PrivateKey
 		for j := 0; j < ns.validators; j++ {
 			keys = append(keys, key(fmt.Sprintf("%s/xsim-%d/val-%d", id, seed, j)))
@@ -191,7 +193,8 @@ func newXSim(t *testing.T, seed uint64, sc xscenario) *xsim {
 		}
 		f := c.nodes[ns.validators]
 		c.set = f.nextSets[0]
-		c.view = &chain{t: xtb{t}, id: id, store: f.store, ex: f.ex, reg: f.reg, vals: keys, time: T0, batch: sc.batch}
+		c.view = &chain{t: xtb{t}, id: id, store: f.store, ex: f.ex, reg: f.reg, vals: keys, time: T0, batch: sc.batch,
+			blocks: make([]*block.Block, 1), mem: mempool.New(), raw: map[hash.Hash]*rawTx{}}
 		c.view.headers, c.view.certs, c.view.nextSets = f.headers[:1:1], f.certs[:1:1], f.nextSets[:1:1]
 		x.chains = append(x.chains, c)
 		x.w.chains[id] = c.view
@@ -227,6 +230,7 @@ func (x *xsim) run() {
 	if !x.setup() {
 		return
 	}
+	x.s.ship = newShipped(x.s, x.seed, true)
 	x.chaosStart = x.now
 	for _, c := range x.chains {
 		for _, cr := range c.sc.crashes {
@@ -248,7 +252,7 @@ func (x *xsim) run() {
 		if x.sc.unchecked {
 			x.uncheckedFinish() // ahead of the honest relay's finishes
 		}
-		s.honestRelay(true)
+		s.carry(true)
 		if s.r.IntN(3) == 0 {
 			s.malicious()
 		}
@@ -261,13 +265,14 @@ func (x *xsim) run() {
 		return
 	}
 	x.heal()
+	s.ship.reliable()
 	settled := false
 	for i := 0; i < x.sc.settle && !x.stopped(); i++ {
 		if settled = s.settled(); settled {
 			break
 		}
 		x.w.now = T0 + x.now
-		s.honestRelay(false)
+		s.carry(false)
 		s.deliver()
 		x.flush(false)
 		x.runFor(1000)
@@ -294,6 +299,7 @@ func (x *xsim) run() {
 		}
 	}
 	x.check(true)
+	s.ship.checkSteps()
 	for _, tr := range s.trades {
 		if d, _ := x.w.chains[tr.s.XTx.Coordinator].decision(tr.s.XTx.ID()); d.Commit {
 			x.stats.committed++
@@ -492,9 +498,18 @@ func (x *xsim) flush(random bool) {
 			c.outstanding = append(c.outstanding, outTx{t: t, id: id, sig: tx.VerifyProofs([]*tx.Tx{t})[0], p: p})
 			x.record("tx %s %s %s", c.id, p.label, id.Short())
 		}
+		// What the shipped relay's chain admitted goes to the validators too.
+		for _, t := range c.view.mem.Reap(1<<20, 1<<30, c.view) {
+			id, _ := t.ID()
+			if rt := c.view.raw[id]; rt != nil && !c.sent[id] {
+				c.sent[id] = true
+				c.outstanding = append(c.outstanding, outTx{t: t, id: id, sig: tx.VerifyProofs([]*tx.Tx{t})[0], p: rt.p})
+				x.record("tx %s %s %s", c.id, rt.p.label, id.Short())
+			}
+		}
 		keep := c.outstanding[:0]
 		for _, o := range c.outstanding {
-			if !o.p.done {
+			if !o.p.done && (c.view.raw[o.id] == nil || c.view.mem.Has(o.id)) {
 				keep = append(keep, o)
 			}
 		}

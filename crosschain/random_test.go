@@ -27,6 +27,9 @@ import (
 func TestRandomized(t *testing.T) {
 	base, runs := simSeeds(t, 1, 100, 8)
 	t.Cleanup(func() {
+		relayFailures.Range(func(k, v any) bool { t.Logf("relay step failed: %s x%d", k, *(v.(*int))); return true })
+	})
+	t.Cleanup(func() {
 		t.Logf("%d runs: %d trades committed, %d aborted, %d never decidable; %d legs refused for a taken ref, %d for a missing light client, %d beyond the max lock; %d forged steps refused, %d replays, %d halts; %d batches, %d steps skipped in them",
 			runs, stats.committed.Load(), stats.aborted.Load(), stats.undecidable.Load(), stats.refTaken.Load(), stats.noClient.Load(), stats.maxLock.Load(),
 			stats.forged.Load(), stats.replays.Load(), stats.halts.Load(), stats.batches.Load(), stats.skipped.Load())
@@ -305,11 +308,7 @@ func runRandom(t *testing.T, seed uint64, sh *sharded) {
 		delete(s.halted, id)
 		s.w.chains[id].halted = false
 	}
-	if s.ship != nil {
-		for _, sc := range s.ship.chains {
-			sc.faults = false
-		}
-	}
+	s.ship.reliable()
 	for i := 0; i < 200 && !s.settled(); i++ {
 		s.carry(false)
 		s.deliver()
@@ -323,6 +322,8 @@ func runRandom(t *testing.T, seed uint64, sh *sharded) {
 		s.produce(false) // transfers queued on a chain that was halted until now
 	}
 	s.check(true)
+	s.ship.checkSteps()
+	s.ship.tally()
 	for _, p := range s.params {
 		mustOK(t, p)
 	}

@@ -15,17 +15,22 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/mempool"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/relay"
+	"github.com/plugchain/plug/spv"
 )
 
 // errNodeDown is what a halted chain's node answers: nothing.
@@ -224,6 +229,39 @@ type shipped struct {
 	// restarts counts the relay's crashes (a restart from its db) and
 	// amnesias (a restart with a new, empty db).
 	restarts, amnesias int
+	// steps are the relay's crosschain steps a node admitted.
+	steps []*pending
+}
+
+// benign are the refusals an honest relay meets: a party or an earlier copy
+// of the step got there first, or a light-client update it sent was lost or
+// overtaken (under faults), so a proof at its height cannot be checked yet.
+// Receipts carry only text, so the checker matches the sentinels' texts.
+var benign = []error{crosschain.ErrAlreadyPrepared, crosschain.ErrAlreadyDecided, crosschain.ErrAlreadyFinished,
+	crosschain.ErrStaleUpdate, spv.ErrUnknownHeight, spv.ErrBadHeader}
+
+// checkSteps fails the run if a node refused a step of the shipped relay for
+// any other reason: the engine asked for a step the protocol does not allow.
+func (sh *shipped) checkSteps() {
+	for _, p := range sh.steps {
+		if !p.done || p.code == exec.OK {
+			continue
+		}
+		if !slices.ContainsFunc(benign, func(e error) bool { return strings.Contains(p.errStr, e.Error()) }) {
+			sh.s.t.Fatalf("RELAY: a chain refused the shipped relay's %s: %s", p.label, p.errStr)
+		}
+	}
+}
+
+// tally counts the relay's failed steps by reason.
+func (sh *shipped) tally() {
+	for _, p := range sh.steps {
+		if p.done && p.code != 0 {
+			reason := numbers.ReplaceAllString(p.errStr, "#")
+			v, _ := relayFailures.LoadOrStore(p.label+": "+reason, new(int))
+			*(v.(*int))++
+		}
+	}
 }
 
 // newShipped starts the shipped relay over the run's chains; with faults, its
@@ -260,6 +298,13 @@ func (sh *shipped) start() {
 	}
 	sh.rel = rel
 	sh.s.t.Cleanup(func() { sh.rel.Close() })
+}
+
+// reliable turns the chains' faults off: the network has healed.
+func (sh *shipped) reliable() {
+	for _, sc := range sh.chains {
+		sc.faults = false
+	}
 }
 
 // crash stops the relay and starts it again from its db; amnesia from a new,
@@ -322,6 +367,7 @@ func (sh *shipped) learn(c *chain, t *tx.Tx) {
 
 // file records a crosschain step under its trade.
 func (sh *shipped) file(chain string, p *pending) {
+	sh.steps = append(sh.steps, p)
 	var x *crosschain.XTx
 	switch v := p.tr.(type) {
 	case *crosschain.Prepare:
@@ -390,3 +436,9 @@ func (s *sim) clients(random bool) {
 		}
 	}
 }
+
+// numbers matches the ids, heights and amounts of an error text.
+var numbers = regexp.MustCompile(`[0-9a-f]{6,}|[0-9]+`)
+
+// relayFailures counts the shipped relay's failed steps by reason, over runs.
+var relayFailures sync.Map

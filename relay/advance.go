@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -51,8 +52,14 @@ func (r *Relay) advanceAll(ctx context.Context) int {
 	}
 	clear(r.dirty)
 	r.mu.Unlock()
-	// Oldest first, so a backlog clears in the order it built up.
-	slices.SortFunc(ids, func(a, b hash.Hash) int { return cmp.Compare(r.learned(a), r.learned(b)) })
+	// Oldest first, so a backlog clears in the order it built up; the ID
+	// breaks ties, so that a pass does the same in the same state.
+	slices.SortFunc(ids, func(a, b hash.Hash) int {
+		if c := cmp.Compare(r.learned(a), r.learned(b)); c != 0 {
+			return c
+		}
+		return bytes.Compare(a[:], b[:])
+	})
 
 	r.prefetch(ctx, ids)
 	defer func() { r.pre = nil }()
