@@ -6,7 +6,7 @@ package crosschain_test
 // loss, duplication, reordering, partitions that heal, crashes with restart from
 // disk, one Byzantine validator on some chains), and the relays' light clients
 // verifying the certificates the machines form. The crosschain layer on top is
-// random_test.go's: random trades, an honest relay that delays, duplicates,
+// random_test.go's: random trades, the shipped relay (relaysim_test.go) whose chains refuse, lose and delay,
 // reorders and omits, a malicious relay that forges and replays, deadlines, halted
 // chains. See docs/crosschain.md, "Simulation with consensus".
 

@@ -221,8 +221,7 @@ type sim struct {
 	escrowed map[refAt]hash.Hash
 	// params are the xchain/set-params the run sent.
 	params []*pending
-	// ship is the shipped relay that carries the trades; nil: the model
-	// relay (honestRelay) does.
+	// ship is the shipped relay that carries the trades.
 	ship *shipped
 }
 
@@ -500,14 +499,10 @@ func queued(c *chain, build func()) []*pending {
 	return append([]*pending(nil), c.pool[n:]...)
 }
 
-// carry has the trades carried along: by their parties and the shipped relay
+// carry has the trades carried along by their parties and the shipped relay
 // (a random run crashes the relay now and then, and restarts it from its db
-// or, rarely, from nothing), or by the model relay.
+// or, rarely, from nothing).
 func (s *sim) carry(random bool) {
-	if s.ship == nil {
-		s.honestRelay(random)
-		return
-	}
 	s.clients(random)
 	if random {
 		switch k := s.r.IntN(100); {
@@ -518,70 +513,6 @@ func (s *sim) carry(random bool) {
 		}
 	}
 	s.ship.pass()
-}
-
-// honestRelay carries every step some trade needs.
-func (s *sim) honestRelay(random bool) {
-	w := s.w
-	for _, tr := range s.trades {
-		x := tr.s.XTx
-		id := x.ID()
-		coord := w.chains[x.Coordinator]
-		if coord == nil {
-			// Nothing decides: only the legs' refusals are to be recorded.
-			for i, l := range x.Legs {
-				c := w.chains[l.Chain]
-				if _, ok := c.leg(id, i); !ok {
-					s.send(l.Chain, func() []*pending {
-						return queued(c, func() { tr.prepares[i] = append(tr.prepares[i], w.prepare(tr.s, i, relayer)) })
-					}, random)
-				}
-			}
-			continue
-		}
-		dec, decided := coord.decision(id)
-		for i, l := range x.Legs {
-			c := w.chains[l.Chain]
-			rec, ok := c.leg(id, i)
-			switch {
-			case !ok && !decided && tr.inline && l.Chain == x.Coordinator && l.Kind != crosschain.In:
-				// The decide prepares it.
-			case !ok && !decided:
-				by := relayer
-				if random && s.r.IntN(3) == 0 {
-					by = keyOf(l.From)
-				}
-				s.send(l.Chain, func() []*pending {
-					return queued(c, func() {
-						p := w.prepare(tr.s, i, by)
-						tr.prepares[i] = append(tr.prepares[i], p)
-					})
-				}, random)
-			case decided && (!ok || rec.Status == crosschain.Prepared || rec.Status == crosschain.Refused):
-				_ = dec
-				s.send(l.Chain, func() []*pending {
-					return queued(c, func() {
-						f := w.finishTx(x, i, relayer)
-						tr.old = append(tr.old, oldStep{l.Chain, f})
-						p := c.submit("finish", f, relayer)
-						tr.finishes[i] = append(tr.finishes[i], p)
-					})
-				}, random)
-			}
-		}
-		if !decided {
-			s.send(x.Coordinator, func() []*pending {
-				return queued(coord, func() {
-					d := w.decideTx(x, relayer)
-					if tr.inline {
-						d.Sigs = tr.s.Sigs
-					}
-					tr.old = append(tr.old, oldStep{x.Coordinator, d})
-					tr.decides = append(tr.decides, coord.submit("decide", d, relayer))
-				})
-			}, random)
-		}
-	}
 }
 
 // malicious is mallory: forged proofs (must fail) and replays of old steps (may
