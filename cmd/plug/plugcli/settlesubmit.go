@@ -17,6 +17,10 @@ import (
 	"github.com/plugchain/plug/settlement"
 )
 
+// How a settle command submits a trade: check the assets, find a trade
+// already under its reference, send the missing prepares, and wait for
+// the outcome with --wait.
+
 // prepareOut is a submitted xchain/prepare.
 type prepareOut = settlement.PrepareResult
 

@@ -18,6 +18,9 @@ import (
 	"github.com/plugchain/plug/testnet"
 )
 
+// The environment of the multi-chain commands (settle, xchain): a client
+// per chain, the keyring and the trade store.
+
 // xenv is what a multi-chain command works with.
 type xenv struct {
 	*env
