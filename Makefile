@@ -46,9 +46,11 @@ test: vet lint
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	@$(MAKE) --no-print-directory race
 
-# make race: the race-detector pass of make test alone.
+# make race: the race-detector pass of make test alone. Its tests mostly wait on
+# timers and sockets, so four packages at a time overlap their waits (40 to 55 s
+# instead of 75 s on 2 cores).
 race:
-	$(GO) test -count=1 -race -short -timeout 20m $(RACE_PKGS)
+	$(GO) test -count=1 -race -short -p 4 -timeout 20m $(RACE_PKGS)
 
 # make fuzz FUZZTIME=30s runs each fuzz target for a while (seed corpora run in make test).
 FUZZTIME ?= 20s
