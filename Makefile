@@ -2,15 +2,15 @@
 # fetched by these targets through the Go module proxy.
 GO ?= go
 PKGS := ./...
-# The race detector covers every package that runs goroutines of its own, the
+# The race detector covers the packages that run goroutines of their own, the
 # mempool they share, and the code their tests call in other packages. It runs
 # with -short, which skips only tests that spawn processes or run several nodes
-# (state and store: crash tests, whose killed children cannot fail a run on a race;
-# node: a 4-validator crash and a conflicting-admission test; relay: the backlog
-# benchmark; testnet: the end-to-end tests): they run in the first pass without
-# it, and skipping them under it keeps make test under 6 minutes on 2 cores. The
-# CLI (cmd/plug/plugcli) is left out: its tests drive a spawned plug binary, whose
-# goroutines the detector in the test process does not see.
+# (state and store: crash tests, whose killed children cannot fail a run on a
+# race; node: a 4-validator crash and a conflicting-admission test; relay: the
+# backlog benchmark; testnet: the end-to-end tests): they run in the first pass
+# without it, and skipping them under it keeps make test under 6 minutes on 2
+# cores. The CLI (cmd/plug/plugcli) is left out: its tests drive a spawned plug
+# binary, whose goroutines the detector in the test process does not see.
 RACE_PKGS := ./chain/crypto/... ./chain/state/... ./chain/exec/... ./chain/store/... \
 	./chain/mempool/... ./chain/p2p/... ./chain/gateway/... ./chain/client/... \
 	./chain/node/... ./relay/... ./testnet/...
