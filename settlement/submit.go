@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 	"github.com/plugchain/plug/crosschain"
@@ -155,14 +155,32 @@ func Prepare(ctx context.Context, reg *transform.Registry, s *crosschain.Signed,
 			out[i].Error = "not committed within " + wait.String() + "; check with `plug query tx " + out[i].TxID + "`"
 		case err != nil:
 			return nil, fmt.Errorf("chain %s: waiting for xchain/prepare of leg %d: %w", out[i].Chain, out[i].Leg, err)
-		case r.Code != exec.OK && s.XTx.Legs[out[i].Leg].Chain == s.XTx.Coordinator && strings.Contains(r.Error, crosschain.ErrAlreadyPrepared.Error()):
-			// A relay's decide carrying the parties' signatures prepared (and
-			// settled) the coordinator's leg first: nothing went wrong.
 		case r.Code != exec.OK:
-			out[i].Error = r.Code.String() + ": " + r.Error
+			out[i].Error = failedPrepare(ctx, cl, &s.XTx, out[i].Leg, r)
 		}
 	}
 	return out, nil
+}
+
+// failedPrepare is the PrepareResult.Error of leg's prepare that failed with
+// receipt r, or "" when its failure changes nothing: on the coordinator, a
+// relay's decide carrying the parties' signatures may prepare (and settle) the
+// leg first, and the prepare then fails with crosschain.ErrAlreadyPrepared.
+// A receipt carries that error as text only, so the chain's state, not the
+// text, says whether the leg has a record after the receipt's block.
+func failedPrepare(ctx context.Context, chain Reader, x *crosschain.XTx, leg int, r *gateway.TxResult) string {
+	msg := r.Code.String() + ": " + r.Error
+	if x.Legs[leg].Chain != x.Coordinator {
+		return msg
+	}
+	res, err := chain.State(ctx, r.Height, crosschain.LegKey(x.ID(), leg), false)
+	if err != nil {
+		return msg + " (whether another transaction prepared the leg is unknown: " + err.Error() + ")"
+	}
+	if res.Found {
+		return "" // prepared (or refused) by another transaction: nothing went wrong
+	}
+	return msg
 }
 
 // WaitFinal reads x's status from its chains until it is final or timeout passes
