@@ -65,7 +65,9 @@ func TestConflictingAdmissionsLoserReported(t *testing.T) {
 		t.Fatalf("loser on the node that held it: %v", err)
 	}
 	// A node that refused the loser from gossip knows it lost too, once it was
-	// offered it: here node 2 is offered it now, after the block.
+	// offered it: here node 2 is offered it now, after the block (once it
+	// has committed the block too: it may lag).
+	tn.waitTx(2, wid, 20*time.Second)
 	_, errs := tn.nodes[2].SubmitBatch(context.Background(), []*tx.Tx{loser, winner})
 	if !errors.Is(errs[0], gateway.ErrNonceConflict) {
 		t.Fatalf("loser sent to node 2 after the block: %v", errs[0])
