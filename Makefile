@@ -15,7 +15,7 @@ RACE_PKGS := ./chain/crypto/... ./chain/state/... ./chain/exec/... ./chain/store
 	./chain/mempool/... ./chain/p2p/... ./chain/gateway/... ./chain/client/... \
 	./chain/node/... ./relay/... ./testnet/...
 
-.PHONY: all build test vet lint race fuzz bench tools clean demo
+.PHONY: all build test vet lint race mutate fuzz bench tools clean demo
 
 # staticcheck is fetched through the module proxy at a pinned version.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -51,6 +51,12 @@ test: vet lint
 # instead of 75 s on 2 cores).
 race:
 	$(GO) test -count=1 -race -short -p 4 -timeout 20m $(RACE_PKGS)
+
+# make mutate: build the crosschain package with each mutation of its engine
+# (crosschain/mutation_test.go) and check that the simulation of the shipped
+# relay catches it. A build per mutation: about two minutes.
+mutate:
+	$(GO) test -count=1 -timeout 20m -run TestEngineMutations ./crosschain -mutations -v
 
 # make fuzz FUZZTIME=30s runs each fuzz target for a while (seed corpora run in make test).
 FUZZTIME ?= 20s
