@@ -124,8 +124,10 @@ func (sc *simChain) admit(t *tx.Tx) error {
 		return refuse(gateway.CodeBusy, err)
 	case errors.Is(err, mempool.ErrDuplicate) && sc.c.mem.Has(id):
 		return nil
-	case errors.Is(err, mempool.ErrDuplicate):
+	case errors.Is(err, mempool.ErrDuplicate), errors.Is(err, mempool.ErrStaleNonce):
 		return refuse(gateway.CodeConflict, err)
+	case errors.Is(err, mempool.ErrNonceGap):
+		return refuse(gateway.CodeNonceGap, err)
 	default:
 		return refuse(gateway.CodeInvalid, err)
 	}

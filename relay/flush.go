@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
+	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/hash"
@@ -148,7 +148,7 @@ func (r *Relay) flush(ctx context.Context, cs *chainState) error {
 			}
 			r.m.SubmitErrors.WithLabelValues(cs.id).Inc()
 			release(batch[i : i+1])
-			if strings.Contains(strings.ToLower(e.Error()), "nonce") && cs.nonceOK {
+			if (errors.Is(e, client.ErrNonceConflict) || errors.Is(e, client.ErrNonceGap)) && cs.nonceOK {
 				cs.nonceOK = false
 				cs.epoch.Add(1)
 			}

@@ -3,9 +3,9 @@ package relay
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
+	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/rbac"
@@ -127,7 +127,7 @@ func (r *Relay) resend(ctx context.Context, cs *chainState, committed uint64) bo
 			return false
 		}
 		for _, e := range res {
-			if e != nil && !strings.Contains(e.Error(), "busy") {
+			if e != nil && !errors.Is(e, client.ErrBusy) {
 				return false
 			}
 		}

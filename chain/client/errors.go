@@ -39,6 +39,9 @@ var (
 	// carries is used or held by another transaction. It was not admitted;
 	// signing it again with the next nonce (Renew) is safe.
 	ErrNonceConflict = errors.New("nonce conflict")
+	// ErrNonceGap: the node refused the transaction because its nonce is too
+	// far ahead of the signer's committed one: earlier transactions were lost.
+	ErrNonceGap = errors.New("nonce too far ahead")
 )
 
 // PendingError is TxResult's answer for a transaction pending in the node's
@@ -98,6 +101,8 @@ func (e *APIError) Unwrap() error {
 		return ErrDropped
 	case gateway.CodeConflict:
 		return ErrNonceConflict
+	case gateway.CodeNonceGap:
+		return ErrNonceGap
 	}
 	return nil
 }

@@ -54,6 +54,11 @@ var (
 	// never will be (its nonce was used by another, or the executor rejected
 	// it); 410.
 	ErrDropped = errors.New("transaction dropped")
+	// ErrNonceGap: a signer's nonce is further ahead of its committed nonce
+	// than the node holds pending transactions for; 400 nonce_gap. The
+	// transactions before it were lost or never sent: read the next nonce
+	// (GET /v1/accounts/{address}/nonce) and send those first.
+	ErrNonceGap = errors.New("nonce too far ahead")
 )
 
 // ChainIDHeader is the response header that names the chain a gateway serves,

@@ -27,6 +27,7 @@ const (
 	CodeNotFound = "not_found"
 	CodeDropped  = "dropped"
 	CodeConflict = "nonce_conflict"
+	CodeNonceGap = "nonce_gap"
 	CodeTooLarge = "too_large"
 	CodeMethod   = "method_not_allowed"
 	CodeTimeout  = "timeout"
@@ -218,6 +219,8 @@ func classify(err error) (int, string) {
 		return http.StatusGone, CodeDropped
 	case errors.Is(err, ErrNonceConflict):
 		return http.StatusConflict, CodeConflict
+	case errors.Is(err, ErrNonceGap):
+		return http.StatusBadRequest, CodeNonceGap
 	case errors.As(err, &mbe), errors.Is(err, tx.ErrTooLarge), errors.Is(err, encoding.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
 	case errors.Is(err, ErrInvalid),

@@ -66,6 +66,9 @@ func (n *Node) SubmitBatch(ctx context.Context, txs []*tx.Tx) ([]hash.Hash, []er
 		case errors.Is(err, mempool.ErrStaleNonce):
 			errs[i] = n.staleReason(id, err)
 			continue
+		case errors.Is(err, mempool.ErrNonceGap):
+			errs[i] = fmt.Errorf("%w: %w", gateway.ErrNonceGap, err)
+			continue
 		case err != nil:
 			// Everything else the mempool or the checks refuse is the client's to fix.
 			errs[i] = fmt.Errorf("%w: %w", gateway.ErrInvalid, err)
