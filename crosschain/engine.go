@@ -33,8 +33,7 @@ type Observation struct {
 	// Legs are the legs in order.
 	Legs []LegView
 
-	id    hash.Hash
-	idSet bool
+	id hash.Hash
 }
 
 // ChainView is one chain as a driver sees it.
@@ -174,17 +173,13 @@ type Plan struct {
 // decided while some leg has none (or is refused).
 const Pending Status = "pending"
 
-// ID is the XTx's ID, computed once.
-func (o *Observation) ID() hash.Hash {
-	if !o.idSet {
-		o.id, o.idSet = o.Signed.XTx.ID(), true
-	}
-	return o.id
-}
+// ID is the XTx's ID.
+func (o *Observation) ID() hash.Hash { return o.id }
 
-// NewObservation starts an observation of s with nothing read.
-func NewObservation(s Signed) *Observation {
-	return &Observation{Signed: s, Legs: make([]LegView, len(s.XTx.Legs))}
+// NewObservation starts an observation of s, whose XTx has ID id (the driver
+// has it already: it keys its records by it), with nothing read.
+func NewObservation(id hash.Hash, s Signed) *Observation {
+	return &Observation{Signed: s, Legs: make([]LegView, len(s.XTx.Legs)), id: id}
 }
 
 // Fill records the answer to r: whether the key was found, its raw value, the
@@ -257,7 +252,7 @@ func undecided(o *Observation, p *Plan) {
 	id := o.ID()
 	coord := x.Coordinator
 	if o.Coordinator.Reachable && o.Coordinator.Time > x.Deadline {
-		p.Steps = append(p.Steps, Action{Kind: StepDecide, Chain: coord, Leg: -1, Key: decideKey(id), Transform: &Decide{XTx: *x}})
+		p.Steps = append(p.Steps, Action{Kind: StepDecide, Chain: coord, Leg: -1, Key: StepKey(StepDecide, id, -1), Transform: &Decide{XTx: *x}})
 		return
 	}
 	var proofs []LegProof
@@ -325,7 +320,7 @@ func undecided(o *Observation, p *Plan) {
 	if inline && !refused {
 		d.Sigs = o.Signed.Sigs
 	}
-	p.Steps = append(p.Steps, Action{Kind: StepDecide, Chain: coord, Leg: -1, Key: decideKey(id), Transform: d})
+	p.Steps = append(p.Steps, Action{Kind: StepDecide, Chain: coord, Leg: -1, Key: StepKey(StepDecide, id, -1), Transform: d})
 }
 
 // prepare makes leg i's prepare due, if every party signed (a prepare without
@@ -451,5 +446,3 @@ func StepKey(kind StepKind, id hash.Hash, leg int) string {
 	}
 	return fmt.Sprintf("%s/%s/%d", kind, id, leg)
 }
-
-func decideKey(id hash.Hash) string { return StepKey(StepDecide, id, -1) }

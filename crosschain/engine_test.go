@@ -162,7 +162,7 @@ func TestPlan(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			o := crosschain.NewObservation(*s)
+			o := crosschain.NewObservation(s.XTx.ID(), *s)
 			c.set(o)
 			got := planOut(crosschain.PlanOf(o))
 			if !slices.Equal(got, c.want) {
@@ -182,7 +182,7 @@ func TestPlanSafety(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	statuses := []crosschain.Status{crosschain.Prepared, crosschain.Refused, crosschain.Committed, crosschain.Aborted}
 	for n := 0; n < 20_000; n++ {
-		o := crosschain.NewObservation(*s)
+		o := crosschain.NewObservation(s.XTx.ID(), *s)
 		o.SigsOK = r.IntN(2) == 0
 		o.Coordinator = crosschain.ChainView{Reachable: r.IntN(8) != 0, Height: r.Uint64N(40), Time: T0 + r.Int64N(120_000)}
 		o.Decision = crosschain.DecisionRead{Read: r.IntN(4) != 0, Found: r.IntN(2) == 0, Decision: crosschain.Decision{Commit: r.IntN(2) == 0, Height: r.Uint64N(40)}}
@@ -241,7 +241,7 @@ func TestPlanSafety(t *testing.T) {
 // nothing; answers land in the fields their reads name.
 func TestObservationFill(t *testing.T) {
 	s := engineXTx(t)
-	o := crosschain.NewObservation(*s)
+	o := crosschain.NewObservation(s.XTx.ID(), *s)
 	id := s.XTx.ID()
 	rd := crosschain.ReadRequest{Kind: crosschain.ReadDecision, Leg: -1, Chain: "alpha", Key: crosschain.DecisionKey(id)}
 	if err := o.Fill(rd, true, []byte{0xff, 0x00}, 3, nil); err == nil || o.Decision.Read {

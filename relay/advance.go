@@ -62,7 +62,7 @@ func (r *Relay) advanceAll(ctx context.Context) int {
 	})
 
 	r.prefetch(ctx, ids)
-	defer func() { r.pre = nil }()
+	defer func() { r.pre, r.obs = nil, nil }()
 	var cmu sync.Mutex
 	changed := map[hash.Hash]*xtxRecord{}
 	work := make(chan hash.Hash)
@@ -178,9 +178,9 @@ func (r *Relay) due(step string) bool {
 // observe is what the relay knows of x before reading anything: its chains'
 // heights and times as last polled, its light clients' provable heights, and
 // the decision and finished legs it already learned.
-func (r *Relay) observe(x *xtxRecord) *crosschain.Observation {
+func (r *Relay) observe(id hash.Hash, x *xtxRecord) *crosschain.Observation {
 	xt := &x.Signed.XTx
-	o := crosschain.NewObservation(x.Signed)
+	o := crosschain.NewObservation(id, x.Signed)
 	o.SigsOK = r.sigsOK(x)
 	coord := r.chains[xt.Coordinator]
 	if coord != nil {
@@ -220,7 +220,10 @@ const maxReadRounds = 4
 // for until the engine has its plan, records what it learned, and queues the
 // steps due.
 func (r *Relay) advance(ctx context.Context, id hash.Hash, x *xtxRecord) error {
-	o := r.observe(x)
+	o := r.obs[id] // what the prefetch read already
+	if o == nil {
+		o = r.observe(id, x)
+	}
 	for range maxReadRounds {
 		p := crosschain.PlanOf(o)
 		if len(p.Reads) == 0 {

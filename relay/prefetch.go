@@ -34,15 +34,19 @@ func (r *Relay) read(ctx context.Context, cs *chainState, height uint64, key str
 // pass cost about four HTTP round trips of its own. It asks the engine what
 // each XTx needs, in two rounds: the first also takes what an undecided XTx
 // needs if its decision is still absent (the usual case), the second what a
-// decision found in the first makes due.
+// decision found in the first makes due. The observations it filled are kept
+// in r.obs, where advance goes on from them.
 func (r *Relay) prefetch(ctx context.Context, ids []hash.Hash) {
 	r.pre = map[readKey]*client.StateResult{}
+	r.obs = make(map[hash.Hash]*crosschain.Observation, len(ids))
 	obs := make([]*crosschain.Observation, 0, len(ids))
 	for _, id := range ids {
 		r.mu.Lock()
 		x := r.xtxs[id]
 		r.mu.Unlock()
-		obs = append(obs, r.observe(x))
+		o := r.observe(id, x)
+		r.obs[id] = o
+		obs = append(obs, o)
 	}
 	for round := range 2 {
 		var keys []readKey

@@ -32,6 +32,7 @@ import (
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/transform"
+	"github.com/plugchain/plug/crosschain"
 )
 
 var log = logging.Logger("plug/relay")
@@ -75,6 +76,9 @@ type Relay struct {
 	// pre holds the current pass's prefetched state reads; written before the
 	// pass's workers start, only read while they run.
 	pre map[readKey]*client.StateResult
+	// obs holds the observations the prefetch filled, by XTx, for this
+	// pass's advance; like pre, written before the workers start.
+	obs map[hash.Hash]*crosschain.Observation
 }
 
 // Registry returns the transform registry a relay encodes with: the built-ins,

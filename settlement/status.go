@@ -79,8 +79,8 @@ var ErrNoChain = errors.New("no connection to chain")
 // engine where the XTx stands. With prove, every read is verified against a
 // certified header.
 func Query(ctx context.Context, x *crosschain.XTx, chains map[string]Reader, prove bool) (*Status, error) {
-	o := crosschain.NewObservation(crosschain.Signed{XTx: *x})
-	id := o.ID()
+	id := x.ID()
+	o := crosschain.NewObservation(id, crosschain.Signed{XTx: *x})
 	st := &Status{ID: id.String(), Coordinator: x.Coordinator, Deadline: x.Deadline, Ref: x.Ref}
 	read := func(rq crosschain.ReadRequest) (bool, error) {
 		r := chains[rq.Chain]
