@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/evidence"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/crosschain"
 )
@@ -110,7 +111,7 @@ func AddCrosschainRoles(d *genesis.Doc, admin crypto.Address, validators []crypt
 		}
 	}
 	d.Roles = append(d.Roles,
-		genesis.Role{Name: RelayerRole, Members: members, Transforms: slices.Clone(crosschain.RelayerTransforms)},
+		genesis.Role{Name: RelayerRole, Members: members, Transforms: append(slices.Clone(crosschain.RelayerTransforms), evidence.TypeEquivocation)},
 		genesis.Role{Name: TraderRole, Public: true, Transforms: []string{crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish, crosschain.TypeBatch}},
 	)
 }

@@ -22,8 +22,10 @@ const (
 	DefaultWorkers      = 16
 	DefaultBatchSteps   = 64
 	// DefaultClientRefresh is how often an idle path's light client is
-	// updated.
-	DefaultClientRefresh = 2 * time.Second
+	// updated. Each update is a transaction, so a block, on the client's chain:
+	// refreshing idle clients often would keep idle chains committing blocks
+	// beyond their heartbeat. A trade brings its clients up to date at once.
+	DefaultClientRefresh = 30 * time.Second
 	DefaultDB            = "relay.db"
 )
 

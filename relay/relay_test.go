@@ -81,7 +81,7 @@ func startChain(t *testing.T, id, assetName string, holder crypto.PrivateKey, ed
 	}
 	gen.Assets = append(gen.Assets, genesis.Asset{Name: assetName, Issuer: "admin", Balances: map[string]uint64{addr(holder).String(): funds}})
 	to := consensus.DefaultTimeouts()
-	to.NewHeight, to.EmptyBlocks = 20, 500
+	to.NewHeight, to.Heartbeat = 20, 500
 	n, url := nodetest.Start(t, node.Config{Name: id, Genesis: gen, Key: val, Validator: true,
 		Registry: reg, Models: ms, Timeouts: to})
 	tc := &testChain{id: id, url: url, nonces: map[crypto.Address]uint64{}}

@@ -95,7 +95,13 @@ func status(t *testing.T, dir string) testnet.ChainReport {
 // eventually polls cond every 250 ms for up to a minute.
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	within(t, time.Minute, what, cond)
+}
+
+// within polls cond every 250 ms for up to d.
+func within(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	var last string
 	for time.Now().Before(deadline) {
 		var ok bool
@@ -104,7 +110,7 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatalf("after a minute, still not %s: %s", what, last)
+	t.Fatalf("after %s, still not %s: %s", d, what, last)
 }
 
 // transfer sends 5 USD from alice to bob through the CLI and waits for the commit.

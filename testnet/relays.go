@@ -31,8 +31,10 @@ func writeRelayHome(m *Manifest, spec RelaySpec, port int) (*Relay, error) {
 		Name: spec.Name, DB: relay.DefaultDB, MetricsListen: listen,
 		PollInterval: relay.Duration{Duration: 100 * time.Millisecond},
 		RetryAfter:   relay.Duration{Duration: relay.DefaultRetryAfter},
-		MaxInflight:  relay.DefaultMaxInflight,
-		Key:          relay.KeyConfig{Name: spec.Name, Dir: filepath.Join(m.Dir, KeyringDir), Backend: string(keyring.Test)},
+		// Written out, not left at 0 (the default), so the file says what runs.
+		ClientRefresh: relay.Duration{Duration: relay.DefaultClientRefresh},
+		MaxInflight:   relay.DefaultMaxInflight,
+		Key:           relay.KeyConfig{Name: spec.Name, Dir: filepath.Join(m.Dir, KeyringDir), Backend: string(keyring.Test)},
 	}
 	for _, id := range spec.Chains {
 		c, err := m.Chain(id)

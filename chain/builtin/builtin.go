@@ -1,14 +1,15 @@
 // Package builtin assembles the transforms and models of chain/ that every PLUG
-// chain has: assets, RBAC, validators and nonces (the executor's models).
-// Applications start from these and register their own transforms and models
-// next to them, with Extend; the plug application adds crosschain's in package
-// app.
+// chain has: assets, RBAC, validators, equivocation evidence and nonces (the
+// executor's models). Applications start from these and register their own
+// transforms and models next to them, with Extend; the plug application adds
+// crosschain's in package app.
 package builtin
 
 import (
 	"sync"
 
 	"github.com/plugchain/plug/chain/asset"
+	"github.com/plugchain/plug/chain/evidence"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/transform"
@@ -21,6 +22,7 @@ func Registry() *transform.Registry {
 	asset.Register(r)
 	rbac.Register(r)
 	validator.Register(r)
+	evidence.Register(r)
 	for _, e := range extensions() {
 		if e.register != nil {
 			e.register(r)

@@ -96,7 +96,9 @@ type Decision struct {
 	Cert   Certificate
 }
 
-// Evidence is proof that a validator signed two conflicting messages.
+// Evidence is proof that a validator signed two conflicting messages: two votes
+// (VoteA, VoteB) or two proposals (ProposalA, ProposalB). Only vote evidence is
+// punished on chain (see VerifyVotes); conflicting proposals are reported.
 type Evidence struct {
 	VoteA, VoteB         *Vote
 	ProposalA, ProposalB *Proposal
@@ -148,7 +150,7 @@ type Machine struct {
 	preTO     map[uint32]bool
 	decided   bool
 	lastCast  int64
-	idle      bool  // waiting for transactions before round 0 (EmptyBlocks)
+	idle      bool  // waiting for transactions before round 0 (Heartbeat)
 	idleUntil int64 // when an idle height starts anyway
 
 	future      []Message
@@ -193,8 +195,8 @@ func (m *Machine) Locked() (int32, hash.Hash) { return m.lockedRound, m.lockedID
 // calls it at start-up and after applying each Decision.
 func (m *Machine) NewHeight(height uint64, set valset.Set, now int64) {
 	m.reset(height, set, now)
-	if _, ok := m.app.(Pender); ok && m.cfg.Timeouts.EmptyBlocks > 0 {
-		m.idle, m.idleUntil = true, m.now+max(m.cfg.Timeouts.NewHeight, m.cfg.Timeouts.EmptyBlocks)
+	if _, ok := m.app.(Pender); ok && m.cfg.Timeouts.Heartbeat > 0 {
+		m.idle, m.idleUntil = true, m.now+max(m.cfg.Timeouts.NewHeight, m.cfg.Timeouts.Heartbeat)
 		m.step, m.round, m.roundStart = StepPropose, 0, m.now
 	} else {
 		m.startRound(0)

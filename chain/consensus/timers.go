@@ -32,17 +32,17 @@ type Timeouts struct {
 	// starts: it lets transactions gather into the next block. An App that is a
 	// Backlogger skips it while a full block is waiting.
 	NewHeight int64
-	// EmptyBlocks, when positive and the App reports pending transactions (Pender),
+	// Heartbeat, when positive and the App reports pending transactions (Pender),
 	// is how long an idle validator waits for transactions before starting a height
-	// anyway: an idle chain makes one block per EmptyBlocks ms instead of one per
+	// anyway: an idle chain makes one block per Heartbeat ms instead of one per
 	// NewHeight, while a transaction still starts the height at once. Any message of
 	// the height from a peer also starts it.
-	EmptyBlocks int64
+	Heartbeat int64
 }
 
 // DefaultTimeouts suit validators on one LAN or one machine.
 func DefaultTimeouts() Timeouts {
-	return Timeouts{Stagger: 200, Propose: 300, PreCommit: 200, Commit: 200, Delta: 100, Rebroadcast: 500, NewHeight: 50, EmptyBlocks: 1000}
+	return Timeouts{Stagger: 200, Propose: 300, PreCommit: 200, Commit: 200, Delta: 100, Rebroadcast: 500, NewHeight: 50, Heartbeat: 1000}
 }
 
 type timerKind uint8

@@ -25,6 +25,7 @@ import (
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/evidence"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/validator"
@@ -48,6 +49,10 @@ type Doc struct {
 	Roles []Role `json:"roles"`
 	// Assets are the assets that exist from the start, with their balances.
 	Assets []Asset `json:"assets"`
+	// Accountability says what happens to validators that equivocate or go
+	// missing; absent, equivocators are jailed with their bond returned and
+	// absence is not punished.
+	Accountability *validator.Accountability `json:"accountability,omitempty"`
 
 	src   *source         // where the fields are in the parsed file; nil if built in Go
 	parts map[string]Part // the registered sections the document has, by name
@@ -232,10 +237,11 @@ const (
 // these validators ("val-1", "val-2", ... with DefaultPower bonded STAKE each)
 // and these roles:
 //   - "admin" (member: admin): rbac/set-role, rbac/grant, rbac/revoke,
-//     asset/create, asset/issue, asset/burn; it is the issuer of STAKE;
+//     asset/create, asset/issue, asset/burn, validator/unjail; it is the issuer
+//     of STAKE;
 //   - "public" (everyone): asset/transfer;
 //   - "validator" (members: the validators): validator/stake, validator/unstake,
-//     validator/transfer-power;
+//     validator/transfer-power, validator/evidence;
 //   - the roles of every registered Section (Section.Roles), in the order the
 //     sections were registered.
 //
@@ -257,11 +263,11 @@ func Default(chainID string, validators []crypto.PublicKey, admin crypto.Address
 	d.Roles = []Role{
 		{Name: "admin", Members: []string{admin.String()}, Transforms: []string{
 			rbac.TypeSetRole, rbac.TypeGrant, rbac.TypeRevoke,
-			asset.TypeCreate, asset.TypeIssue, asset.TypeBurn,
+			asset.TypeCreate, asset.TypeIssue, asset.TypeBurn, validator.TypeUnjail,
 		}},
 		{Name: "public", Public: true, Transforms: []string{asset.TypeTransfer}},
 		{Name: "validator", Members: members, Transforms: []string{
-			validator.TypeStake, validator.TypeUnstake, validator.TypeTransferPower,
+			validator.TypeStake, validator.TypeUnstake, validator.TypeTransferPower, evidence.TypeEquivocation,
 		}},
 	}
 	for _, s := range Sections() {

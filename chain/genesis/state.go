@@ -27,6 +27,7 @@ import (
 //	validator.SetKey            valset.Set   sorted by address
 //	validator.BondKey(addr)     uint64          power (with a staking asset only)
 //	validator.StakingAssetKey   string          (with a staking asset only)
+//	validator.AccountabilityKey validator.Accountability (when the document has one)
 //
 // followed by the entries of each section the document has (Part.State).
 //
@@ -101,6 +102,11 @@ func (d *Doc) Changes(ms *transform.Models) ([]state.Change, error) {
 			}
 		}
 		if err := put(validator.StakingAssetKey, d.StakingAsset); err != nil {
+			return nil, err
+		}
+	}
+	if d.Accountability != nil {
+		if err := put(validator.AccountabilityKey, *d.Accountability); err != nil {
 			return nil, err
 		}
 	}

@@ -249,6 +249,11 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 			add("staking_asset", "no asset %q among assets", d.StakingAsset)
 		}
 	}
+	if d.Accountability != nil {
+		if err := d.Accountability.Check(); err != nil {
+			add("accountability", "%v", err)
+		}
+	}
 	for _, sec := range Sections() {
 		if p := d.parts[sec.Name]; p != nil {
 			for _, pr := range p.Check() {

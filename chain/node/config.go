@@ -39,6 +39,11 @@ const (
 	ChainDB     = "chain.db"
 )
 
+// MaxHeartbeat bounds [consensus] heartbeat: an idle chain's block time, by which
+// crosschain deadlines are judged, lags the clock by at most a heartbeat, and other
+// chains' light clients see new headers (and validator-set changes) no later.
+const MaxHeartbeat = time.Minute
+
 // Default listen addresses written by DefaultFileConfig.
 const (
 	DefaultP2PListen  = "/ip4/0.0.0.0/tcp/26656"
@@ -90,13 +95,16 @@ type HTTPConfig struct {
 
 // ConsensusConfig is the [consensus] section; zero values mean the defaults.
 type ConsensusConfig struct {
-	Stagger       config.Duration `toml:"stagger"`
-	Propose       config.Duration `toml:"propose"`
-	PreCommit     config.Duration `toml:"precommit"`
-	Commit        config.Duration `toml:"commit"`
-	Delta         config.Duration `toml:"delta"`
-	Rebroadcast   config.Duration `toml:"rebroadcast"`
-	NewHeight     config.Duration `toml:"new_height"`
+	Stagger     config.Duration `toml:"stagger"`
+	Propose     config.Duration `toml:"propose"`
+	PreCommit   config.Duration `toml:"precommit"`
+	Commit      config.Duration `toml:"commit"`
+	Delta       config.Duration `toml:"delta"`
+	Rebroadcast config.Duration `toml:"rebroadcast"`
+	NewHeight   config.Duration `toml:"new_height"`
+	// Heartbeat is the longest an idle chain goes without a block: with nothing
+	// pending, a height starts only after it (see MaxHeartbeat).
+	Heartbeat     config.Duration `toml:"heartbeat"`
 	MaxBlockTxs   int             `toml:"max_block_txs"`
 	MaxBlockBytes int             `toml:"max_block_bytes"`
 }
@@ -124,7 +132,7 @@ func DefaultFileConfig(name, chainID string, validator bool) *FileConfig {
 		HTTP: HTTPConfig{Listen: DefaultHTTPListen},
 		Consensus: ConsensusConfig{Stagger: ms(t.Stagger), Propose: ms(t.Propose), PreCommit: ms(t.PreCommit),
 			Commit: ms(t.Commit), Delta: ms(t.Delta), Rebroadcast: ms(t.Rebroadcast), NewHeight: ms(t.NewHeight),
-			MaxBlockTxs: 10_000, MaxBlockBytes: 8 << 20},
+			Heartbeat: ms(t.Heartbeat), MaxBlockTxs: 10_000, MaxBlockBytes: 8 << 20},
 		Log: LogConfig{Level: DefaultLogLevel, Format: "color"},
 	}
 }
@@ -228,7 +236,7 @@ func LoadHome(dir string, reg *transform.Registry, ms *transform.Models) (*Home,
 			Stagger: pick(c.Stagger, d.Stagger), Propose: pick(c.Propose, d.Propose),
 			PreCommit: pick(c.PreCommit, d.PreCommit), Commit: pick(c.Commit, d.Commit),
 			Delta: pick(c.Delta, d.Delta), Rebroadcast: pick(c.Rebroadcast, d.Rebroadcast),
-			NewHeight: pick(c.NewHeight, d.NewHeight),
+			NewHeight: pick(c.NewHeight, d.NewHeight), Heartbeat: pick(c.Heartbeat, d.Heartbeat),
 		}
 	}
 	h.LogLevel, h.LogFormat = f.Log.Level, f.Log.Format
@@ -305,10 +313,13 @@ func (f *FileConfig) check(path string) error {
 	}
 	c := f.Consensus
 	for name, d := range map[string]config.Duration{"stagger": c.Stagger, "propose": c.Propose, "precommit": c.PreCommit,
-		"commit": c.Commit, "delta": c.Delta, "rebroadcast": c.Rebroadcast, "new_height": c.NewHeight} {
+		"commit": c.Commit, "delta": c.Delta, "rebroadcast": c.Rebroadcast, "new_height": c.NewHeight, "heartbeat": c.Heartbeat} {
 		if d.Duration < 0 {
 			return cfgErr(path, "consensus."+name, "negative duration %s", d)
 		}
+	}
+	if c.Heartbeat.Duration > MaxHeartbeat {
+		return cfgErr(path, "consensus.heartbeat", "%s is longer than %s: block time, which crosschain deadlines are judged by, and the headers other chains' light clients follow advance only with blocks", c.Heartbeat, MaxHeartbeat)
 	}
 	if f.Storage.StateCacheNodes < 0 {
 		return cfgErr(path, "storage.state_cache_nodes", "must not be negative (0 means the default)")
@@ -392,6 +403,8 @@ commit = {{q .Consensus.Commit.String}}
 delta = {{q .Consensus.Delta.String}}
 rebroadcast = {{q .Consensus.Rebroadcast.String}}
 new_height = {{q .Consensus.NewHeight.String}}
+# An idle chain (nothing pending) makes one block per heartbeat; at most 1m.
+heartbeat = {{q .Consensus.Heartbeat.String}}
 max_block_txs = {{.Consensus.MaxBlockTxs}}
 max_block_bytes = {{.Consensus.MaxBlockBytes}}
 

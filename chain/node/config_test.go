@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/plugchain/plug/chain/builtin"
+	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
 )
@@ -44,8 +45,8 @@ func TestHomeRoundTrip(t *testing.T) {
 	if h.Config.StateCacheNodes != 0 {
 		t.Fatalf("state cache %d, want 0 (the default)", h.Config.StateCacheNodes)
 	}
-	if h.Config.Timeouts.Propose != 300 {
-		t.Fatalf("timeouts %+v", h.Config.Timeouts)
+	if d := consensus.DefaultTimeouts(); h.Config.Timeouts != d {
+		t.Fatalf("timeouts %+v, want the defaults %+v", h.Config.Timeouts, d)
 	}
 	if st, _ := os.Stat(filepath.Join(dir, NodeKeyFile)); st.Mode().Perm() != 0o600 {
 		t.Fatalf("node key mode %v", st.Mode())
@@ -86,6 +87,7 @@ func TestHomeErrors(t *testing.T) {
 		{"bad level", ConfigFile, `level = "info"`, `level = "loud"`, []string{"log.level", "debug, info"}},
 		{"chain mismatch", ConfigFile, `chain_id = "cfgtest"`, `chain_id = "other"`, []string{"chain_id", GenesisFile, "cfgtest"}},
 		{"genesis", GenesisFile, `"power": 100`, `"power": "x"`, []string{GenesisFile + ":", "plug genesis validate"}},
+		{"long heartbeat", ConfigFile, `heartbeat = "1s"`, `heartbeat = "2m"`, []string{"consensus.heartbeat", "1m0s"}},
 		{"negative cache", ConfigFile, "state_cache_nodes = 0", "state_cache_nodes = -5", []string{"storage.state_cache_nodes", "negative"}},
 		{"key altered", NodeKeyFile, `"seed": "`, `"seed": "00`, []string{NodeKeyFile, "seed"}},
 	}

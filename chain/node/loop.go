@@ -74,6 +74,9 @@ func (n *Node) handle(ctx context.Context) {
 			if err := n.cons.Publish(ctx, n.encodeMsg(&rd.Messages[i], n.lastBlock)); err != nil {
 				log.Debugw("publish consensus message", "err", err)
 			}
+			if n.cfg.TestEquivocate {
+				n.equivocate(ctx, &rd.Messages[i])
+			}
 		}
 		for _, d := range rd.Decisions {
 			if err := n.commit(ctx, d); err != nil {
@@ -83,12 +86,7 @@ func (n *Node) handle(ctx context.Context) {
 			n.machine.NewHeight(d.Height+1, n.currentSet(), n.clock())
 		}
 		for _, ev := range rd.Evidence {
-			switch {
-			case ev.VoteA != nil:
-				log.Warnw("equivocation: conflicting votes", "validator", ev.VoteA.Validator, "height", ev.VoteA.Height, "round", ev.VoteA.Round, "type", ev.VoteA.Type.String())
-			case ev.ProposalA != nil:
-				log.Warnw("equivocation: conflicting proposals", "validator", ev.ProposalA.Proposer, "height", ev.ProposalA.Height, "round", ev.ProposalA.Round)
-			}
+			n.onEvidence(ctx, ev)
 		}
 		if rd.Behind > 0 {
 			n.best.Store(max(n.best.Load(), rd.Behind))

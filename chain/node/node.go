@@ -81,6 +81,9 @@ type Config struct {
 	Metrics *gateway.Metrics
 	// Version is reported in the status.
 	Version string
+	// TestEquivocate makes a validator sign a conflicting vote beside each of
+	// its votes, so that tests can see the chain punish it. Never in production.
+	TestEquivocate bool
 }
 
 // The node answers with the gateway's sentinel errors, which map to HTTP codes.
@@ -128,6 +131,9 @@ type Node struct {
 	fetched  atomic.Uint64 // transactions fetched to rebuild compact blocks
 	budget   blockBudget
 	subs     subscribers
+	// reported is the highest height of equivocation evidence this node
+	// submitted, per offender (loop goroutine only).
+	reported map[crypto.Address]uint64
 	cancel   context.CancelFunc
 	running  bool // the loop was started; Close waits for it
 	done     chan struct{}

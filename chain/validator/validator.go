@@ -62,6 +62,7 @@ func AddModels(ms *transform.Models) {
 		}})
 	ms.MustAdd(transform.Model{Name: "bond", Prefix: "bond/", Default: func() any { return uint64(0) }})
 	ms.MustAdd(transform.Model{Name: "params", Prefix: "params/"})
+	ms.MustAdd(transform.Model{Name: "jail", Prefix: "jail/", Default: func() any { return JailRecord{} }})
 }
 
 // Register adds the validator transforms to reg.
@@ -69,6 +70,7 @@ func Register(reg *transform.Registry) {
 	reg.MustRegister(TypeStake, &Stake{})
 	reg.MustRegister(TypeUnstake, &Unstake{})
 	reg.MustRegister(TypeTransferPower, &TransferPower{})
+	reg.MustRegister(TypeUnjail, &Unjail{})
 }
 
 func stakingAsset(st transform.State) (string, error) {
@@ -95,7 +97,13 @@ func adjust(st transform.State, addr crypto.Address, key crypto.PublicKey, delta
 	switch {
 	case i < 0 && delta < 0:
 		return fmt.Errorf("%w: %s is not a validator", transform.ErrNotFound, addr)
-	case i < 0:
+	case delta > 0:
+		if err := checkNotJailed(st, addr); err != nil {
+			return err
+		}
+	}
+	switch {
+	case i < 0 && delta > 0:
 		if key.Address() != addr {
 			return fmt.Errorf("%w: no public key for new validator %s", transform.ErrInvalid, addr)
 		}
@@ -151,7 +159,7 @@ type Stake struct {
 // Keys implements transform.Transform.
 func (t *Stake) Keys(ctx *transform.Context) (r, w []string) {
 	a := ctx.Signers[0]
-	return []string{StakingAssetKey}, []string{SetKey, BondKey(a), asset.BalanceKey(t.Asset, a)}
+	return []string{StakingAssetKey, JailKey(a)}, []string{SetKey, BondKey(a), asset.BalanceKey(t.Asset, a)}
 }
 
 // Authorizations implements transform.Transform.
@@ -220,7 +228,7 @@ type TransferPower struct {
 
 // Keys implements transform.Transform.
 func (t *TransferPower) Keys(ctx *transform.Context) (r, w []string) {
-	return nil, []string{SetKey, BondKey(ctx.Signers[0]), BondKey(t.To)}
+	return []string{JailKey(t.To)}, []string{SetKey, BondKey(ctx.Signers[0]), BondKey(t.To)}
 }
 
 // Authorizations implements transform.Transform.

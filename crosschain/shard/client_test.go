@@ -54,7 +54,7 @@ func startShard(t *testing.T, id string, holders []crypto.Address) (string, *cli
 	}
 	gen.Assets = append(gen.Assets, genesis.Asset{Name: "USD", Issuer: "admin", Balances: bal})
 	to := consensus.DefaultTimeouts()
-	to.NewHeight, to.EmptyBlocks = 20, 500
+	to.NewHeight, to.Heartbeat = 20, 500
 	n, url := nodetest.Start(t, node.Config{Name: id, Genesis: gen, Key: val, Validator: true,
 		Registry: app.Registry(), Models: app.Models(), Timeouts: to})
 	c, err := client.New([]string{url}, client.WithChainID(id))

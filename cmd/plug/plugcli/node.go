@@ -47,6 +47,10 @@ type startOut struct {
 	Height    uint64   `json:"height"`
 }
 
+// testEquivocateEnv names a node that should equivocate (node.Config.TestEquivocate):
+// real-process tests of accountability set it for one node of a testnet.
+const testEquivocateEnv = "PLUG_TEST_EQUIVOCATE"
+
 func nodeStartCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "start",
@@ -91,6 +95,10 @@ func nodeStartCommand() *cli.Command {
 			}
 			if v := c.String("p2p-listen"); v != "" {
 				h.Config.P2PListen = v
+			}
+			if name := os.Getenv(testEquivocateEnv); name != "" && name == h.Config.Name {
+				h.Config.TestEquivocate = true
+				o.Warn("%s=%s: this validator signs conflicting votes, for tests of accountability; the chain will jail it", testEquivocateEnv, name)
 			}
 			return runNode(c, o, h)
 		},

@@ -1,0 +1,124 @@
+package testnet_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/node"
+	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
+	"github.com/plugchain/plug/crosschain"
+	"github.com/plugchain/plug/spv"
+	"github.com/plugchain/plug/testnet"
+)
+
+// TestEquivocatorJailed runs two chains of four validator processes and a relay;
+// alpha-val-4 signs a conflicting vote beside each of its votes
+// (PLUG_TEST_EQUIVOCATE). The other validators submit the evidence, alpha jails
+// val-4 (it leaves the validator set, its bond returns to its balance), alpha
+// keeps committing with the other three, and beta's light client of alpha
+// follows the set change: its next set no longer holds val-4.
+func TestEquivocatorJailed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two 4-validator chains and a relay; skipped with -short")
+	}
+	dir := testnetDir(t)
+	const offender = "alpha-val-4"
+	up := exec.Command(plugBin, "testnet", "up", "--dir", dir, "--chains", "2", "--validators", "4", "--detach", "--output", "json")
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "PLUG_") && !strings.HasPrefix(e, "HOME=") {
+			up.Env = append(up.Env, e)
+		}
+	}
+	up.Env = append(up.Env, "HOME="+t.TempDir(), "PLUG_TEST_EQUIVOCATE="+offender)
+	var errb bytes.Buffer
+	up.Stderr = &errb
+	if err := up.Run(); err != nil {
+		t.Fatalf("testnet up: %v\n%s", err, errb.String())
+	}
+	m, err := testnet.LoadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alpha, _ := m.Chain("alpha")
+	beta, _ := m.Chain("beta")
+	var home string
+	for _, n := range alpha.Nodes {
+		if n.Name == offender {
+			home = n.Home
+		}
+	}
+	key, err := node.ReadNodeKey(filepath.Join(home, node.NodeKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := key.Public().Address()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ca, err := client.New([]string{alpha.Nodes[0].HTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := client.New([]string{beta.Nodes[0].HTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var rec validator.JailRecord
+	within(t, time.Minute, "alpha jails "+offender, func() (bool, string) {
+		res, err := ca.State(ctx, 0, validator.JailKey(addr), false)
+		if err != nil || !res.Found {
+			return false, fmt.Sprint("no jail record yet ", err)
+		}
+		return res.Decode(&rec) == nil, fmt.Sprintf("%+v", rec)
+	})
+	t.Logf("jailed: %+v", rec)
+	if rec.Power == 0 || rec.Released || !strings.Contains(rec.Reason, "equivocation") {
+		t.Fatalf("jail record %+v", rec)
+	}
+	var set valset.Set
+	res, err := ca.State(ctx, 0, validator.SetKey, false)
+	if err != nil || res.Decode(&set) != nil {
+		t.Fatalf("read alpha's set: %v", err)
+	}
+	if set.Find(addr) >= 0 || len(set) != 3 {
+		t.Fatalf("alpha's set still holds %s: %v", offender, set)
+	}
+	// alpha goes on deciding with three of its four validators.
+	h0 := height(t, ctx, ca)
+	within(t, 30*time.Second, "alpha committing after the jailing", func() (bool, string) {
+		h := height(t, ctx, ca)
+		return h >= h0+3, fmt.Sprintf("height %d, was %d", h, h0)
+	})
+	// beta's light client of alpha trusts the new set from the jailing height on.
+	within(t, 90*time.Second, "beta's light client following alpha's new set", func() (bool, string) {
+		res, err := cb.State(ctx, 0, crosschain.LCKey("alpha"), false)
+		if err != nil || !res.Found {
+			return false, fmt.Sprint("no client ", err)
+		}
+		var c spv.ClientState
+		if err := res.Decode(&c); err != nil {
+			return false, err.Error()
+		}
+		return c.Height >= rec.Height && c.NextSet.Find(addr) < 0 && !c.Frozen,
+			fmt.Sprintf("client at %d (jailed at %d), next set of %d, frozen %v", c.Height, rec.Height, len(c.NextSet), c.Frozen)
+	})
+}
+
+func height(t *testing.T, ctx context.Context, c *client.Client) uint64 {
+	t.Helper()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Height
+}
+
