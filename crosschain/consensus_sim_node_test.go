@@ -18,6 +18,7 @@ import (
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/evidence"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/hash"
@@ -165,6 +166,11 @@ type cchain struct {
 	haltUntil int64       // a halt (down or split) lasts until then (sim ms); 0: none
 	pairs     map[hash.Hash]blockPair
 	twins     map[hash.Hash][2]*consensus.Message // by the signed message's hash
+	// reported are the offenders (and the highest height) each honest validator
+	// submitted equivocation evidence against, as chain/node does.
+	reported map[crypto.Address]map[crypto.Address]uint64
+	// evidence are those submissions, until they commit.
+	evidence []*pending
 }
 
 // outTx is a transaction a client signed and keeps re-sending until it commits.
@@ -209,7 +215,9 @@ type netScenario struct {
 // transform for everyone.
 func xsimGenesis(id string, vals []crypto.PrivateKey, powers []uint64, unchecked bool) *genesis.Doc {
 	doc := &genesis.Doc{ChainID: id, GenesisTime: "2023-11-14T22:13:20Z"}
+	var members []string
 	for i, k := range vals {
+		members = append(members, k.Public().Address().String())
 		doc.Validators = append(doc.Validators, genesis.Validator{Name: fmt.Sprintf("val-%d", i), PubKey: genesis.FromPublicKey(k.Public()), Power: powers[i]})
 	}
 	doc.Roles = []genesis.Role{
@@ -221,6 +229,7 @@ func xsimGenesis(id string, vals []crypto.PrivateKey, powers []uint64, unchecked
 			crosschain.TypePrepare, crosschain.TypeDecide, crosschain.TypeFinish,
 		}},
 		{Name: "public", Public: true, Transforms: []string{asset.TypeTransfer}},
+		{Name: "validator", Members: members, Transforms: []string{evidence.TypeEquivocation}},
 	}
 	if unchecked {
 		doc.Roles = append(doc.Roles, genesis.Role{Name: "anyone", Public: true, Transforms: []string{typeUncheckedFinish}})
@@ -724,6 +733,47 @@ func (c *cchain) sync(n *cnode) {
 	n.m.NewHeight(n.height()+1, n.nextSets[n.height()], c.x.now)
 }
 
+// report has honest validator n submit evidence of two conflicting votes, once
+// per offender and height, signed with its key at the next nonce it tracks, to
+// every live validator's mempool.
+func (c *cchain) report(n *cnode, ev consensus.Evidence) {
+	if ev.VoteA == nil || ev.VoteB == nil {
+		return
+	}
+	off := ev.VoteA.Validator
+	if c.reported == nil {
+		c.reported = map[crypto.Address]map[crypto.Address]uint64{}
+	}
+	seen := c.reported[n.addr]
+	if seen == nil {
+		seen = map[crypto.Address]uint64{}
+		c.reported[n.addr] = seen
+	}
+	if h, ok := seen[off]; ok && h >= ev.VoteA.Height {
+		return
+	}
+	seen[off] = ev.VoteA.Height
+	p := &pending{tr: evidence.New(ev.VoteA, ev.VoteB, ""), signer: n.key, label: fmt.Sprintf("evidence against %s by %s", c.nameOf(off), n.name())}
+	t, err := tx.New(n.reg, c.id, p.tr, tx.Signer{Key: n.key.Public(), Nonce: c.nonces[n.addr]})
+	if err == nil {
+		err = t.Sign(n.key)
+	}
+	if err != nil {
+		c.x.fail("%s: %s: %v", c.id, p.label, err)
+		return
+	}
+	c.nonces[n.addr]++
+	id, _ := t.ID()
+	c.byTx[id] = p
+	c.evidence = append(c.evidence, p)
+	c.outstanding = append(c.outstanding, outTx{t: t, id: id, sig: tx.VerifyProofs([]*tx.Tx{t})[0], p: p})
+	c.x.record("tx %s %s %s", c.id, p.label, id.Short())
+	c.x.stats.reports++
+	for _, v := range c.nodes {
+		c.resend(v)
+	}
+}
+
 // resend gives n every transaction the clients still wait on.
 func (c *cchain) resend(n *cnode) {
 	if n.key == nil || !n.alive() {
@@ -794,6 +844,11 @@ func (x *xsim) drain(c *cchain, n *cnode) {
 			}
 		}
 		x.stats.evidence += len(rd.Evidence)
+		if n.honest() && n.key != nil {
+			for _, ev := range rd.Evidence {
+				c.report(n, ev)
+			}
+		}
 		if rd.Behind > 0 {
 			c.sync(n)
 		}

@@ -26,11 +26,14 @@ import (
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/chain/evidence"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/mempool"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/chain/validator"
+	"github.com/plugchain/plug/chain/valset"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/crosschain/shard"
 	"github.com/plugchain/plug/spv"
@@ -122,6 +125,7 @@ type xstats struct {
 	decided, laterRounds, evidence, equivocations, refusedProposals    int
 	forgedRoots, forgedTxs, syncs, restarts, halts, committed, aborted int
 	forgedRelayed, transfers, unchecked, lagSyncs                      int
+	reports, jailed                                                    int
 }
 
 // xsim is one run.
@@ -572,7 +576,7 @@ func (x *xsim) check(final bool) {
 			return
 		}
 	}
-	if !x.checkClients() {
+	if !x.checkClients() || !x.checkJailed(final) {
 		return
 	}
 	want, flight, err := tradeOutcomes(w, s.trades, final)
@@ -611,6 +615,46 @@ func (x *xsim) check(final bool) {
 			}
 		}
 	}
+}
+
+// checkJailed verifies accountability: no honest validator is ever jailed, and
+// once evidence against a validator committed (finally), it holds no power.
+func (x *xsim) checkJailed(final bool) bool {
+	for _, c := range x.chains {
+		var set valset.Set
+		c.view.get(validator.SetKey, &set)
+		jailed := 0
+		for _, n := range c.nodes {
+			if n.key == nil {
+				continue
+			}
+			var rec validator.JailRecord
+			if !c.view.get(validator.JailKey(n.addr), &rec) {
+				continue
+			}
+			jailed++
+			if n.honest() {
+				x.fail("ACCOUNTABILITY: %s: honest validator %s jailed: %+v", c.id, n.name(), rec)
+				return false
+			}
+			if set.Find(n.addr) >= 0 {
+				x.fail("ACCOUNTABILITY: %s: jailed validator %s still has power %d", c.id, n.name(), set[set.Find(n.addr)].Power)
+				return false
+			}
+		}
+		if !final {
+			continue
+		}
+		x.stats.jailed += jailed
+		for _, p := range c.evidence {
+			off := p.tr.(*evidence.Equivocation).Offender()
+			if p.done && set.Find(off) >= 0 {
+				x.fail("ACCOUNTABILITY: %s: %s committed (%s %s) but %s still has power", c.id, p.label, p.code, p.errStr, c.nameOf(off))
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkClients verifies that every root a light client holds is that of a header
@@ -757,9 +801,9 @@ func TestConsensusSim(t *testing.T) {
 	batches, skipped := stats.batches.Load(), stats.skipped.Load()
 	t.Cleanup(func() {
 		t.Logf("%d runs: %d blocks decided (%d after round 0), %d trades committed, %d aborted (%d transfers); "+
-			"faults: %d halts, %d restarts, %d syncs (%d of laggards, see -xsim.nolagsync); byzantine: %d equivocations, %d evidence, %d invalid proposals refused (%d forged roots, %d forged txs); %d forged relay steps refused; %d batches committed, %d steps skipped in them",
+			"faults: %d halts, %d restarts, %d syncs (%d of laggards, see -xsim.nolagsync); byzantine: %d equivocations, %d evidence (%d submitted, %d validators jailed), %d invalid proposals refused (%d forged roots, %d forged txs); %d forged relay steps refused; %d batches committed, %d steps skipped in them",
 			runs, total.decided, total.laterRounds, total.committed, total.aborted, total.transfers, total.halts, total.restarts, total.syncs, total.lagSyncs,
-			total.equivocations, total.evidence, total.refusedProposals, total.forgedRoots, total.forgedTxs, total.forgedRelayed,
+			total.equivocations, total.evidence, total.reports, total.jailed, total.refusedProposals, total.forgedRoots, total.forgedTxs, total.forgedRelayed,
 			stats.batches.Load()-batches, stats.skipped.Load()-skipped)
 	})
 	for i := 0; i < runs; i++ {
@@ -785,6 +829,8 @@ func TestConsensusSim(t *testing.T) {
 			total.syncs += st.syncs
 			total.lagSyncs += st.lagSyncs
 			total.equivocations += st.equivocations
+			total.reports += st.reports
+			total.jailed += st.jailed
 			total.evidence += st.evidence
 			total.refusedProposals += st.refusedProposals
 			total.forgedRoots += st.forgedRoots
