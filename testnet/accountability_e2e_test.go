@@ -92,6 +92,12 @@ func TestEquivocatorJailed(t *testing.T) {
 	if set.Find(addr) >= 0 || len(set) != 3 {
 		t.Fatalf("alpha's set still holds %s: %v", offender, set)
 	}
+	// The admin releases it: the record stays, marked released.
+	plug(t, nil, "tx", "unjail", "--testnet", dir, "--chain", "alpha", "--from", "admin", "--address", addr.String(), "--wait", "--output", "json")
+	res, err = ca.State(ctx, 0, validator.JailKey(addr), false)
+	if err != nil || res.Decode(&rec) != nil || !rec.Released {
+		t.Fatalf("after unjail: %+v %v", rec, err)
+	}
 	// alpha goes on deciding with three of its four validators.
 	h0 := height(t, ctx, ca)
 	within(t, 30*time.Second, "alpha committing after the jailing", func() (bool, string) {
@@ -108,7 +114,7 @@ func TestEquivocatorJailed(t *testing.T) {
 		if err := res.Decode(&c); err != nil {
 			return false, err.Error()
 		}
-		return c.Height >= rec.Height && c.NextSet.Find(addr) < 0 && !c.Frozen,
+		return c.Height > rec.Height && c.NextSet.Find(addr) < 0 && !c.Frozen,
 			fmt.Sprintf("client at %d (jailed at %d), next set of %d, frozen %v", c.Height, rec.Height, len(c.NextSet), c.Frozen)
 	})
 }

@@ -23,16 +23,12 @@ const MaxSlashBps = 10_000
 
 // Accountability says what happens to validators that misbehave or go missing.
 // The genesis sets it (genesis.Doc.Accountability); absent, equivocators are
-// jailed with their bond returned and absence is not punished.
+// jailed with their bond returned.
 type Accountability struct {
 	// SlashBps is the share of an equivocator's bond, in basis points, that is
 	// burned (taken out of the staking asset's supply); the rest returns to the
 	// offender's balance.
 	SlashBps uint32 `cbor:"1,keyasint" json:"slash_bps"`
-	// AbsentHeights, when positive, unstakes a validator that signed none of the
-	// commit certificates of that many consecutive heights; its bond returns to
-	// its balance and it is not jailed.
-	AbsentHeights uint64 `cbor:"2,keyasint" json:"absent_heights"`
 	// EvidenceMaxAge is how many heights back evidence is accepted; 0 means
 	// DefaultEvidenceMaxAge.
 	EvidenceMaxAge uint64 `cbor:"3,keyasint" json:"evidence_max_age"`
@@ -113,56 +109,48 @@ func Jail(st transform.State, addr crypto.Address, stakingAsset string, offence,
 		return JailRecord{}, fmt.Errorf("%w: %s is not a validator", transform.ErrNotFound, addr)
 	}
 	rec := JailRecord{Offence: offence, Height: height, Reason: reason, Power: s[i].Power}
-	if err := unbond(st, addr, stakingAsset, slashBps, &rec.Slashed); err != nil {
+	if rec.Slashed, err = unbond(st, addr, stakingAsset, slashBps); err != nil {
 		return JailRecord{}, err
 	}
 	return rec, st.Set(JailKey(addr), rec)
 }
 
-// Unstake takes all of addr's power without jailing it (an absent validator):
-// its bond returns to its balance.
-func unstakeAll(st transform.State, addr crypto.Address, stakingAsset string) error {
-	var slashed uint64
-	return unbond(st, addr, stakingAsset, 0, &slashed)
-}
-
 // unbond removes addr from the set, burns slashBps of its bond and credits the
-// rest to its balance.
-func unbond(st transform.State, addr crypto.Address, stakingAsset string, slashBps uint32, slashed *uint64) error {
+// rest to its balance; it returns what it burned.
+func unbond(st transform.State, addr crypto.Address, stakingAsset string, slashBps uint32) (uint64, error) {
 	s, err := Load(st)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	i := s.Find(addr)
 	if i < 0 {
-		return fmt.Errorf("%w: %s is not a validator", transform.ErrNotFound, addr)
+		return 0, fmt.Errorf("%w: %s is not a validator", transform.ErrNotFound, addr)
 	}
 	power := s[i].Power
 	if err := adjust(st, addr, s[i].PubKey, -int64(power)); err != nil {
-		return err
+		return 0, err
 	}
 	if stakingAsset == "" {
-		return nil
+		return 0, nil
 	}
-	burn := power / MaxSlashBps * uint64(slashBps)
-	burn += power % MaxSlashBps * uint64(slashBps) / MaxSlashBps
-	*slashed = burn
+	// power*slashBps/MaxSlashBps without overflowing.
+	burn := power/MaxSlashBps*uint64(slashBps) + power%MaxSlashBps*uint64(slashBps)/MaxSlashBps
 	if burn > 0 {
 		var supply uint64
 		if _, err := st.Get(asset.SupplyKey(stakingAsset), &supply); err != nil {
-			return err
+			return 0, err
 		}
 		if err := st.Set(asset.SupplyKey(stakingAsset), supply-min(supply, burn)); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if power > burn {
-		return asset.Credit(st, stakingAsset, addr, power-burn)
+		return burn, asset.Credit(st, stakingAsset, addr, power-burn)
 	}
-	return nil
+	return burn, nil
 }
 
-// UnbondKeys are the keys Jail and the absence rule read or write for addr.
+// UnbondKeys are the keys Jail reads or writes for addr.
 func UnbondKeys(addr crypto.Address, stakingAsset string) (r, w []string) {
 	r = []string{StakingAssetKey, AccountabilityKey}
 	w = []string{SetKey, BondKey(addr), JailKey(addr)}

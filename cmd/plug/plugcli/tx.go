@@ -47,6 +47,7 @@ func txCommand() *cli.Command {
 			txStakeCommand(true),
 			txStakeCommand(false),
 			txTransferPowerCommand(),
+			txUnjailCommand(),
 			txSubmitCommand(),
 			txPendingCommand(),
 			txResendCommand(),

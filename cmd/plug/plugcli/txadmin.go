@@ -269,3 +269,23 @@ func txTransferPowerCommand() *cli.Command {
 		}),
 	}
 }
+
+func txUnjailCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "unjail",
+		Usage: "let a validator jailed for equivocation hold power again (needs a role permitting validator/unjail, e.g. admin)",
+		UsageText: "plug tx unjail --from KEY --address ACCOUNT [--wait]\n\n" +
+			"plug tx unjail --testnet ./tn --from admin --address 3f2a...c9 --wait",
+		Description: "A jailed validator lost its power and cannot stake or receive power; after unjail it may,\n" +
+			"through validator/stake or a transfer-power. Its jail record stays (query state key jail/ADDRESS),\n" +
+			"so evidence of the same offence is not punished twice.",
+		Flags: txFlags(&cli.StringFlag{Name: "address", Usage: "the jailed account: key name or address"}),
+		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
+			a, _, err := e.account("address", e.c.String("address"))
+			if err != nil {
+				return nil, err
+			}
+			return &validator.Unjail{Address: a}, nil
+		}),
+	}
+}
