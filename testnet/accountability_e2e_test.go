@@ -127,4 +127,3 @@ func height(t *testing.T, ctx context.Context, c *client.Client) uint64 {
 	}
 	return st.Height
 }
-
