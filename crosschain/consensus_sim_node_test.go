@@ -119,6 +119,16 @@ func (n *cnode) last() *header.Header {
 	return &n.headers[n.height()]
 }
 
+// parentCert is what n's next block carries on a chain that counts absent
+// validators: the certificate n committed its last block with.
+func (n *cnode) parentCert() *consensus.Certificate {
+	if n.c.sc.absent == 0 || n.height() == 0 {
+		return nil
+	}
+	c := n.certs[n.height()]
+	return &c
+}
+
 // Nonce implements mempool.NonceReader on the committed state.
 func (n *cnode) Nonce(a crypto.Address) (uint64, error) {
 	var v uint64
@@ -208,6 +218,8 @@ type netScenario struct {
 	crashes    []xcrash     // likewise
 	stagger    int64
 	newHeight  int64
+	// absent is the chain's Accountability.AbsentHeights (0: the rule is off).
+	absent uint64
 }
 
 // xsimGenesis is the genesis of harness_test.go's newChain (roles, assets,
@@ -358,7 +370,7 @@ func (a *capp) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
 		now = prev.Time
 	}
 	txs := n.pool.Reap(xMaxBlockTxs, 0, n)
-	b, out, err := block.Build(n.ex, n.store, prev, n.c.id, now, txs, make([]error, len(txs)))
+	b, out, err := block.Build(n.ex, n.store, prev, n.c.id, now, txs, make([]error, len(txs)), n.parentCert())
 	if err != nil {
 		return nil, hash.Hash{}, err
 	}
@@ -480,7 +492,7 @@ func (c *cchain) altBlock(n *cnode, height uint64, time int64) (*block.Block, []
 	if n.store == nil || height != n.height()+1 {
 		return nil, nil
 	}
-	b, _, err := block.Build(n.ex, n.store, n.last(), c.id, time+1, nil, []error{})
+	b, _, err := block.Build(n.ex, n.store, n.last(), c.id, time+1, nil, []error{}, n.parentCert())
 	if err != nil {
 		return nil, nil
 	}
@@ -690,6 +702,9 @@ func (c *cchain) commit(n *cnode, raw []byte, cert consensus.Certificate) bool {
 		}
 	}
 	if n.key == nil {
+		if !c.checkAbsence(b, n.nextSets[h-1], e.out.NextValidators) {
+			return false
+		}
 		v := c.view
 		v.headers = append(v.headers, b.Header)
 		v.certs = append(v.certs, cert)
@@ -707,6 +722,55 @@ func (c *cchain) commit(n *cnode, raw []byte, cert consensus.Certificate) bool {
 			}
 		}
 		v.mem.Update(h, b.Txs, v)
+	}
+	return true
+}
+
+// checkAbsence re-derives the absence rule from the committed blocks' parent
+// certificates: a validator that leaves the set at block b must be missing from
+// the last sc.absent certificates (those of heights h-1 down to h-absent, carried
+// by b and its ancestors), and one missing from all of them, in the signing set
+// of each, leaves unless it holds the chain's last power. before signed b;
+// after signs its child.
+func (c *cchain) checkAbsence(b *block.Block, before, after valset.Set) bool {
+	k, h := c.sc.absent, b.Header.Height
+	if k == 0 {
+		return true
+	}
+	v := c.view
+	for _, val := range before {
+		// Certificates exist from height 1 on (block 2 carries block 1's).
+		missing, member := h > k, true
+		for j := uint64(0); missing && j < k; j++ {
+			lc := b.LastCert // the certificate of height h-1-j, carried by block h-j
+			if j > 0 {
+				lc = v.blocks[h-j].LastCert
+			}
+			if lc == nil {
+				c.x.fail("ABSENCE: %s: block %d carries no parent certificate", c.id, h-j)
+				return false
+			}
+			if v.nextSets[h-2-j].Find(val.Address) < 0 {
+				member = false
+			}
+			for _, vote := range lc.Votes {
+				if vote.Validator == val.Address {
+					missing = false
+				}
+			}
+		}
+		left := after.Find(val.Address) < 0
+		switch {
+		case left && !missing:
+			c.x.fail("ABSENCE: %s: %s left the set at block %d but signed one of the last %d certificates", c.id, c.nameOf(val.Address), h, k)
+			return false
+		case !left && missing && member && before.TotalPower() > val.Power:
+			c.x.fail("ABSENCE: %s: %s missing from the last %d certificates at block %d but keeps its power", c.id, c.nameOf(val.Address), k, h)
+			return false
+		case left:
+			c.x.stats.absent++
+			c.x.tracef(c, "%s unstaked for absence at block %d", c.nameOf(val.Address), h)
+		}
 	}
 	return true
 }

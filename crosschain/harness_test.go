@@ -262,7 +262,7 @@ func (c *chain) produce(now int64) {
 	}
 	own := len(txs)
 	txs = append(txs, c.mem.Reap(1000, 4<<20, c)...)
-	blk, out, err := block.Build(c.ex, c.store, prev, c.id, c.time, txs, nil)
+	blk, out, err := block.Build(c.ex, c.store, prev, c.id, c.time, txs, nil, nil)
 	if err != nil {
 		c.t.Fatalf("%s: build block %d: %v", c.id, c.height()+1, err)
 	}

@@ -10,10 +10,12 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/header"
+	"github.com/plugchain/plug/chain/liveness"
 	"github.com/plugchain/plug/chain/proof"
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/tx"
@@ -46,6 +48,10 @@ type Header = header.Header
 type Block struct {
 	Header Header   `cbor:"1,keyasint" json:"header"`
 	Txs    []*tx.Tx `cbor:"2,keyasint" json:"txs"`
+	// LastCert is the parent's commit certificate, on chains that count
+	// absent validators (chain/liveness); nil elsewhere. The header does not
+	// hash it: its effect, who signed, is in the state root.
+	LastCert *consensus.Certificate `cbor:"3,keyasint,omitempty" json:"last_cert,omitempty"`
 }
 
 // Encode returns the block's canonical encoding.
@@ -59,8 +65,9 @@ func Decode(data []byte) (*Block, error) {
 	// Transactions are decoded one by one from their own bytes, so each keeps its
 	// encoding and its ID costs a hash, not a re-encoding.
 	var w struct {
-		Header Header            `cbor:"1,keyasint"`
-		Txs    []cbor.RawMessage `cbor:"2,keyasint"`
+		Header   Header                 `cbor:"1,keyasint"`
+		Txs      []cbor.RawMessage      `cbor:"2,keyasint"`
+		LastCert *consensus.Certificate `cbor:"3,keyasint,omitempty"`
 	}
 	if err := encoding.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("decode block: %w", err)
@@ -68,7 +75,7 @@ func Decode(data []byte) (*Block, error) {
 	if len(w.Txs) > MaxTxs {
 		return nil, fmt.Errorf("%w: %d transactions, limit %d", ErrTooLarge, len(w.Txs), MaxTxs)
 	}
-	b := &Block{Header: w.Header}
+	b := &Block{Header: w.Header, LastCert: w.LastCert}
 	if w.Txs != nil { // null and [] are different encodings; keep which one it was
 		b.Txs = make([]*tx.Tx, len(w.Txs))
 	}
@@ -132,7 +139,7 @@ type Outcome struct {
 // returns the header of the resulting block. prev is the parent's header (nil for
 // the first block after genesis, whose PrevHash is zero). Rejected
 // transactions are dropped from the block: a proposer never includes them.
-func Build(ex *exec.Executor, st Store, prev *Header, chainID string, time int64, txs []*tx.Tx, sigs []error) (*Block, *Outcome, error) {
+func Build(ex *exec.Executor, st Store, prev *Header, chainID string, time int64, txs []*tx.Tx, sigs []error, last *consensus.Certificate) (*Block, *Outcome, error) {
 	env, err := nextEnv(prev, chainID, time)
 	if err != nil {
 		return nil, nil, err
@@ -157,8 +164,8 @@ func Build(ex *exec.Executor, st Store, prev *Header, chainID string, time int64
 			return nil, nil, err
 		}
 	}
-	b := &Block{Txs: kept}
-	out, err := finish(st, prev, env, kept, res)
+	b := &Block{Txs: kept, LastCert: last}
+	out, err := finish(st, prev, env, kept, res, last)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -188,7 +195,7 @@ func Check(ex *exec.Executor, st Store, prev *Header, b *Block, sigs []error) (*
 			return nil, fmt.Errorf("%w: transaction %d is rejected: %s", ErrInvalid, i, r.Error)
 		}
 	}
-	out, err := finish(st, prev, env, b.Txs, res)
+	out, err := finish(st, prev, env, b.Txs, res, b.LastCert)
 	if err != nil {
 		return nil, err
 	}
@@ -214,10 +221,18 @@ func nextEnv(prev *Header, chainID string, time int64) (exec.Env, error) {
 	return env, nil
 }
 
-func finish(st Store, prev *Header, env exec.Env, txs []*tx.Tx, res *exec.Result) (*Outcome, error) {
+func finish(st Store, prev *Header, env exec.Env, txs []*tx.Tx, res *exec.Result, last *consensus.Certificate) (*Outcome, error) {
 	txRoot, err := TxRoot(txs)
 	if err != nil {
 		return nil, err
+	}
+	var prevID *hash.Hash
+	if prev != nil {
+		id := prev.Hash()
+		prevID = &id
+	}
+	if err := liveness.Apply(res, &committed{st}, env.ChainID, env.Height, prevID, last); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	next, err := validator.Load(res)
 	if err != nil {

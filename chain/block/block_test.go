@@ -90,7 +90,7 @@ func TestBuildCheckCommitAcrossNodes(t *testing.T) {
 	}
 	var prevA, prevB *block.Header
 	for h, txs := range blocks {
-		blk, out, err := block.Build(a.ex, a.st, prevA, chainID, int64(1000+h), txs, nil)
+		blk, out, err := block.Build(a.ex, a.st, prevA, chainID, int64(1000+h), txs, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +144,7 @@ func TestCheckRejectsForgedHeadersAndRejectedTxs(t *testing.T) {
 	a, b := newNode(t, "a", val, user), newNode(t, "b", val, user)
 	ua := user.Public().Address()
 	good := signTx(t, user, 0, &asset.Transfer{Asset: "STAKE", From: ua, To: val.Public().Address(), Amount: 1})
-	blk, _, err := block.Build(a.ex, a.st, nil, chainID, 5, []*tx.Tx{good}, nil)
+	blk, _, err := block.Build(a.ex, a.st, nil, chainID, 5, []*tx.Tx{good}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestCheckRejectsForgedHeadersAndRejectedTxs(t *testing.T) {
 	}
 	// A proposer drops rejected transactions instead of including them.
 	bad := signTx(t, user, 9, &asset.Transfer{Asset: "STAKE", From: ua, To: val.Public().Address(), Amount: 1})
-	blk2, _, err := block.Build(a.ex, a.st, nil, chainID, 5, []*tx.Tx{good, bad}, nil)
+	blk2, _, err := block.Build(a.ex, a.st, nil, chainID, 5, []*tx.Tx{good, bad}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

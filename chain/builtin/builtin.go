@@ -11,6 +11,7 @@ import (
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/evidence"
 	"github.com/plugchain/plug/chain/exec"
+	"github.com/plugchain/plug/chain/liveness"
 	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/validator"
@@ -37,6 +38,7 @@ func Models() *transform.Models {
 	asset.AddModels(ms)
 	rbac.AddModels(ms)
 	validator.AddModels(ms)
+	liveness.AddModels(ms)
 	exec.AddModels(ms)
 	for _, e := range extensions() {
 		if e.addModels != nil {

@@ -129,6 +129,21 @@ type Result struct {
 // Get reads the state after the block (committed state plus the block's changes).
 func (r *Result) Get(key string, dst any) (bool, error) { return r.post.Get(key, dst) }
 
+// Finalize runs one of the chain's end-of-block rules after the block's
+// transactions: fn sees the state after them, may read reads and writes and
+// write writes (the declared-key discipline of transforms), and what it writes is
+// folded into Changes. An error leaves the result unchanged. The rule is part of
+// block execution, so block.Build and block.Check must run the same ones.
+func (r *Result) Finalize(reads, writes []string, fn func(st transform.State) error) error {
+	v := &txView{block: r.post, reads: reads, writes: writes}
+	if err := fn(v); err != nil {
+		return err
+	}
+	r.post.apply(v.buf)
+	r.Changes = r.post.changes()
+	return nil
+}
+
 // ReceiptsRoot is the ordered-list Merkle root of the receipts.
 func (r *Result) ReceiptsRoot() hash.Hash {
 	leaves := make([]hash.Hash, len(r.Receipts))

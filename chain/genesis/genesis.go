@@ -49,8 +49,9 @@ type Doc struct {
 	Roles []Role `json:"roles"`
 	// Assets are the assets that exist from the start, with their balances.
 	Assets []Asset `json:"assets"`
-	// Accountability says what happens to validators that equivocate; absent,
-	// equivocators are jailed with their bond returned.
+	// Accountability says what happens to validators that equivocate or stop
+	// signing; absent, equivocators are jailed with their bond returned and
+	// absence is not punished.
 	Accountability *validator.Accountability `json:"accountability,omitempty"`
 
 	src   *source         // where the fields are in the parsed file; nil if built in Go

@@ -91,7 +91,11 @@ func (a *app) Propose(height uint64, round uint32) ([]byte, hash.Hash, error) {
 	txs := n.pool.Reap(n.blockLimit(), n.cfg.MaxBlockBytes, n.nonces())
 	sigs := make([]error, len(txs)) // the mempool admits only verified transactions
 	start := time.Now()
-	b, out, err := block.Build(n.exec, n.state, prev, n.cfg.ChainID, now, txs, sigs)
+	var last *consensus.Certificate
+	if height > 1 && n.countsAbsence() {
+		last = n.parent.cert
+	}
+	b, out, err := block.Build(n.exec, n.state, prev, n.cfg.ChainID, now, txs, sigs, last)
 	if err != nil {
 		return nil, hash.Hash{}, fmt.Errorf("build block %d: %w", height, err)
 	}

@@ -35,11 +35,13 @@ type compactBlock struct {
 	// TxIDs is nil for a block whose transaction list encodes as null, so the
 	// rebuilt block encodes exactly as the proposer's.
 	TxIDs []hash.Hash `cbor:"2,keyasint"`
+	// LastCert is the block's parent certificate (chain/liveness), whole.
+	LastCert *consensus.Certificate `cbor:"3,keyasint,omitempty"`
 }
 
 // compact returns b's compact form.
 func compact(b *block.Block) (*compactBlock, error) {
-	c := &compactBlock{Header: b.Header}
+	c := &compactBlock{Header: b.Header, LastCert: b.LastCert}
 	if b.Txs != nil {
 		c.TxIDs = make([]hash.Hash, len(b.Txs))
 	}
@@ -67,7 +69,7 @@ func (n *Node) hydrate(from peer.ID, c *compactBlock) ([]byte, error) {
 	if len(c.TxIDs) > block.MaxTxs {
 		return nil, fmt.Errorf("%w: %d transactions, limit %d", block.ErrTooLarge, len(c.TxIDs), block.MaxTxs)
 	}
-	b := &block.Block{Header: c.Header}
+	b := &block.Block{Header: c.Header, LastCert: c.LastCert}
 	var missing []int
 	if c.TxIDs != nil {
 		b.Txs = make([]*tx.Tx, len(c.TxIDs))

@@ -28,6 +28,9 @@ func (n *Node) loop(ctx context.Context, wal *consensus.State) {
 		case <-ctx.Done():
 			return
 		case msg := <-n.inbox:
+			if msg.Vote != nil {
+				n.parent.add(n.cfg.ChainID, msg.Vote)
+			}
 			if err := n.machine.Receive(msg); err != nil {
 				log.Debugw("consensus message refused", "err", err)
 			}
@@ -118,6 +121,7 @@ func (n *Node) commit(ctx context.Context, d consensus.Decision) error {
 		return err
 	}
 	hdr := ex.block.Header
+	n.parent.reset(d.Cert, n.currentSet())
 	n.mu.Lock()
 	n.header, n.set = &hdr, ex.out.NextValidators
 	n.mu.Unlock()

@@ -117,6 +117,8 @@ type Node struct {
 	// lastBlock is the block committed last (loop goroutine only): the machine
 	// hands it to laggards, and it goes out in compact form.
 	lastBlock *block.Block
+	// parent is lastBlock's certificate with late votes (loop goroutine only).
+	parent parentCert
 
 	inbox  chan *consensus.Message
 	outTxs chan []byte // admitted transactions waiting to be gossiped
@@ -231,7 +233,7 @@ func (n *Node) recover() error {
 		return err
 	}
 	n.set = set
-	return nil
+	return n.loadParentCert()
 }
 
 // stateGetter decodes committed state values.

@@ -23,12 +23,17 @@ const MaxSlashBps = 10_000
 
 // Accountability says what happens to validators that misbehave or go missing.
 // The genesis sets it (genesis.Doc.Accountability); absent, equivocators are
-// jailed with their bond returned.
+// jailed with their bond returned and absence is not punished.
 type Accountability struct {
 	// SlashBps is the share of an equivocator's bond, in basis points, that is
 	// burned (taken out of the staking asset's supply); the rest returns to the
 	// offender's balance.
 	SlashBps uint32 `cbor:"1,keyasint" json:"slash_bps"`
+	// AbsentHeights, when positive, unstakes a validator missing from the commit
+	// certificates of that many consecutive heights (chain/liveness); its bond
+	// returns to its balance and it is not jailed. Blocks then carry the
+	// certificate of their parent.
+	AbsentHeights uint64 `cbor:"2,keyasint" json:"absent_heights"`
 	// EvidenceMaxAge is how many heights back evidence is accepted; 0 means
 	// DefaultEvidenceMaxAge.
 	EvidenceMaxAge uint64 `cbor:"3,keyasint" json:"evidence_max_age"`
@@ -115,6 +120,13 @@ func Jail(st transform.State, addr crypto.Address, stakingAsset string, offence,
 	return rec, st.Set(JailKey(addr), rec)
 }
 
+// UnstakeAll takes all of addr's power without jailing it (a validator that stopped
+// signing): its bond returns to its balance. The caller declares UnbondKeys.
+func UnstakeAll(st transform.State, addr crypto.Address, stakingAsset string) error {
+	_, err := unbond(st, addr, stakingAsset, 0)
+	return err
+}
+
 // unbond removes addr from the set, burns slashBps of its bond and credits the
 // rest to its balance; it returns what it burned.
 func unbond(st transform.State, addr crypto.Address, stakingAsset string, slashBps uint32) (uint64, error) {
@@ -150,7 +162,7 @@ func unbond(st transform.State, addr crypto.Address, stakingAsset string, slashB
 	return burn, nil
 }
 
-// UnbondKeys are the keys Jail reads or writes for addr.
+// UnbondKeys are the keys Jail and UnstakeAll read or write for addr.
 func UnbondKeys(addr crypto.Address, stakingAsset string) (r, w []string) {
 	r = []string{StakingAssetKey, AccountabilityKey}
 	w = []string{SetKey, BondKey(addr), JailKey(addr)}
