@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/node"
 	"github.com/plugchain/plug/chain/validator"
 	"github.com/plugchain/plug/chain/valset"
@@ -116,6 +118,76 @@ func TestEquivocatorJailed(t *testing.T) {
 		}
 		return c.Height > rec.Height && c.NextSet.Find(addr) < 0 && !c.Frozen,
 			fmt.Sprintf("client at %d (jailed at %d), next set of %d, frozen %v", c.Height, rec.Height, len(c.NextSet), c.Frozen)
+	})
+}
+
+// TestAbsentValidatorUnstaked runs one chain of four validator processes whose
+// genesis unstakes validators missing from 8 consecutive commit certificates;
+// alpha-val-4 is killed, and after 8 more blocks it holds no power, its bond
+// returned to its balance; alpha goes on committing with the other three, and a
+// restarted val-4 follows the chain as a node without power.
+func TestAbsentValidatorUnstaked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-validator chain; skipped with -short")
+	}
+	dir := testnetDir(t)
+	topo := filepath.Join(t.TempDir(), "net.toml")
+	if err := os.WriteFile(topo, []byte("[[chains]]\nvalidators = 4\n[chains.accountability]\nabsent_heights = 8\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plug(t, nil, "testnet", "up", "--dir", dir, "--topology", topo, "--detach", "--output", "json")
+	m, err := testnet.LoadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const victim = "alpha-val-4"
+	var home string
+	for _, n := range m.Chains[0].Nodes {
+		if n.Name == victim {
+			home = n.Home
+		}
+	}
+	key, err := node.ReadNodeKey(filepath.Join(home, node.NodeKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := key.Public().Address()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := client.New([]string{m.Chains[0].Nodes[0].HTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 30*time.Second, "alpha past height 3", func() (bool, string) {
+		h := height(t, ctx, c)
+		return h >= 3, fmt.Sprint("height ", h)
+	})
+	plug(t, nil, "testnet", "kill", "--dir", dir, victim)
+	killed := height(t, ctx, c)
+	var set valset.Set
+	within(t, time.Minute, victim+" unstaked", func() (bool, string) {
+		res, err := c.State(ctx, 0, validator.SetKey, false)
+		if err != nil || res.Decode(&set) != nil {
+			return false, fmt.Sprint(err)
+		}
+		return set.Find(addr) < 0, fmt.Sprintf("height %d (killed at %d), %d validators", height(t, ctx, c), killed, len(set))
+	})
+	h := height(t, ctx, c)
+	t.Logf("%s killed at height %d, out of the set by height %d", victim, killed, h)
+	if h < killed+8 || len(set) != 3 {
+		t.Fatalf("unstaked at height %d, killed at %d (rule: 8 heights); set %v", h, killed, set)
+	}
+	var bal uint64
+	if res, err := c.State(ctx, 0, asset.BalanceKey(genesis.DefaultStakingAsset, addr), false); err != nil || res.Decode(&bal) != nil || bal != 100 {
+		t.Fatalf("bond not returned: balance %d, %v", bal, err)
+	}
+	if res, err := c.State(ctx, 0, validator.JailKey(addr), false); err != nil || res.Found {
+		t.Fatalf("an absent validator is not jailed: %v %v", res, err)
+	}
+	plug(t, nil, "testnet", "restart", "--dir", dir, victim, "--wait")
+	within(t, 30*time.Second, "alpha committing without "+victim, func() (bool, string) {
+		g := height(t, ctx, c)
+		return g >= h+3, fmt.Sprintf("height %d, was %d", g, h)
 	})
 }
 

@@ -250,6 +250,7 @@ func create(topo *Topology, dir string) (*Manifest, error) {
 		if err != nil {
 			return nil, err
 		}
+		doc.Accountability = spec.Accountability
 		c := Chain{ChainID: spec.ID}
 		for _, p := range planned {
 			if err := writeHome(p, planned, doc); err != nil {

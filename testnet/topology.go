@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/plugchain/plug/chain/validator"
 )
 
 // Limits of a topology: a local testnet runs every node on this machine.
@@ -83,6 +85,9 @@ type ChainSpec struct {
 	Validators int `json:"validators" toml:"validators"`
 	// FullNodes is the number of non-validating nodes that follow the chain.
 	FullNodes int `json:"full_nodes,omitempty" toml:"full_nodes"`
+	// Accountability, when set, is the genesis' accountability section
+	// (docs/genesis.md): slashing of equivocators, unstaking of absent validators.
+	Accountability *validator.Accountability `json:"accountability,omitempty" toml:"accountability"`
 }
 
 // chainNames name the chains of a topology that leaves ids out.

@@ -28,15 +28,15 @@ type Accountability struct {
 	// SlashBps is the share of an equivocator's bond, in basis points, that is
 	// burned (taken out of the staking asset's supply); the rest returns to the
 	// offender's balance.
-	SlashBps uint32 `cbor:"1,keyasint" json:"slash_bps"`
+	SlashBps uint32 `cbor:"1,keyasint" json:"slash_bps" toml:"slash_bps"`
 	// AbsentHeights, when positive, unstakes a validator missing from the commit
 	// certificates of that many consecutive heights (chain/liveness); its bond
 	// returns to its balance and it is not jailed. Blocks then carry the
 	// certificate of their parent.
-	AbsentHeights uint64 `cbor:"2,keyasint" json:"absent_heights"`
+	AbsentHeights uint64 `cbor:"2,keyasint" json:"absent_heights" toml:"absent_heights"`
 	// EvidenceMaxAge is how many heights back evidence is accepted; 0 means
 	// DefaultEvidenceMaxAge.
-	EvidenceMaxAge uint64 `cbor:"3,keyasint" json:"evidence_max_age"`
+	EvidenceMaxAge uint64 `cbor:"3,keyasint" json:"evidence_max_age" toml:"evidence_max_age"`
 }
 
 // Check reports rules out of range.
