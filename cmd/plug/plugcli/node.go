@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/plugchain/plug/app"
+	"github.com/plugchain/plug/chain/boltcheck"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/node"
 )
@@ -31,7 +32,7 @@ func nodeCommand() *cli.Command {
 			"plug node start --home /srv/plug/val-1\n" +
 			"plug node id --home /srv/plug/val-1 --output json",
 		Description: "A node home is made by `plug init`; see docs/operator.md.",
-		Subcommands: []*cli.Command{nodeStartCommand(), nodeIDCommand()},
+		Subcommands: []*cli.Command{nodeStartCommand(), nodeIDCommand(), nodeCheckCommand(), nodeResyncCommand()},
 	}
 }
 
@@ -108,6 +109,10 @@ func runNode(c *cli.Context, o *output, h *node.Home) error {
 	cfg.Metrics, cfg.Version = metrics, version
 	n, err := node.New(cfg)
 	if err != nil {
+		// A damaged database: one line that names the file and the repair.
+		if fe := (*boltcheck.Error)(nil); errors.As(err, &fe) {
+			return fe
+		}
 		return fmt.Errorf("open node in %s: %w", h.Dir, err)
 	}
 	closed := false
