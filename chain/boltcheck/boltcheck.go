@@ -268,7 +268,12 @@ func Guard(path string, fn func() error) (err error) {
 	defer func() {
 		debug.SetPanicOnFault(old)
 		if r := recover(); r != nil {
-			err = Corrupt(path, "reading it failed: %v", r)
+			if f, ok := r.(interface{ Addr() uintptr }); ok {
+				// A fault with SetPanicOnFault: the address is in bbolt's map.
+				err = Corrupt(path, "reading it failed: memory fault at %#x (a page past the end of the file)", f.Addr())
+			} else {
+				err = Corrupt(path, "reading it failed: %v", r)
+			}
 		}
 	}()
 	return fn()
