@@ -27,10 +27,12 @@ import (
 func nodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "node",
-		Usage: "run a node of a chain, or show its identity",
+		Usage: "run a node of a chain, show its identity, check or resync its databases",
 		UsageText: "plug node COMMAND --home DIR\n\n" +
 			"plug node start --home /srv/plug/val-1\n" +
-			"plug node id --home /srv/plug/val-1 --output json",
+			"plug node id --home /srv/plug/val-1 --output json\n" +
+			"plug node check --home /srv/plug/val-1\n" +
+			"plug node resync --home /srv/plug/val-1",
 		Description: "A node home is made by `plug init`; see docs/operator.md.",
 		Subcommands: []*cli.Command{nodeStartCommand(), nodeIDCommand(), nodeCheckCommand(), nodeResyncCommand()},
 	}
