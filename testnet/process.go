@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -95,6 +96,37 @@ func lockDir(dir string) (unlock func(), err error) {
 		return nil, err
 	}
 	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// exitLine returns the line a `plug` process printed as its error before it
+// exited ("plug: ..."; a damaged database names the file and the repair there),
+// from the log's part since the last start, or "" when there is none. Error
+// messages put it first: the tail of a log is often noise after it.
+func exitLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if i := bytes.LastIndex(b, []byte("\n--- ")); i >= 0 {
+		b = b[i+1:]
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := lines[i]; bytes.HasPrefix(l, []byte("plug: ")) && !bytes.HasPrefix(l, []byte("plug: warning: ")) {
+			return string(l)
+		}
+	}
+	return ""
+}
+
+// stoppedError describes node name that is not running, from its log.
+func stoppedError(name, home string) error {
+	path := filepath.Join(home, LogFile)
+	tail := logTail(path, 15)
+	if l := exitLine(path); l != "" {
+		return fmt.Errorf("node %s stopped: %s\nthe end of its log (%s):\n%s", name, strings.TrimPrefix(l, "plug: "), path, tail)
+	}
+	return fmt.Errorf("node %s stopped; the end of its log (%s):\n%s", name, path, tail)
 }
 
 // logTail returns the last lines of a log file, for error messages.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -215,7 +214,7 @@ func WaitCaughtUp(ctx context.Context, dir, name string) (uint64, error) {
 	var ref string
 	for {
 		if !alive(n.PID, n.Home) {
-			return 0, fmt.Errorf("node %s is not running; the end of its log:\n%s", name, logTail(filepath.Join(n.Home, LogFile), 15))
+			return 0, stoppedError(name, n.Home)
 		}
 		if target == 0 {
 			for _, o := range c.Nodes {

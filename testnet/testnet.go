@@ -358,8 +358,7 @@ func Wait(ctx context.Context, m *Manifest, height uint64, opts Options) error {
 		for _, c := range m.Chains {
 			for _, n := range c.Nodes {
 				if !alive(n.PID, n.Home) {
-					return fmt.Errorf("node %s stopped; the end of its log (%s):\n%s",
-						n.Name, filepath.Join(n.Home, LogFile), logTail(filepath.Join(n.Home, LogFile), 15))
+					return stoppedError(n.Name, n.Home)
 				}
 				st, err := fetchStatus(ctx, n.HTTP)
 				if err == nil {

@@ -99,7 +99,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			data, merr := json.Marshal(ev)
 			if merr != nil {
-				s.log.Error("encode event", "err", merr)
+				s.log.Error("encode event", "err", merr.Error())
 				continue
 			}
 			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Kind, data)

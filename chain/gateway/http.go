@@ -244,8 +244,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		secs := int((s.retryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 	case http.StatusInternalServerError:
-		s.log.Error("gateway request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		// err.Error(): an error value is a struct to slog's JSON and zap
+		// handlers, and most marshal to {}.
+		s.log.Error("gateway request failed", "method", r.Method, "path", r.URL.Path, "err", err.Error())
 		msg = "internal error (see the node's log)"
+		if storageFault(err) {
+			code, msg = CodeStorage, "this node's database is damaged (see the node's log); ask another node"
+		}
 	}
 	writeJSON(w, status, ErrorBody{Error: msg, Code: code})
 }

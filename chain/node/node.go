@@ -20,6 +20,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/plugchain/plug/chain/block"
+	"github.com/plugchain/plug/chain/boltcheck"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/encoding"
@@ -225,6 +226,12 @@ func (n *Node) recover() error {
 		hdr, err := n.store.Header(h)
 		if err != nil {
 			return err
+		}
+		// The state of height h must have the root h's header committed to: a
+		// state.db that disagrees is damaged (or belongs to another chain).
+		if root := n.state.Root(); root != hdr.StateRoot {
+			return boltcheck.Corrupt(filepath.Join(n.cfg.Home, "state.db"), "its root at height %d is %s, but block %d's header has state root %s",
+				h, root.Short(), h, hdr.StateRoot.Short())
 		}
 		n.header = hdr
 	}

@@ -25,6 +25,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/plugchain/plug/chain/boltcheck"
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/proof"
 )
@@ -69,6 +70,7 @@ var (
 type options struct {
 	nodeCache    int
 	noSync       bool
+	readOnly     bool
 	maxValueSize int
 	maxKeySize   int
 	mmapSize     int
@@ -96,9 +98,14 @@ func WithMaxKeySize(n int) Option { return func(o *options) { o.maxKeySize = n }
 // WithOpenTimeout bounds how long Open waits for another process's lock on the file.
 func WithOpenTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
+// WithReadOnly opens the file read-only, under a shared lock, and writes
+// nothing to it (`plug node check`). Commit fails.
+func WithReadOnly() Option { return func(o *options) { o.readOnly = true } }
+
 // Store is one chain's state. See the package comment for what is safe concurrently.
 type Store struct {
 	db    *bolt.DB
+	path  string
 	opts  options
 	cache *nodeCache
 
@@ -124,51 +131,80 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if o.maxKeySize > bolt.MaxKeySize {
 		o.maxKeySize = bolt.MaxKeySize
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	bo := &bolt.Options{
 		Timeout:         o.timeout,
 		NoSync:          o.noSync,
 		NoGrowSync:      o.noSync,
+		ReadOnly:        o.readOnly,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: o.mmapSize,
-	})
+	}
+	if o.readOnly {
+		bo.InitialMmapSize = 0
+	}
+	// boltcheck.Open refuses a file whose meta pages are bad or that is shorter
+	// than they say (bbolt would die of SIGBUS on it) and walks a small file.
+	db, err := boltcheck.Open(path, bo)
 	if err != nil {
+		var fe *boltcheck.Error
+		if errors.As(err, &fe) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: o, cache: newNodeCache(o.nodeCache)}
-	err = db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		for _, name := range [][]byte{bucketRoots, bucketNodes, bucketLatest} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		switch f := meta.Get(metaFormat); {
-		case f == nil:
-			if meta.Get(metaVersion) != nil {
-				return fmt.Errorf("%w: versioned store without a format mark", ErrCorrupt)
-			}
-			return meta.Put(metaFormat, []byte(formatID))
-		case string(f) != formatID:
-			return fmt.Errorf("%w: format %q, want %q", ErrCorrupt, f, formatID)
-		}
-		if v := meta.Get(metaVersion); v != nil {
-			if len(v) != versionBytes {
-				return fmt.Errorf("%w: bad version record", ErrCorrupt)
-			}
-			s.version = binary.BigEndian.Uint64(v)
-			s.root, err = readRoot(tx, s.version)
-			return err
-		}
-		return nil
-	})
+	s := &Store{db: db, path: path, opts: o, cache: newNodeCache(o.nodeCache)}
+	open := db.Update
+	if o.readOnly {
+		open = db.View
+	}
+	err = boltcheck.Guard(path, func() error { return open(s.openMeta) })
 	if err != nil {
 		db.Close()
+		if err := boltcheck.Wrap(path, ErrCorrupt, err); errors.Is(err, boltcheck.ErrCorrupt) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// openMeta creates the buckets of a new file, checks the format mark and loads
+// the latest version and root.
+func (s *Store) openMeta(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketMeta, bucketRoots, bucketNodes, bucketLatest} {
+		if !tx.Writable() {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("%w: no bucket %q", ErrCorrupt, name)
+			}
+			continue
+		}
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	switch f := meta.Get(metaFormat); {
+	case f == nil:
+		if meta.Get(metaVersion) != nil {
+			return fmt.Errorf("%w: versioned store without a format mark", ErrCorrupt)
+		}
+		if !tx.Writable() {
+			return fmt.Errorf("%w: no format mark (never opened for writing)", ErrCorrupt)
+		}
+		return meta.Put(metaFormat, []byte(formatID))
+	case string(f) != formatID:
+		return fmt.Errorf("%w: format %q, want %q", ErrCorrupt, f, formatID)
+	}
+	if v := meta.Get(metaVersion); v != nil {
+		if len(v) != versionBytes {
+			return fmt.Errorf("%w: bad version record", ErrCorrupt)
+		}
+		var err error
+		s.version = binary.BigEndian.Uint64(v)
+		s.root, err = readRoot(tx, s.version)
+		return err
+	}
+	return nil
 }
 
 // Close releases the file. A staged but uncommitted Batch is simply lost.
@@ -210,7 +246,14 @@ func (s *Store) view(version uint64, fn func(tx *bolt.Tx) error) error {
 	if cur := s.Version(); version > cur {
 		return fmt.Errorf("%w: %d (latest is %d)", ErrUnknownVersion, version, cur)
 	}
-	return s.db.View(fn)
+	return s.guard(fn)
+}
+
+// guard runs fn in a read transaction under boltcheck.Guard: a damaged page is
+// reported as an error naming the file, never a crash. An ErrCorrupt of fn comes
+// back as a *boltcheck.Error (which still matches ErrCorrupt).
+func (s *Store) guard(fn func(tx *bolt.Tx) error) error {
+	return boltcheck.Wrap(s.path, ErrCorrupt, boltcheck.Guard(s.path, func() error { return s.db.View(fn) }))
 }
 
 func readRoot(tx *bolt.Tx, version uint64) (ref, error) {
@@ -241,7 +284,7 @@ func (s *Store) Get(key string) ([]byte, bool, error) {
 	}
 	var val []byte
 	var found bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.guard(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketLatest).Get([]byte(key))
 		if v != nil {
 			found = true
@@ -262,7 +305,7 @@ func (s *Store) GetMany(keys []string) (values [][]byte, found []bool, err error
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.guard(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLatest)
 		for _, i := range order {
 			if keys[i] == "" {

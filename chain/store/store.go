@@ -23,6 +23,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/plugchain/plug/chain/block"
+	"github.com/plugchain/plug/chain/boltcheck"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/encoding"
 	"github.com/plugchain/plug/chain/exec"
@@ -69,8 +70,9 @@ var (
 )
 
 type options struct {
-	noSync  bool
-	timeout time.Duration
+	noSync   bool
+	readOnly bool
+	timeout  time.Duration
 }
 
 // Option tunes Open.
@@ -82,9 +84,14 @@ func WithNoSync() Option { return func(o *options) { o.noSync = true } }
 // WithOpenTimeout bounds how long Open waits for another process's lock on the file.
 func WithOpenTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
+// WithReadOnly opens the file read-only, under a shared lock, and writes
+// nothing to it (`plug node check`). The writing methods fail.
+func WithReadOnly() Option { return func(o *options) { o.readOnly = true } }
+
 // Store is a node's block store.
 type Store struct {
 	db     *bolt.DB
+	path   string
 	height atomic.Uint64
 	walMu  sync.Mutex // serializes SaveConsensus
 }
@@ -95,54 +102,88 @@ func Open(path string, opts ...Option) (*Store, error) {
 	for _, f := range opts {
 		f(&o)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	bo := &bolt.Options{
 		Timeout:      o.timeout,
 		NoSync:       o.noSync,
 		NoGrowSync:   o.noSync,
+		ReadOnly:     o.readOnly,
 		FreelistType: bolt.FreelistMapType,
 		// Address space only: it spares the remaps (each of which waits for every
 		// reader) that a growing file would otherwise cost.
 		InitialMmapSize: 1 << 30,
-	})
+	}
+	if o.readOnly {
+		bo.InitialMmapSize = 0
+	}
+	// boltcheck.Open refuses a file whose meta pages are bad or that is shorter
+	// than they say (bbolt would die of SIGBUS on it) and walks a small file.
+	db, err := boltcheck.Open(path, bo)
 	if err != nil {
+		var fe *boltcheck.Error
+		if errors.As(err, &fe) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open block store %s: %w", path, err)
 	}
-	s := &Store{db: db}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
+	s := &Store{db: db, path: path}
+	open := db.Update
+	if o.readOnly {
+		open = db.View
+	}
+	err = boltcheck.Guard(path, func() error {
+		return open(func(tx *bolt.Tx) error {
+			for _, name := range allBuckets {
+				if o.readOnly {
+					if tx.Bucket(name) == nil {
+						return fmt.Errorf("%w: no bucket %q", ErrCorrupt, name)
+					}
+					continue
+				}
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
 			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		switch f := meta.Get(metaFormat); {
-		case f == nil:
-			if meta.Get(metaHeight) != nil {
-				return fmt.Errorf("%w: store with blocks but no format mark", ErrCorrupt)
-			}
-			if err := meta.Put(metaFormat, []byte(formatID)); err != nil {
-				return err
-			}
-		case string(f) != formatID:
-			return fmt.Errorf("%w: format %q, want %q", ErrCorrupt, f, formatID)
-		}
-		if v := meta.Get(metaHeight); v != nil {
-			if len(v) != 8 {
-				return fmt.Errorf("%w: bad height record", ErrCorrupt)
-			}
-			h := binary.BigEndian.Uint64(v)
-			if tx.Bucket(bucketBlocks).Get(u64(h)) == nil {
-				return fmt.Errorf("%w: height %d recorded but its block is missing", ErrCorrupt, h)
-			}
-			s.height.Store(h)
-		}
-		return nil
+			return s.openMeta(tx)
+		})
 	})
 	if err != nil {
 		db.Close()
+		if err := boltcheck.Wrap(path, ErrCorrupt, err); err != nil && errors.Is(err, boltcheck.ErrCorrupt) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open block store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// openMeta checks the format mark and loads the height.
+func (s *Store) openMeta(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	switch f := meta.Get(metaFormat); {
+	case f == nil:
+		if meta.Get(metaHeight) != nil {
+			return fmt.Errorf("%w: store with blocks but no format mark", ErrCorrupt)
+		}
+		if !tx.Writable() {
+			return fmt.Errorf("%w: no format mark (never opened for writing)", ErrCorrupt)
+		}
+		if err := meta.Put(metaFormat, []byte(formatID)); err != nil {
+			return err
+		}
+	case string(f) != formatID:
+		return fmt.Errorf("%w: format %q, want %q", ErrCorrupt, f, formatID)
+	}
+	if v := meta.Get(metaHeight); v != nil {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: bad height record", ErrCorrupt)
+		}
+		h := binary.BigEndian.Uint64(v)
+		if tx.Bucket(bucketBlocks).Get(u64(h)) == nil {
+			return fmt.Errorf("%w: height %d recorded but its block is missing", ErrCorrupt, h)
+		}
+		s.height.Store(h)
+	}
+	return nil
 }
 
 // Close releases the file.
@@ -281,10 +322,17 @@ func ids(txs []*tx.Tx) ([]hash.Hash, error) {
 	return out, nil
 }
 
+// view runs fn in a read transaction under boltcheck.Guard: a damaged page is
+// reported as an error naming the file, never a crash. An ErrCorrupt of fn comes
+// back as a *boltcheck.Error (which still matches ErrCorrupt).
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	return boltcheck.Wrap(s.path, ErrCorrupt, boltcheck.Guard(s.path, func() error { return s.db.View(fn) }))
+}
+
 // get returns a copy of the value at key in bucket, or ErrNotFound.
 func (s *Store) get(bucket, key []byte, what string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucket).Get(key)
 		if v == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, what)
@@ -298,7 +346,7 @@ func (s *Store) get(bucket, key []byte, what string) ([]byte, error) {
 // decode reads a record this store wrote.
 func (s *Store) decode(bucket, key []byte, what string, dst any) error {
 	var err error
-	verr := s.db.View(func(tx *bolt.Tx) error {
+	verr := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucket).Get(key)
 		if v == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, what)
@@ -312,7 +360,7 @@ func (s *Store) decode(bucket, key []byte, what string, dst any) error {
 	if verr != nil {
 		return verr
 	}
-	return err
+	return boltcheck.Wrap(s.path, ErrCorrupt, err)
 }
 
 // BlockBytes returns the encoded block at height h, as peers are sent it.
@@ -422,7 +470,7 @@ func (s *Store) SaveGenesis(doc []byte, h hash.Hash) error {
 func (s *Store) Genesis() ([]byte, hash.Hash, error) {
 	var doc []byte
 	var h hash.Hash
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		hv := meta.Get(metaGenesisHash)
 		if hv == nil {
@@ -527,7 +575,7 @@ func (s *Store) SaveConsensus(st *consensus.State) error {
 // was ever saved.
 func (s *Store) LoadConsensus() (*consensus.State, error) {
 	var st *consensus.State
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketWAL).Get(walState)
 		if v == nil {
 			return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/plugchain/plug/app"
+	"github.com/plugchain/plug/chain/boltcheck"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/node"
 )
@@ -26,12 +27,14 @@ import (
 func nodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "node",
-		Usage: "run a node of a chain, or show its identity",
+		Usage: "run a node of a chain, show its identity, check or resync its databases",
 		UsageText: "plug node COMMAND --home DIR\n\n" +
 			"plug node start --home /srv/plug/val-1\n" +
-			"plug node id --home /srv/plug/val-1 --output json",
+			"plug node id --home /srv/plug/val-1 --output json\n" +
+			"plug node check --home /srv/plug/val-1\n" +
+			"plug node resync --home /srv/plug/val-1",
 		Description: "A node home is made by `plug init`; see docs/operator.md.",
-		Subcommands: []*cli.Command{nodeStartCommand(), nodeIDCommand()},
+		Subcommands: []*cli.Command{nodeStartCommand(), nodeIDCommand(), nodeCheckCommand(), nodeResyncCommand()},
 	}
 }
 
@@ -116,6 +119,10 @@ func runNode(c *cli.Context, o *output, h *node.Home) error {
 	cfg.Metrics, cfg.Version = metrics, version
 	n, err := node.New(cfg)
 	if err != nil {
+		// A damaged database: one line that names the file and the repair.
+		if fe := (*boltcheck.Error)(nil); errors.As(err, &fe) {
+			return fe
+		}
 		return fmt.Errorf("open node in %s: %w", h.Dir, err)
 	}
 	closed := false
