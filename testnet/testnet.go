@@ -346,7 +346,11 @@ func pickPorts(base, n int) ([]int, error) {
 func Wait(ctx context.Context, m *Manifest, height uint64, opts Options) error {
 	total := 0
 	for _, c := range m.Chains {
-		total += len(c.Nodes)
+		for _, n := range c.Nodes {
+			if !n.Added {
+				total++
+			}
+		}
 	}
 	first := map[string]uint64{} // the height each node first reported
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -356,6 +360,9 @@ func Wait(ctx context.Context, m *Manifest, height uint64, opts Options) error {
 		var behind []string
 		for _, c := range m.Chains {
 			for _, n := range c.Nodes {
+				if n.Added {
+					continue // admitted only while it holds power
+				}
 				if !alive(n.PID, n.Home) {
 					return fmt.Errorf("node %s stopped; the end of its log (%s):\n%s",
 						n.Name, filepath.Join(n.Home, LogFile), logTail(filepath.Join(n.Home, LogFile), 15))
