@@ -66,8 +66,13 @@ type Node struct {
 	HTTP string `json:"http"`
 	// P2P is the node's full libp2p address.
 	P2P string `json:"p2p"`
-	// Validator tells validators from full nodes.
+	// Validator tells validators from full nodes, as the testnet was created
+	// (power moves at run time: the status reports what each node does now).
 	Validator bool `json:"validator"`
+	// Added marks a node added to the running testnet by AddNode: the other
+	// nodes' configs do not name it, so it connects only once it holds power
+	// (or is named in their allow_peers); Wait does not wait for it.
+	Added bool `json:"added,omitempty"`
 	// PID is the process id while running, 0 when stopped.
 	PID int `json:"pid"`
 }

@@ -50,7 +50,9 @@ type ChainReport struct {
 // NodeReport is the status of one node. Height and StateRoot come from one
 // read of the node's state, so StateRoot is the root after block Height.
 type NodeReport struct {
-	Name      string `json:"name"`
+	Name string `json:"name"`
+	// Validator: the node votes at its current height (a running node that
+	// answers), or was created a validator (otherwise).
 	Validator bool   `json:"validator"`
 	HTTP      string `json:"http"`
 	P2P       string `json:"p2p"`
@@ -96,6 +98,8 @@ func Status(ctx context.Context, dir string) (*Report, error) {
 					return
 				}
 				nr.Peers, nr.CatchingUp = st.Peers, st.CatchingUp
+				// Power moves at run time: the role is what the node does now.
+				nr.Validator = st.Validator
 				nr.Height, nr.StateRoot = st.Height, st.StateRoot
 				// The status reads height and root apart; a state read gives
 				// both from one version.
@@ -138,6 +142,7 @@ type nodeStatus struct {
 	StateRoot  string `json:"state_root"`
 	Peers      int    `json:"peers"`
 	CatchingUp bool   `json:"catching_up"`
+	Validator  bool   `json:"validator"`
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}

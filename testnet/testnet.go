@@ -347,7 +347,11 @@ func pickPorts(base, n int) ([]int, error) {
 func Wait(ctx context.Context, m *Manifest, height uint64, opts Options) error {
 	total := 0
 	for _, c := range m.Chains {
-		total += len(c.Nodes)
+		for _, n := range c.Nodes {
+			if !n.Added {
+				total++
+			}
+		}
 	}
 	first := map[string]uint64{} // the height each node first reported
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -357,6 +361,9 @@ func Wait(ctx context.Context, m *Manifest, height uint64, opts Options) error {
 		var behind []string
 		for _, c := range m.Chains {
 			for _, n := range c.Nodes {
+				if n.Added {
+					continue // admitted only while it holds power
+				}
 				if !alive(n.PID, n.Home) {
 					return stoppedError(n.Name, n.Home)
 				}

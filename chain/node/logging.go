@@ -8,6 +8,13 @@ import (
 	"github.com/plugchain/plug/chain/p2p"
 )
 
+// quietSubsystems are libp2p subsystems logged at a higher level than the
+// node's unless [log.subsystems] names them or the level is debug.
+// net/identify logs one or two lines for every connection the remote peer
+// closes at once, which is how a validator refuses a node outside its allow
+// list: a node waiting to be given power would log them on every retry.
+var quietSubsystems = map[string]logging.LogLevel{"net/identify": logging.LevelError}
+
 // SetupLogging applies the home's log settings to go-log, and through it to
 // go-libp2p and gossipsub (p2p.RouteLibp2pLogs), so the [log] section governs
 // every log line of the node; override, if not empty, replaces the default
@@ -40,6 +47,11 @@ func (h *Home) SetupLogging(override string) error {
 			return fmt.Errorf("log level %q of %s: use debug, info, warn or error", s, sub)
 		}
 		cfg.SubsystemLevels[sub] = v
+	}
+	for sub, v := range quietSubsystems {
+		if _, set := cfg.SubsystemLevels[sub]; !set && l > logging.LevelDebug {
+			cfg.SubsystemLevels[sub] = v
+		}
 	}
 	logging.SetupLogging(cfg)
 	p2p.RouteLibp2pLogs()

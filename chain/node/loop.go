@@ -123,8 +123,10 @@ func (n *Node) commit(ctx context.Context, d consensus.Decision) error {
 	hdr := ex.block.Header
 	n.parent.reset(d.Cert, n.currentSet())
 	n.mu.Lock()
+	prevSet := n.set
 	n.header, n.set = &hdr, ex.out.NextValidators
 	n.mu.Unlock()
+	n.followSet(prevSet, ex.out.NextValidators)
 	n.app.reset()
 	n.lastBlock = ex.block
 	n.pool.Update(hdr.Height, ex.block.Txs, n.nonces())

@@ -110,6 +110,9 @@ type Node struct {
 	machine *consensus.Machine
 	app     *app
 	address crypto.Address
+	// configured are the peer IDs of allow_peers and peers: admitted whatever
+	// the validator set (members.go).
+	configured []peer.ID
 
 	mu     sync.RWMutex
 	header *block.Header // last committed header, nil before block 1
@@ -292,22 +295,10 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("read the consensus write-ahead state: %w (refusing to start: a validator that forgot its votes could sign conflicting ones; restore chain.db from a backup)", err)
 	}
 	ctx, n.cancel = context.WithCancel(ctx)
-	allow := []peer.ID{}
-	for _, v := range n.set {
-		if id, err := peerID(v.PubKey); err == nil {
-			allow = append(allow, id)
-		}
+	if n.configured, err = configuredPeers(n.cfg); err != nil {
+		return err
 	}
-	for _, s := range n.cfg.AllowPeers {
-		id, err := peer.Decode(s)
-		if err != nil {
-			return fmt.Errorf("allow peer %q: %w", s, err)
-		}
-		allow = append(allow, id)
-	}
-	if id, err := n.PeerID(); err == nil {
-		allow = append(allow, id)
-	}
+	allow := n.allowList(n.currentSet())
 	opts := []p2p.Option{p2p.WithChainID(n.cfg.ChainID), p2p.WithIdentitySeed(n.cfg.Key.Bytes()), p2p.WithAllowList(allow...)}
 	if n.cfg.P2PListen != "" {
 		opts = append(opts, p2p.WithListen(n.cfg.P2PListen))

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -16,6 +17,9 @@ import (
 type allowGater struct {
 	mu    sync.RWMutex
 	allow map[peer.ID]struct{}
+	// refusedIn counts inbound connections refused after the handshake: a
+	// peer dialling in while not allowed (tests read it to bound redials).
+	refusedIn atomic.Uint64
 }
 
 func newAllowGater(ids []peer.ID) *allowGater {
@@ -61,6 +65,9 @@ func (g *allowGater) InterceptAccept(network.ConnMultiaddrs) bool { return true 
 func (g *allowGater) InterceptSecured(dir network.Direction, p peer.ID, addrs network.ConnMultiaddrs) bool {
 	ok := g.allowed(p)
 	if !ok {
+		if dir == network.DirInbound {
+			g.refusedIn.Add(1)
+		}
 		log.Debugw("refused connection from peer not on allow list", "peer", p, "dir", dir, "remote", addrs.RemoteMultiaddr())
 	}
 	return ok

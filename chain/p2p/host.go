@@ -43,8 +43,12 @@ func RouteLibp2pLogs() {
 }
 
 const (
-	bootstrapTag       = "plug-bootstrap"
-	reconnectCheck     = 5 * time.Second
+	bootstrapTag   = "plug-bootstrap"
+	reconnectCheck = 5 * time.Second
+	// stableConn is how long a connection to a bootstrap peer must last to
+	// count as made and reset the backoff: a peer whose gater refuses us
+	// closes the connection right after the handshake.
+	stableConn         = 2 * time.Second
 	pubsubOverhead     = 64 << 10 // RPC framing around one message
 	scoreInspectPeriod = time.Second
 )
@@ -317,12 +321,39 @@ func (h *Host) disconnected(_ network.Network, c network.Conn) {
 
 // keepConnected dials a bootstrap peer until connected, then waits for a
 // disconnection and starts over, with exponential backoff and jitter.
+//
+// A connection counts as made only once it has lasted stableConn: one the
+// peer closes sooner (its gater refusing us, as a validator does with a node
+// outside its allow list) is a failed attempt, so the backoff keeps growing
+// instead of starting over after every refused handshake. Logs name each
+// step of the backoff, not each attempt.
 func (h *Host) keepConnected(ai peer.AddrInfo, wake <-chan struct{}) {
 	defer h.wg.Done()
-	backoff := h.cfg.backoffMin
-	failures := 0
+	r := redial{min: h.cfg.backoffMin, max: h.cfg.backoffMax, backoff: h.cfg.backoffMin}
+	var since time.Time // when the current connection was seen first; zero while there is none
+	stable := false     // the current connection has lasted stableConn
 	for {
-		if h.host.Network().Connectedness(ai.ID) != network.Connected {
+		connected := h.host.Network().Connectedness(ai.ID) == network.Connected
+		switch {
+		case connected && since.IsZero():
+			since = time.Now() // the peer dialled us, or a request did
+		case connected && !stable && time.Since(since) >= stableConn:
+			stable = true
+			log.Infow("connected to bootstrap peer", "peer", ai.ID, "attempts", r.attempts+1)
+			r.reset()
+		case !connected && !since.IsZero():
+			lasted := time.Since(since)
+			since, stable = time.Time{}, false
+			if lasted < stableConn {
+				if !h.backOff(ai.ID, &r, fmt.Errorf("%w: the connection closed %v after it opened (the peer refuses us, or is stopping)", errShortConn, lasted.Round(time.Millisecond))) {
+					return
+				}
+				continue
+			}
+			log.Debugw("bootstrap peer disconnected", "peer", ai.ID, "after", lasted.Round(time.Second))
+			r.reset()
+		}
+		if !connected {
 			// Our own backoff replaces the swarm's per-address one.
 			if sw, ok := h.host.Network().(*swarm.Swarm); ok {
 				sw.Backoff().Clear(ai.ID)
@@ -334,23 +365,19 @@ func (h *Host) keepConnected(ai peer.AddrInfo, wake <-chan struct{}) {
 				return
 			}
 			if err != nil {
-				failures++
-				delay := backoff/2 + mrand.N(backoff/2+1)
-				backoff = min(2*backoff, h.cfg.backoffMax)
-				if failures%10 == 5 {
-					log.Warnw("bootstrap peer still unreachable", "peer", ai.ID, "attempts", failures, "retry_in", delay, "err", err)
-				} else {
-					log.Debugw("bootstrap peer unreachable", "peer", ai.ID, "attempts", failures, "retry_in", delay, "err", err)
-				}
-				if !sleep(h.ctx, delay) {
+				if !h.backOff(ai.ID, &r, err) {
 					return
 				}
 				continue
 			}
-			log.Infow("connected to bootstrap peer", "peer", ai.ID, "attempts", failures+1)
-			failures, backoff = 0, h.cfg.backoffMin
+			since = time.Now()
+			log.Debugw("dialled bootstrap peer", "peer", ai.ID, "attempts", r.attempts+1)
 		}
-		t := time.NewTimer(reconnectCheck)
+		wait := reconnectCheck
+		if !since.IsZero() && !stable {
+			wait = max(time.Millisecond, stableConn-time.Since(since))
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-h.ctx.Done():
 			t.Stop()
@@ -361,6 +388,43 @@ func (h *Host) keepConnected(ai peer.AddrInfo, wake <-chan struct{}) {
 		t.Stop()
 	}
 }
+
+// errShortConn: a connection to a bootstrap peer closed before it counted as made.
+var errShortConn = errors.New("short-lived connection")
+
+// backOff records a failed attempt to reach p and sleeps the backoff; it
+// returns false if the host closed meanwhile. The delay's growth is logged,
+// once per step: a peer that refuses us for an hour costs a handful of lines.
+func (h *Host) backOff(p peer.ID, r *redial, err error) bool {
+	delay, grew := r.fail()
+	switch {
+	case grew && r.backoff == r.max:
+		log.Warnw("bootstrap peer still refuses us or is unreachable; retrying at the longest backoff", "peer", p, "attempts", r.attempts, "retry_in", delay.Round(time.Millisecond), "max_backoff", r.max, "err", err)
+	case grew || r.attempts == 1:
+		log.Infow("bootstrap peer refuses us or is unreachable; backing off", "peer", p, "attempts", r.attempts, "retry_in", delay.Round(time.Millisecond), "err", err)
+	default:
+		log.Debugw("bootstrap peer refuses us or is unreachable", "peer", p, "attempts", r.attempts, "retry_in", delay.Round(time.Millisecond), "err", err)
+	}
+	return sleep(h.ctx, delay)
+}
+
+// redial is the exponential backoff of one bootstrap peer.
+type redial struct {
+	min, max, backoff time.Duration
+	attempts          int // failed attempts since the last connection that lasted
+}
+
+// fail counts a failed attempt and returns the delay before the next one
+// (jittered within [backoff/2, backoff]), and whether the backoff grew.
+func (r *redial) fail() (time.Duration, bool) {
+	r.attempts++
+	delay := r.backoff/2 + mrand.N(r.backoff/2+1)
+	old := r.backoff
+	r.backoff = min(2*r.backoff, r.max)
+	return delay, r.backoff > old
+}
+
+func (r *redial) reset() { r.attempts, r.backoff = 0, r.min }
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

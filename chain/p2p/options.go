@@ -46,7 +46,7 @@ func defaultConfig() *config {
 		requestTimeout: DefaultRequestTimeout,
 		dialTimeout:    DefaultDialTimeout,
 		backoffMin:     250 * time.Millisecond,
-		backoffMax:     30 * time.Second,
+		backoffMax:     10 * time.Second,
 	}
 }
 
@@ -160,7 +160,9 @@ func WithRequestTimeout(d time.Duration) Option {
 }
 
 // WithReconnectBackoff sets the minimum and maximum delay between attempts
-// to reach a bootstrap peer. Default: 250 ms .. 30 s.
+// to reach a bootstrap peer. Default: 250 ms .. 10 s (a peer that refuses us,
+// e.g. a validator that admits this node only once it joins the set, is
+// retried at least every 10 s).
 func WithReconnectBackoff(min, max time.Duration) Option {
 	return func(c *config) error {
 		if min <= 0 || max < min {

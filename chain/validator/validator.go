@@ -14,6 +14,7 @@ import (
 
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/rbac"
 	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/valset"
 )
@@ -32,6 +33,11 @@ const (
 	TypeUnstake       = "validator/unstake"
 	TypeTransferPower = "validator/transfer-power"
 )
+
+// Role is the RBAC role whose members may stake, unstake and transfer power
+// (genesis.Default defines it with the genesis validators as members).
+// Receiving power makes the receiver a member, on chains that have the role.
+const Role = "validator"
 
 // BondKey is where addr's bonded stake is stored.
 func BondKey(addr crypto.Address) string { return "bond/" + addr.String() }
@@ -219,7 +225,9 @@ func (t *Unstake) Apply(ctx *transform.Context, st transform.State) error {
 }
 
 // TransferPower moves Amount of power (and its bond) from the first signer to To,
-// which joins the set with ToKey if it is not a validator yet.
+// which joins the set with ToKey if it is not a validator yet. On a chain with
+// the validator role, To becomes a member of it, so that a validator moved to a
+// new key can move its power on (or back) without an admin.
 type TransferPower struct {
 	To     crypto.Address   `cbor:"1,keyasint" json:"to"`
 	ToKey  crypto.PublicKey `cbor:"2,keyasint" json:"to_key"`
@@ -228,7 +236,7 @@ type TransferPower struct {
 
 // Keys implements transform.Transform.
 func (t *TransferPower) Keys(ctx *transform.Context) (r, w []string) {
-	return []string{JailKey(t.To)}, []string{SetKey, BondKey(ctx.Signers[0]), BondKey(t.To)}
+	return []string{JailKey(t.To), rbac.RoleKey(Role)}, []string{SetKey, BondKey(ctx.Signers[0]), BondKey(t.To), rbac.MemberKey(Role, t.To)}
 }
 
 // Authorizations implements transform.Transform.
@@ -252,8 +260,17 @@ func (t *TransferPower) Verify(ctx *transform.Context, _ transform.State) error 
 
 // Apply implements transform.Transform.
 func (t *TransferPower) Apply(ctx *transform.Context, st transform.State) error {
+	// Credit first: a sole validator moving all its power to a new key would
+	// otherwise pass through an empty set, which adjust refuses.
+	if err := adjust(st, t.To, t.ToKey, int64(t.Amount)); err != nil {
+		return err
+	}
 	if err := adjust(st, ctx.Signers[0], ctx.SignerKeys[0], -int64(t.Amount)); err != nil {
 		return err
 	}
-	return adjust(st, t.To, t.ToKey, int64(t.Amount))
+	found, err := st.Get(rbac.RoleKey(Role), new(rbac.Role))
+	if err != nil || !found {
+		return err
+	}
+	return st.Set(rbac.MemberKey(Role, t.To), true)
 }

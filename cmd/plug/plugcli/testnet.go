@@ -31,7 +31,7 @@ func testnetCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "testnet",
-		Usage: "run local multi-chain testnets: up, status, down, kill, restart",
+		Usage: "run local multi-chain testnets: up, status, down, kill, restart, add-node",
 		Description: "A testnet is one or more chains of validator (and full) nodes, each a process on 127.0.0.1\n" +
 			"with its own home under the testnet directory. The directory also holds an UNENCRYPTED keyring\n" +
 			"(DIR/keys) with `admin` (admin and issuer of USD and EUR on every chain), the funded accounts\n" +
@@ -110,8 +110,59 @@ func testnetCommand() *cli.Command {
 				},
 				Action: testnetRestart,
 			},
+			{
+				Name:      "add-node",
+				Usage:     "add a node to a chain of the running testnet; it joins once power is moved to its key",
+				ArgsUsage: "[NAME]",
+				UsageText: "plug testnet add-node --dir DIR [--chain ID] [NAME]\n\n" +
+					"Examples:\n" +
+					"  plug testnet add-node --dir /tmp/tn alpha-new-1\n" +
+					"  # move alpha-val-4 to the new node, without restarting anything:\n" +
+					"  plug tx transfer-power --testnet /tmp/tn --from alpha-val-4 --to alpha-new-1 --amount 100 --wait\n" +
+					"  plug testnet kill --dir /tmp/tn alpha-val-4\n" +
+					"  plug testnet add-node --dir /tmp/x --chain beta --output json | jq -r .public_key   # for --to-pubkey",
+				Description: "Creates a node home for the chain (a new key, also in DIR/keys under NAME; the chain's genesis;\n" +
+					"its current validators as peers), records it in the manifest and starts it. NAME defaults to\n" +
+					"CHAIN-node-N. The node is configured to vote but holds no power, and no other node's config names\n" +
+					"it: the validators refuse it, and it waits at height 0, retrying at most every 10 s. Once a\n" +
+					"transfer of power to its key is committed, the validators admit it from that block on (their\n" +
+					"allow lists follow the validator set); it connects, syncs the chain and votes.",
+				Flags: []cli.Flag{
+					dirFlag(),
+					&cli.StringFlag{Name: "chain", Usage: "the chain to add the node to (required when the testnet has several)"},
+				},
+				Action: testnetAddNode,
+			},
 		},
 	}
+}
+
+func testnetAddNode(c *cli.Context) error {
+	o, err := newOutput(c)
+	if err != nil {
+		return err
+	}
+	dir, err := testnetDir(c)
+	if err != nil {
+		return err
+	}
+	if c.NArg() > 1 {
+		return fmt.Errorf("want at most one NAME argument, got %d", c.NArg())
+	}
+	n, err := testnet.AddNode(c.Context, dir, c.String("chain"), c.Args().First(), testnet.Options{})
+	if err != nil {
+		return err
+	}
+	return o.Emit(n, func(w io.Writer) error {
+		if err := o.Fields([][2]string{{"name", n.Name}, {"chain", n.ChainID}, {"peer id", n.PeerID},
+			{"node key", "ed25519 " + n.PublicKey}, {"address", n.Address}, {"http", n.HTTP}, {"p2p", n.P2P},
+			{"home", n.Home}, {"pid", strconv.Itoa(n.PID)}, {"peers", strings.Join(n.Peers, ", ")}}); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(w, "\nit holds no power: the validators refuse it until a transfer of power to its key commits, e.g.\n"+
+			"  plug tx transfer-power --testnet %s --from VALIDATOR --to %s --amount N --wait\n", dir, n.Name)
+		return err
+	})
 }
 
 // testnetDir returns --dir, else HOME/testnet.
