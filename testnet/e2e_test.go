@@ -53,7 +53,7 @@ func plug(t *testing.T, v any, args ...string) {
 	}
 }
 
-func plugErr(t *testing.T, v any, args ...string) error {
+func plugErr(t testing.TB, v any, args ...string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
