@@ -25,6 +25,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	bolterrors "go.etcd.io/bbolt/errors"
+
 	"github.com/plugchain/plug/chain/hash"
 	"github.com/plugchain/plug/chain/proof"
 )
@@ -61,6 +63,10 @@ var (
 	bucketRoots  = []byte("roots")
 	bucketNodes  = []byte("nodes")
 	bucketLatest = []byte("latest")
+	// bucketGone records every key ever deleted (key -> the version that deleted
+	// it last): with "latest" it names every key any version may hold, which the
+	// tree's leaves (paths, not keys) cannot. IterateAt reads it.
+	bucketGone = []byte("gone")
 
 	metaFormat  = []byte("format")
 	metaVersion = []byte("version")
@@ -73,6 +79,7 @@ type options struct {
 	maxKeySize   int
 	mmapSize     int
 	timeout      time.Duration
+	readOnly     bool
 }
 
 // Option tunes Open.
@@ -95,6 +102,15 @@ func WithMaxKeySize(n int) Option { return func(o *options) { o.maxKeySize = n }
 
 // WithOpenTimeout bounds how long Open waits for another process's lock on the file.
 func WithOpenTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithReadOnly opens the file for reading only, sharing it with other readers:
+// Stage and Commit then fail. A process that has the file open for writing (a
+// running node) holds it exclusively, so Open waits for it (WithOpenTimeout) and
+// then fails with ErrLocked.
+func WithReadOnly() Option { return func(o *options) { o.readOnly = true } }
+
+// ErrLocked: another process (a running node) has the file open.
+var ErrLocked = errors.New("state: the file is in use by another process")
 
 // Store is one chain's state. See the package comment for what is safe concurrently.
 type Store struct {
@@ -130,21 +146,39 @@ func Open(path string, opts ...Option) (*Store, error) {
 		NoGrowSync:      o.noSync,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: o.mmapSize,
+		ReadOnly:        o.readOnly,
 	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open state %s: %w (waited %s; stop the node first)", path, ErrLocked, o.timeout)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	s := &Store{db: db, opts: o, cache: newNodeCache(o.nodeCache)}
-	err = db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		for _, name := range [][]byte{bucketRoots, bucketNodes, bucketLatest} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+	load := func(tx *bolt.Tx) error {
+		var meta *bolt.Bucket
+		if o.readOnly {
+			for _, name := range [][]byte{bucketMeta, bucketRoots, bucketNodes, bucketLatest} {
+				if tx.Bucket(name) == nil {
+					return fmt.Errorf("%w: no %q bucket", ErrCorrupt, name)
+				}
+			}
+			meta = tx.Bucket(bucketMeta)
+			if f := meta.Get(metaFormat); string(f) != formatID {
+				return fmt.Errorf("%w: format %q, want %q", ErrCorrupt, f, formatID)
+			}
+		} else {
+			var err error
+			if meta, err = tx.CreateBucketIfNotExists(bucketMeta); err != nil {
 				return err
 			}
+			for _, name := range [][]byte{bucketRoots, bucketNodes, bucketLatest, bucketGone} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
 		}
+		var err error
 		switch f := meta.Get(metaFormat); {
 		case f == nil:
 			if meta.Get(metaVersion) != nil {
@@ -163,7 +197,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 			return err
 		}
 		return nil
-	})
+	}
+	if o.readOnly {
+		err = db.View(load)
+	} else {
+		err = db.Update(load)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state %s: %w", path, err)
@@ -290,64 +329,144 @@ func (s *Store) Prove(version uint64, key string) ([]byte, bool, *proof.StatePro
 }
 
 func (s *Store) lookup(version uint64, key string, prove bool) (value []byte, found bool, p *proof.StateProof, err error) {
-	path := proof.KeyPath(key)
-	var sibs []hash.Hash
-	if prove {
-		sibs = make([]hash.Hash, 0, 32)
-	}
 	err = s.view(version, func(tx *bolt.Tx) error {
 		r, err := readRoot(tx, version)
 		if err != nil {
 			return err
 		}
 		rd := &nodeReader{b: tx.Bucket(bucketNodes), cache: s.cache}
-		for depth := 0; ; depth++ {
-			switch r.kind {
-			case kindEmpty:
-				if prove {
-					p = proof.NewStateProof(sibs, nil)
-				}
-				return nil
-			case kindLeaf:
-				n, err := rd.load(r, depth)
-				if err != nil {
-					return err
-				}
-				if n.c[0].h != path {
-					if prove {
-						p = proof.NewStateProof(sibs, &proof.StateLeaf{Path: n.c[0].h, ValueHash: n.c[1].h})
-					}
-					return nil
-				}
-				value, err = rd.value(r, n.c[1].h, depth)
-				if err != nil {
-					return err
-				}
-				found = true
-				if prove {
-					p = proof.NewStateProof(sibs, nil)
-				}
-				return nil
-			default:
-				if depth >= proof.MaxDepth {
-					return fmt.Errorf("%w: tree deeper than %d", ErrCorrupt, proof.MaxDepth)
-				}
-				n, err := rd.load(r, depth)
-				if err != nil {
-					return err
-				}
-				bit := path.Bit(depth)
-				if prove {
-					sibs = append(sibs, n.c[1-bit].h)
-				}
-				r = n.c[bit]
-			}
-		}
+		value, found, p, err = rd.lookup(r, key, prove)
+		return err
 	})
 	if err != nil {
 		return nil, false, nil, fmt.Errorf("state at version %d, key %q: %w", version, key, err)
 	}
 	return value, found, p, nil
+}
+
+// lookup walks the tree under r to key.
+func (rd *nodeReader) lookup(r ref, key string, prove bool) (value []byte, found bool, p *proof.StateProof, err error) {
+	path := proof.KeyPath(key)
+	var sibs []hash.Hash
+	if prove {
+		sibs = make([]hash.Hash, 0, 32)
+	}
+	for depth := 0; ; depth++ {
+		switch r.kind {
+		case kindEmpty:
+			if prove {
+				p = proof.NewStateProof(sibs, nil)
+			}
+			return nil, false, p, nil
+		case kindLeaf:
+			n, err := rd.load(r, depth)
+			if err != nil {
+				return nil, false, nil, err
+			}
+			if n.c[0].h != path {
+				if prove {
+					p = proof.NewStateProof(sibs, &proof.StateLeaf{Path: n.c[0].h, ValueHash: n.c[1].h})
+				}
+				return nil, false, p, nil
+			}
+			value, err = rd.value(r, n.c[1].h, depth)
+			if err != nil {
+				return nil, false, nil, err
+			}
+			if prove {
+				p = proof.NewStateProof(sibs, nil)
+			}
+			return value, true, p, nil
+		default:
+			if depth >= proof.MaxDepth {
+				return nil, false, nil, fmt.Errorf("%w: tree deeper than %d", ErrCorrupt, proof.MaxDepth)
+			}
+			n, err := rd.load(r, depth)
+			if err != nil {
+				return nil, false, nil, err
+			}
+			bit := path.Bit(depth)
+			if prove {
+				sibs = append(sibs, n.c[1-bit].h)
+			}
+			r = n.c[bit]
+		}
+	}
+}
+
+// IterateAt calls fn for every key starting with prefix that version holds, in
+// key order, with a copy of its value, reading one consistent snapshot; fn must
+// not call Commit. At the latest version it reads the flat view; at an older one
+// it walks that version's tree for every key the store knows of (the latest keys
+// and every key ever deleted), so it returns exactly the state of version even
+// after later commits. Keys deleted before the store recorded deletions (files
+// written before IterateAt existed) cannot be named: callers that must be
+// complete check the root of what they got against RootAt(version) (a state
+// export does). An error from fn stops the walk and is returned.
+func (s *Store) IterateAt(version uint64, prefix string, fn func(key string, value []byte) error) error {
+	if version == 0 {
+		return nil
+	}
+	p := []byte(prefix)
+	return s.view(version, func(tx *bolt.Tx) error {
+		latest := tx.Bucket(bucketLatest).Cursor()
+		seek := func(c *bolt.Cursor) ([]byte, []byte) {
+			if len(p) == 0 {
+				return c.First()
+			}
+			return c.Seek(p)
+		}
+		cur := binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(metaVersion))
+		if cur == version {
+			for k, v := seek(latest); k != nil && bytes.HasPrefix(k, p); k, v = latest.Next() {
+				if err := fn(string(k), bytes.Clone(v)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		r, err := readRoot(tx, version)
+		if err != nil {
+			return err
+		}
+		rd := &nodeReader{b: tx.Bucket(bucketNodes), cache: s.cache}
+		// Merge the two key-ordered cursors; a key in both is visited once.
+		lk, _ := seek(latest)
+		var gone *bolt.Cursor
+		var gk []byte
+		if b := tx.Bucket(bucketGone); b != nil {
+			gone = b.Cursor()
+			gk, _ = seek(gone)
+		}
+		live := func(k []byte) bool { return k != nil && bytes.HasPrefix(k, p) }
+		for live(lk) || live(gk) {
+			var k []byte
+			switch c := bytes.Compare(lk, gk); {
+			case !live(gk) || live(lk) && c < 0:
+				k, lk = lk, nextKey(latest)
+			case !live(lk) || c > 0:
+				k, gk = gk, nextKey(gone)
+			default:
+				k, lk, gk = lk, nextKey(latest), nextKey(gone)
+			}
+			key := string(k)
+			v, found, _, err := rd.lookup(r, key, false)
+			if err != nil {
+				return fmt.Errorf("state at version %d, key %q: %w", version, key, err)
+			}
+			if found {
+				if err := fn(key, v); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func nextKey(c *bolt.Cursor) []byte {
+	k, _ := c.Next()
+	return k
 }
 
 // Iterate calls fn for every latest key starting with prefix, in key order, with a
@@ -492,12 +611,14 @@ func (s *Store) Commit(b *Batch) error {
 				return fmt.Errorf("write node %s: %w", nn.h.Short(), err)
 			}
 		}
-		lb := tx.Bucket(bucketLatest)
+		lb, gone := tx.Bucket(bucketLatest), tx.Bucket(bucketGone)
 		for _, i := range latest {
 			it := &b.items[i]
 			var err error
 			if it.del {
-				err = lb.Delete([]byte(it.key))
+				if err = lb.Delete([]byte(it.key)); err == nil {
+					err = gone.Put([]byte(it.key), verKey[:])
+				}
 			} else {
 				err = lb.Put([]byte(it.key), it.value)
 			}

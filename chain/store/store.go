@@ -21,6 +21,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/consensus"
@@ -42,6 +43,8 @@ var (
 	// ErrCorrupt: a record is missing or does not decode; the file is damaged or
 	// was written by something else.
 	ErrCorrupt = errors.New("store: corrupt")
+	// ErrLocked: another process (a running node) has the file open.
+	ErrLocked = errors.New("store: the file is in use by another process")
 )
 
 const formatID = "plug-chain/1"
@@ -69,8 +72,9 @@ var (
 )
 
 type options struct {
-	noSync  bool
-	timeout time.Duration
+	noSync   bool
+	readOnly bool
+	timeout  time.Duration
 }
 
 // Option tunes Open.
@@ -81,6 +85,11 @@ func WithNoSync() Option { return func(o *options) { o.noSync = true } }
 
 // WithOpenTimeout bounds how long Open waits for another process's lock on the file.
 func WithOpenTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithReadOnly opens the file for reading only, sharing it with other readers;
+// every Save then fails. A running node holds the file exclusively, so Open waits
+// for it (WithOpenTimeout) and then fails with ErrLocked.
+func WithReadOnly() Option { return func(o *options) { o.readOnly = true } }
 
 // Store is a node's block store.
 type Store struct {
@@ -103,18 +112,29 @@ func Open(path string, opts ...Option) (*Store, error) {
 		// Address space only: it spares the remaps (each of which waits for every
 		// reader) that a growing file would otherwise cost.
 		InitialMmapSize: 1 << 30,
+		ReadOnly:        o.readOnly,
 	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open block store %s: %w (waited %s; stop the node first)", path, ErrLocked, o.timeout)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open block store %s: %w", path, err)
 	}
 	s := &Store{db: db}
-	err = db.Update(func(tx *bolt.Tx) error {
+	load := func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			if o.readOnly {
+				if tx.Bucket(name) == nil {
+					return fmt.Errorf("%w: no %q bucket", ErrCorrupt, name)
+				}
+			} else if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
+		if o.readOnly && string(meta.Get(metaFormat)) != formatID {
+			return fmt.Errorf("%w: format %q, want %q", ErrCorrupt, meta.Get(metaFormat), formatID)
+		}
 		switch f := meta.Get(metaFormat); {
 		case f == nil:
 			if meta.Get(metaHeight) != nil {
@@ -137,7 +157,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 			s.height.Store(h)
 		}
 		return nil
-	})
+	}
+	if o.readOnly {
+		err = db.View(load)
+	} else {
+		err = db.Update(load)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open block store %s: %w", path, err)
