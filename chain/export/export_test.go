@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/plugchain/plug/chain/state"
 	"github.com/plugchain/plug/chain/store"
 	"github.com/plugchain/plug/chain/tx"
+	"github.com/plugchain/plug/chain/validator"
 )
 
 func seedKey(t *testing.T, b byte) crypto.PrivateKey {
@@ -212,5 +215,128 @@ func TestExportRefusesARunningNode(t *testing.T) {
 	}
 	if _, err := store.Open(filepath.Join(home, "chain.db"), store.WithReadOnly(), store.WithOpenTimeout(50*time.Millisecond)); !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("block store: %v, want ErrLocked", err)
+	}
+}
+
+// TestGenesisImport builds a genesis that imports an export and checks the state
+// it yields: the export's state as is, or with a new validator set whose bonds
+// are accounted for; and that a changed file is refused.
+func TestGenesisImport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node")
+	}
+	home := t.TempDir()
+	gen, h, bob, atH := chainAt(t, home)
+	src := openSource(t, home, gen)
+	p, err := src.Prepare(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	if err := src.Write(&buf, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "old.export")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := export.FileSHA256(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := &p.Header
+	newDoc := func(vals []genesis.Validator) *genesis.Doc {
+		d := &genesis.Doc{ChainID: "new-chain", GenesisTime: "2026-12-01T00:00:00Z", Validators: vals,
+			StateImport: &genesis.StateImport{File: "old.export", SHA256: sum, ChainID: hdr.ChainID,
+				GenesisHash: hdr.GenesisHash.String(), Height: hdr.Height, StateRoot: hdr.StateRoot.String(),
+				HeaderHash: hdr.HeaderHash.String()}}
+		data, err := d.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "genesis.json")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err = genesis.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Validate(builtin.Registry()); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	old := hdr.Validators[0]
+	same := []genesis.Validator{{Name: "val-1", PubKey: genesis.FromPublicKey(old.PubKey), Power: old.Power}}
+	initState := func(d *genesis.Doc) (*state.Store, error) {
+		st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.WithNoSync())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		_, err = genesis.Init(st, d, builtin.Models())
+		return st, err
+	}
+	u64 := func(st *state.Store, key string) uint64 {
+		v, ok, err := st.Get(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		if ok {
+			if err := encoding.Unmarshal(v, &n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+
+	// The same validators: the state is the export's, root and all.
+	d := newDoc(same)
+	st, err := initState(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Root() != hdr.StateRoot {
+		t.Fatalf("imported root %s, exported %s", st.Root().Short(), hdr.StateRoot.Short())
+	}
+	if got := u64(st, asset.BalanceKey("STAKE", bob)); got != atH {
+		t.Fatalf("bob has %d after the import, want %d", got, atH)
+	}
+	if d.Hash() == gen.Hash() {
+		t.Fatal("the new genesis hashes as the old one")
+	}
+
+	// A new validator set: the old one's bond returns to its balance, the new
+	// one's power is new stake.
+	nv := seedKey(t, 50).Public()
+	d = newDoc([]genesis.Validator{{Name: "new-1", PubKey: genesis.FromPublicKey(nv), Power: 70}})
+	st, err = initState(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	supplyBefore := u64(src.State, asset.SupplyKey("STAKE"))
+	if got := u64(st, validator.BondKey(old.Address)); got != 0 {
+		t.Fatalf("the removed validator keeps a bond of %d", got)
+	}
+	if got := u64(st, validator.BondKey(nv.Address())); got != 70 {
+		t.Fatalf("the new validator's bond is %d, want 70", got)
+	}
+	if got := u64(st, asset.BalanceKey("STAKE", old.Address)); got != old.Power {
+		t.Fatalf("the removed validator's balance is %d, want its bond %d", got, old.Power)
+	}
+	if got, want := u64(st, asset.SupplyKey("STAKE")), supplyBefore+70; got != want {
+		t.Fatalf("supply %d, want %d", got, want)
+	}
+
+	// A changed export file is refused, however small the change.
+	data := bytes.Replace(buf.Bytes(), []byte(`"height":`), []byte(`"height": `), 1)
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := initState(newDoc(same)); err == nil || !strings.Contains(err.Error(), "SHA-256") {
+		t.Fatalf("a changed export file: %v, want a SHA-256 mismatch", err)
 	}
 }

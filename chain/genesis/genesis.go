@@ -48,6 +48,11 @@ type Doc struct {
 	Roles []Role `json:"roles"`
 	// Assets are the assets that exist from the start, with their balances.
 	Assets []Asset `json:"assets"`
+	// StateImport, if set, starts the chain from the state of a state export
+	// instead of Roles, Assets and StakingAsset (which must then be empty): a
+	// chain restarted under a new chain id from another chain's last agreed
+	// state. See import.go.
+	StateImport *StateImport `json:"state_import,omitempty"`
 
 	src   *source         // where the fields are in the parsed file; nil if built in Go
 	parts map[string]Part // the registered sections the document has, by name
@@ -217,6 +222,9 @@ func (d *Doc) Hash() hash.Hash {
 		if p := d.parts[s.Name]; p != nil {
 			m[s.HashKey] = p.Normal()
 		}
+	}
+	if d.StateImport != nil {
+		m[importHashKey] = d.StateImport.normal()
 	}
 	return encoding.MustHash(hash.DomainGenesis, m)
 }

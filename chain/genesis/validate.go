@@ -168,7 +168,7 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 			canGrant = true
 		}
 	}
-	if !canGrant {
+	if !canGrant && d.StateImport == nil {
 		add("roles", "no role with members may call %s, so the chain could never change its roles", rbac.TypeGrant)
 	}
 
@@ -248,6 +248,9 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 		if _, ok := assets[d.StakingAsset]; !ok {
 			add("staking_asset", "no asset %q among assets", d.StakingAsset)
 		}
+	}
+	if d.StateImport != nil {
+		d.checkImport(add)
 	}
 	for _, sec := range Sections() {
 		if p := d.parts[sec.Name]; p != nil {
