@@ -37,6 +37,7 @@ func genesisCommand() *cli.Command {
 			genesisAddRoleCommand(),
 			genesisShowCommand(),
 			genesisValidateCommand(),
+			genesisFromExportCommand(),
 		},
 	}
 }
@@ -409,6 +410,10 @@ func genesisValidateCommand() *cli.Command {
 			d, err := genesis.Load(path)
 			if err == nil {
 				err = validateDoc(d)
+			}
+			if err == nil && d.StateImport != nil {
+				// The imported state must be there, unchanged and certified.
+				_, _, err = d.LoadImport()
 			}
 			if err != nil {
 				return fmt.Errorf("%s is not valid:\n%w", path, err)

@@ -31,7 +31,7 @@ func nodeCommand() *cli.Command {
 			"plug node start --home /srv/plug/val-1\n" +
 			"plug node id --home /srv/plug/val-1 --output json",
 		Description: "A node home is made by `plug init`; see docs/operator.md.",
-		Subcommands: []*cli.Command{nodeStartCommand(), nodeIDCommand()},
+		Subcommands: []*cli.Command{nodeStartCommand(), nodeIDCommand(), nodeExportCommand()},
 	}
 }
 
