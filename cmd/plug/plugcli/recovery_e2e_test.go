@@ -1,6 +1,7 @@
 package plugcli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,9 +15,10 @@ import (
 
 // TestRecoveryFromExportE2E is the runbook of docs/operator.md ("Recovery when
 // fewer than a quorum survive") with the real binary and real node processes: a
-// 3-validator testnet makes transfers and stops; two operators export the same
-// height and compare; a genesis for a new chain id is built from one export (a
-// tampered export is refused); the homes are switched to it and restarted; the
+// 3-validator testnet makes transfers and stops; one validator is lost for good.
+// The two survivors export the same height and compare; a genesis for a new chain
+// id and a validator set of the survivors is built from one export (a tampered
+// export is refused); the survivors' homes are switched to it and restarted; the
 // new chain holds the balances of the exported height and commits new blocks.
 func TestRecoveryFromExportE2E(t *testing.T) {
 	if testing.Short() {
@@ -117,16 +119,45 @@ func TestRecoveryFromExportE2E(t *testing.T) {
 	}
 	fails(t, "is the exported chain's id", nil, "genesis", "from-export", "--export", ex[0].File, "--chain-id", "alpha", "--out", filepath.Join(work, "bad", "genesis.json"))
 
-	var ge fromExportOut
+	// The new set: the survivors' node keys (the third validator is lost).
+	survivors := nodes[:2]
+	var lost struct {
+		PeerID string `json:"peer_id"`
+	}
+	ok(t, &lost, nil, "node", "id", "--home", nodes[2].Home, "-o", "json")
+	var set []string
+	for i, n := range survivors {
+		var id struct {
+			PublicKey string `json:"public_key"`
+			Scheme    string `json:"scheme"`
+		}
+		ok(t, &id, nil, "node", "id", "--home", n.Home, "-o", "json")
+		set = append(set, fmt.Sprintf(`{"name": "val-%d", "pub_key": {"scheme": %q, "key": %q}, "power": 100}`, i+1, id.Scheme, id.PublicKey))
+	}
+	setFile := filepath.Join(work, "new-set.json")
+	if err := os.WriteFile(setFile, []byte("["+strings.Join(set, ",")+"]"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Each operator builds the genesis from the agreed export, set and time,
+	// and gets the same genesis hash.
+	var ge, ge2 fromExportOut
+	gt := "2026-12-04T12:00:00Z"
 	gdir := filepath.Join(work, "new")
-	ok(t, &ge, nil, "genesis", "from-export", "--export", ex[0].File, "--chain-id", "alpha-2", "--out", filepath.Join(gdir, "genesis.json"), "-o", "json")
-	if ge.OldChainID != "alpha" || ge.Height != h || ge.Validators != 3 || ge.StateRoot != ex[0].StateRoot {
+	ok(t, &ge, nil, "genesis", "from-export", "--export", ex[0].File, "--chain-id", "alpha-2", "--validators", setFile,
+		"--genesis-time", gt, "--out", filepath.Join(gdir, "genesis.json"), "-o", "json")
+	ok(t, &ge2, nil, "genesis", "from-export", "--export", ex[0].File, "--chain-id", "alpha-2", "--validators", setFile,
+		"--genesis-time", gt, "--out", filepath.Join(work, "other", "genesis.json"), "-o", "json")
+	if ge.OldChainID != "alpha" || ge.Height != h || ge.Validators != 2 || !ge.ValidatorsReplaced || ge.StateRoot != ex[0].StateRoot {
 		t.Fatalf("from-export: %+v", ge)
 	}
+	if ge.GenesisHash != ge2.GenesisHash {
+		t.Fatalf("two operators built different genesis hashes from the same export: %s %s", ge.GenesisHash, ge2.GenesisHash)
+	}
 
-	// Every operator switches the home to the new chain: the old databases are
-	// kept aside, the new genesis and the export go in, chain_id changes.
-	for _, n := range nodes {
+	// Every surviving operator switches the home to the new chain: the old
+	// databases are kept aside, the new genesis and the export go in, chain_id
+	// changes.
+	for _, n := range survivors {
 		aside := filepath.Join(n.Home, "old-alpha")
 		if err := os.MkdirAll(aside, 0o700); err != nil {
 			t.Fatal(err)
@@ -150,7 +181,15 @@ func TestRecoveryFromExportE2E(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), `chain_id = "alpha"`, `chain_id = "alpha-2"`, 1)), 0o644); err != nil {
+		// chain_id changes, and the lost validator leaves p2p.peers (a node
+		// refuses to dial a peer outside its validator set and allow list).
+		var kept []string
+		for _, line := range strings.Split(strings.Replace(string(b), `chain_id = "alpha"`, `chain_id = "alpha-2"`, 1), "\n") {
+			if !strings.Contains(line, lost.PeerID) {
+				kept = append(kept, line)
+			}
+		}
+		if err := os.WriteFile(cfg, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		var v map[string]any
@@ -159,7 +198,7 @@ func TestRecoveryFromExportE2E(t *testing.T) {
 			t.Fatalf("%s: genesis hash %v, want %s", n.Name, v["genesis_hash"], ge.GenesisHash)
 		}
 	}
-	for _, n := range nodes {
+	for _, n := range survivors {
 		ok(t, nil, nil, "testnet", "restart", "--dir", tn, n.Name)
 	}
 
@@ -177,7 +216,13 @@ func TestRecoveryFromExportE2E(t *testing.T) {
 			}
 		}
 		if time.Now().After(end) {
-			t.Fatalf("the new chain did not commit: %+v", qs)
+			logs, _ := filepath.Glob(filepath.Join(nodes[0].Home, "*.log"))
+			var tail string
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				tail += string(b[max(0, len(b)-3000):])
+			}
+			t.Fatalf("the new chain did not commit: %+v\n%s", qs, tail)
 		}
 	}
 	ok(t, &bal, nil, "query", "balance", "--node", url, "--account", bob.Address, "--asset", "USD", "--prove", "-o", "json")
@@ -189,7 +234,7 @@ func TestRecoveryFromExportE2E(t *testing.T) {
 	if tx.Status != "ok" {
 		t.Fatalf("transfer on the new chain: %+v", tx)
 	}
-	ok(t, &bal, nil, "query", "balance", "--node", nodes[2].HTTP, "--account", bob.Address, "--asset", "USD", "-o", "json")
+	ok(t, &bal, nil, "query", "balance", "--node", nodes[1].HTTP, "--account", bob.Address, "--asset", "USD", "-o", "json")
 	if bal.Balance != atH+5 {
 		t.Fatalf("bob has %d after a transfer on the new chain, want %d", bal.Balance, atH+5)
 	}
