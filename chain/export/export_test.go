@@ -110,7 +110,7 @@ func TestExportOldHeightVerifiesAndRefusesTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := src.Write(&buf, p, nil); err != nil {
+	if err := p.Write(&buf, nil); err != nil {
 		t.Fatal(err)
 	}
 	file := buf.Bytes()
@@ -141,7 +141,7 @@ func TestExportOldHeightVerifiesAndRefusesTampering(t *testing.T) {
 	}
 	// The same export again is the same bytes (operators compare them).
 	var again bytes.Buffer
-	if err := src.Write(&again, p, nil); err != nil || !bytes.Equal(again.Bytes(), file) {
+	if err := p.Write(&again, nil); err != nil || !bytes.Equal(again.Bytes(), file) {
 		t.Fatalf("a second export differs (err %v)", err)
 	}
 	// The latest height by default.
@@ -234,7 +234,7 @@ func TestGenesisImport(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var buf bytes.Buffer
-	if err := src.Write(&buf, p, nil); err != nil {
+	if err := p.Write(&buf, nil); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "old.export")

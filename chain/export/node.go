@@ -20,10 +20,11 @@ type Source struct {
 	GenesisHash hash.Hash
 }
 
-// Plan is what an export of a height will hold, known before the entries are
-// written (Header.Entries counts them).
+// Plan is an export of a height read into memory, ready to be written
+// (Header.Entries counts the entries).
 type Plan struct {
-	Header Header
+	Header  Header
+	entries []Entry
 }
 
 // versionOf maps a height to its state version: the genesis state is version 1
@@ -31,8 +32,8 @@ type Plan struct {
 func versionOf(height uint64) uint64 { return height + 1 }
 
 // Prepare reads everything of height (0: the latest the node has both a block and
-// its state of) except the entries, and checks that the node's state of that
-// height is the one the header commits to.
+// its state of), the whole state included (it is held in memory), and checks
+// that the node's state of that height is the one the header commits to.
 func (s *Source) Prepare(height uint64) (*Plan, error) {
 	top := s.Blocks.Height()
 	if v := s.State.Version(); v < versionOf(top) {
@@ -76,10 +77,14 @@ func (s *Source) Prepare(height uint64) (*Plan, error) {
 		StateRoot: hdr.StateRoot, HeaderHash: hdr.Hash(), Block: *hdr, Certificate: *cert,
 		Signers: signers, Validators: next,
 	}}
-	err = s.State.IterateAt(versionOf(height), "", func(string, []byte) error { p.Header.Entries++; return nil })
+	err = s.State.IterateAt(versionOf(height), "", func(k string, v []byte) error {
+		p.entries = append(p.entries, Entry{Key: k, Value: v})
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("export: count keys of %d: %w", height, err)
+		return nil, fmt.Errorf("export: read the state of %d: %w", height, err)
 	}
+	p.Header.Entries = uint64(len(p.entries))
 	return p, nil
 }
 
@@ -97,10 +102,15 @@ func (s *Source) setAt(version uint64) (valset.Set, error) {
 	return set, nil
 }
 
-// Write writes the export p plans to w (see the package Write).
-func (s *Source) Write(w io.Writer, p *Plan, progress func(n uint64)) error {
+// Write writes the export to w (see the package Write).
+func (p *Plan) Write(w io.Writer, progress func(n uint64)) error {
 	each := func(yield func(string, []byte) error) error {
-		return s.State.IterateAt(versionOf(p.Header.Height), "", yield)
+		for _, e := range p.entries {
+			if err := yield(e.Key, e.Value); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return Write(w, &p.Header, each, progress)
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/plugchain/plug/chain/proof"
 )
 
@@ -132,5 +134,33 @@ func TestReadOnlyOpen(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("a read-only store committed")
+	}
+}
+
+// TestIterateAtUnknownKey: a store that did not record a deletion (written before
+// the "gone" bucket existed) cannot name the deleted key at an old version; the
+// full walk says so instead of returning less than the version's state.
+func TestIterateAtUnknownKey(t *testing.T) {
+	s, _ := openTemp(t, WithNoSync())
+	for _, ch := range [][]Change{
+		{{Key: "a", Value: []byte("1")}, {Key: "b", Value: []byte("2")}},
+		{{Key: "b", Delete: true}},
+	} {
+		b, err := s.Stage(ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.IterateAt(1, "", func(string, []byte) error { return nil }); err != nil {
+		t.Fatalf("with the deletion recorded: %v", err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketGone) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IterateAt(1, "", func(string, []byte) error { return nil }); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("without it: %v, want ErrUnknownKey", err)
 	}
 }

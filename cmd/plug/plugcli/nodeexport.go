@@ -74,7 +74,12 @@ func nodeExportCommand() *cli.Command {
 				return err
 			}
 			defer closeSrc()
-			plan, err := src.Prepare(c.Uint64("height"))
+			var plan *export.Plan
+			err = waitBar(o, "reading the state", func() error {
+				var err error
+				plan, err = src.Prepare(c.Uint64("height"))
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -101,7 +106,7 @@ func nodeExportCommand() *cli.Command {
 					}
 				}
 			}
-			err = src.Write(f, plan, progress)
+			err = plan.Write(f, progress)
 			if bar != nil {
 				bar.Finish()
 			}
