@@ -96,6 +96,8 @@ func genesisFromExportCommand() *cli.Command {
 					return err
 				}
 			} else {
+				o.Warn("the new chain keeps the validator set of height %d (%d validators): if validators were lost, it will not reach a quorum either; "+
+					"give the operators' new set with --validators FILE", hdr.Height, len(hdr.Validators))
 				for i, v := range hdr.Validators {
 					vals = append(vals, genesis.Validator{Name: "val-" + strconv.Itoa(i+1), PubKey: genesis.FromPublicKey(v.PubKey), Power: v.Power})
 				}

@@ -91,6 +91,9 @@ func nodeExportCommand() *cli.Command {
 			if _, err := os.Stat(out); err == nil && !c.Bool("force") {
 				return fmt.Errorf("%s exists: pass --force to overwrite it, or another --out", out)
 			}
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
 			tmp := out + ".tmp"
 			f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 			if err != nil {
@@ -159,7 +162,7 @@ func openExportSource(dir string, gen *genesis.Doc) (*export.Source, func(), err
 			return nil, nil, fmt.Errorf("%s has no %s: it is not the home of a node that has run (%v)", dir, filepath.Base(p), err)
 		}
 	}
-	st, err := state.Open(sp, state.WithReadOnly(), state.WithOpenTimeout(wait), state.WithNodeCache(1<<20))
+	st, err := state.Open(sp, state.WithReadOnly(), state.WithOpenTimeout(wait), state.WithNodeCache(0)) // a walk reads each node once
 	if errors.Is(err, state.ErrLocked) {
 		return nil, nil, running(err)
 	}
