@@ -53,6 +53,11 @@ type Doc struct {
 	// signing; absent, equivocators are jailed with their bond returned and
 	// absence is not punished.
 	Accountability *validator.Accountability `json:"accountability,omitempty"`
+	// StateImport, if set, starts the chain from the state of a state export
+	// instead of Roles, Assets and StakingAsset (which must then be empty): a
+	// chain restarted under a new chain id from another chain's last agreed
+	// state. See import.go.
+	StateImport *StateImport `json:"state_import,omitempty"`
 
 	src   *source         // where the fields are in the parsed file; nil if built in Go
 	parts map[string]Part // the registered sections the document has, by name
@@ -222,6 +227,9 @@ func (d *Doc) Hash() hash.Hash {
 		if p := d.parts[s.Name]; p != nil {
 			m[s.HashKey] = p.Normal()
 		}
+	}
+	if d.StateImport != nil {
+		m[importHashKey] = d.StateImport.normal()
 	}
 	return encoding.MustHash(hash.DomainGenesis, m)
 }

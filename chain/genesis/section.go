@@ -23,7 +23,7 @@ type Section struct {
 	// Name is the section's key in the JSON document, e.g. "crosschain".
 	Name string
 	// HashKey is the section's key in the normal form Doc.Hash encodes: unique
-	// and above genesis's own keys (1-6). A section absent from a document is
+	// and above genesis's own keys (1-6), and not 64 (state_import's). A section absent from a document is
 	// absent from its normal form, so registering a section leaves the hash of
 	// documents without it unchanged.
 	HashKey int
@@ -76,6 +76,9 @@ var sections struct {
 // if s is incomplete or its name or hash key is taken: both are fixed by the
 // file format, so a clash is a programming error.
 func RegisterSection(s Section) {
+	if s.HashKey == importHashKey {
+		panic(fmt.Sprintf("genesis: section %q: hash key %d is state_import's", s.Name, importHashKey))
+	}
 	if s.Name == "" || s.New == nil || s.HashKey <= ownHashKeys {
 		panic(fmt.Sprintf("genesis: section %q needs a name, New and a hash key above %d", s.Name, ownHashKeys))
 	}

@@ -31,12 +31,20 @@ import (
 //
 // followed by the entries of each section the document has (Part.State).
 //
+// A document with a StateImport yields instead the imported entries, checked
+// against the export's certified state root (LoadImport), with its validator set
+// (and, with a staking asset, the bonds) in place of the export's when they
+// differ.
+//
 // An invalid d returns its ErrorList; transform names are not checked here (call
 // Validate with the chain's registry for that).
 func (d *Doc) Changes(ms *transform.Models) ([]state.Change, error) {
 	errs, c := d.check(nil)
 	if len(errs) > 0 {
 		return nil, errs
+	}
+	if d.StateImport != nil {
+		return d.importChanges(c.set)
 	}
 	var out []state.Change
 	put := func(key string, v any) error {

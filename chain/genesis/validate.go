@@ -168,7 +168,7 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 			canGrant = true
 		}
 	}
-	if !canGrant {
+	if !canGrant && d.StateImport == nil {
 		add("roles", "no role with members may call %s, so the chain could never change its roles", rbac.TypeGrant)
 	}
 
@@ -253,6 +253,9 @@ func (d *Doc) check(reg *transform.Registry) (ErrorList, *checked) {
 		if err := d.Accountability.Check(); err != nil {
 			add("accountability", "%v", err)
 		}
+	}
+	if d.StateImport != nil {
+		d.checkImport(add)
 	}
 	for _, sec := range Sections() {
 		if p := d.parts[sec.Name]; p != nil {

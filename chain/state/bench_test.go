@@ -161,3 +161,43 @@ func BenchmarkGetAt(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIterateAt reads the whole benchKeys state: at the latest version (a
+// scan of the flat bucket) and at an older one (every key looked up in that
+// version's tree), as a state export does. One op is the whole state.
+func BenchmarkIterateAt(b *testing.B) {
+	s := benchState(b)
+	if s.Version() < 2 {
+		ch := make([]Change, 0, 1010)
+		for i := range 1000 {
+			ch = append(ch, Change{Key: fmt.Sprintf("acct/%08d", i*997), Value: benchValue(i, 1)})
+		}
+		for i := range 10 {
+			ch = append(ch, Change{Key: fmt.Sprintf("acct/%08d", i*7+1), Delete: true})
+		}
+		batch, err := s.Stage(ch)
+		if err == nil {
+			err = s.Commit(batch)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		version uint64
+	}{{"latest", s.Version()}, {"old", s.Version() - 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				n := 0
+				if err := s.IterateAt(tc.version, "", func(string, []byte) error { n++; return nil }); err != nil {
+					b.Fatal(err)
+				}
+				if n < benchKeys-100 {
+					b.Fatalf("%d keys", n)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchKeys, "ns/key")
+		})
+	}
+}

@@ -43,6 +43,9 @@ var (
 	// ErrCorrupt: a record is missing or does not decode; the file is damaged or
 	// was written by something else.
 	ErrCorrupt = errors.New("store: corrupt")
+	// ErrLocked: another process (a running node) has the file open; Open
+	// waited WithOpenTimeout for it.
+	ErrLocked = boltcheck.ErrLocked
 )
 
 const formatID = "plug-chain/1"

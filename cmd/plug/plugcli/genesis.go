@@ -37,6 +37,7 @@ func genesisCommand() *cli.Command {
 			genesisAddRoleCommand(),
 			genesisShowCommand(),
 			genesisValidateCommand(),
+			genesisFromExportCommand(),
 		},
 	}
 }
@@ -410,11 +411,24 @@ func genesisValidateCommand() *cli.Command {
 			if err == nil {
 				err = validateDoc(d)
 			}
+			if err == nil && d.StateImport != nil {
+				// The imported state must be there, unchanged and certified.
+				_, _, err = d.LoadImport()
+			}
 			if err != nil {
 				return fmt.Errorf("%s is not valid:\n%w", path, err)
 			}
-			return o.Emit(map[string]any{"file": path, "valid": true, "chain_id": d.ChainID, "genesis_hash": d.Hash().String(),
-				"validators": len(d.Validators), "roles": len(d.Roles), "assets": len(d.Assets)}, func(w io.Writer) error {
+			res := map[string]any{"file": path, "valid": true, "chain_id": d.ChainID, "genesis_hash": d.Hash().String(),
+				"validators": len(d.Validators), "roles": len(d.Roles), "assets": len(d.Assets)}
+			if si := d.StateImport; si != nil {
+				res["state_import"] = si
+			}
+			return o.Emit(res, func(w io.Writer) error {
+				if si := d.StateImport; si != nil {
+					_, err := fmt.Fprintf(w, "%s is valid: chain %s, %d validators, the state of chain %s at height %d (root %s, verified), hash %s\n",
+						path, d.ChainID, len(d.Validators), si.ChainID, si.Height, si.StateRoot, d.Hash())
+					return err
+				}
 				_, err := fmt.Fprintf(w, "%s is valid: chain %s, %d validators, %d roles, %d assets, hash %s\n",
 					path, d.ChainID, len(d.Validators), len(d.Roles), len(d.Assets), d.Hash())
 				return err

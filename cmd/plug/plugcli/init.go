@@ -130,6 +130,13 @@ func initCommand() *cli.Command {
 			if err := node.WriteHome(dir, f, gen, key); err != nil {
 				return err
 			}
+			if gen != nil && gen.StateImport != nil && !filepath.IsAbs(gen.StateImport.File) {
+				// A chain restarted from a state export: the export goes where the
+				// home's genesis names it.
+				if err := copyIfOther(gen.ImportPath(), filepath.Join(dir, gen.StateImport.File)); err != nil {
+					return fmt.Errorf("copy the state export the genesis imports: %w", err)
+				}
+			}
 			// The written home must load (except for a missing genesis).
 			if gen != nil || haveGenesis {
 				if _, err := node.LoadHome(dir, app.Registry(), app.Models()); err != nil {
