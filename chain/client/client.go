@@ -47,8 +47,9 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 // WithTimeout bounds each request that does not wait for a commit. Default 10 s.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
-// WithBusyRetries sets how many times a busy answer is retried (after the node's
-// Retry-After) before Submit gives up with a *BusyError. Default 3.
+// WithBusyRetries sets how many times a request every endpoint answered busy
+// (503, 429) is sent again, after the node's Retry-After, before the client
+// gives up with a *BusyError. Default 3.
 func WithBusyRetries(n int) Option { return func(c *Client) { c.retries = n } }
 
 // WithChainID makes the client refuse headers, certificates and proofs of any

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/plugchain/plug/chain/gateway"
@@ -13,8 +14,10 @@ import (
 var (
 	// ErrNotFound: no such transaction (or still pending), block, header or height.
 	ErrNotFound = errors.New("not found")
-	// ErrBusy: every node asked was busy (mempool full, shutting down); retry
-	// later. The error is a *BusyError carrying the node's Retry-After.
+	// ErrBusy: every node asked was busy (mempool full, shutting down, its
+	// gateway's limits: 503 busy or overloaded, 429 rate_limited) through
+	// every retry; retry later. The error is a *BusyError carrying the node's
+	// Retry-After.
 	ErrBusy = errors.New("node busy")
 	// ErrInvalid: the node refused the request as malformed (bad transaction,
 	// wrong chain, bad nonce); retrying it unchanged will not help.
@@ -93,7 +96,7 @@ func (e *APIError) Unwrap() error {
 	switch e.Code {
 	case gateway.CodeNotFound:
 		return ErrNotFound
-	case gateway.CodeBusy:
+	case gateway.CodeBusy, gateway.CodeOverloaded, gateway.CodeRateLimited:
 		return ErrBusy
 	case gateway.CodeInvalid, gateway.CodeTooLarge:
 		return ErrInvalid
@@ -103,6 +106,10 @@ func (e *APIError) Unwrap() error {
 		return ErrNonceConflict
 	case gateway.CodeNonceGap:
 		return ErrNonceGap
+	}
+	// A proxy's or load balancer's own 429 or 503.
+	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
+		return ErrBusy
 	}
 	return nil
 }

@@ -45,29 +45,15 @@ func (c *Client) Submit(ctx context.Context, t *tx.Tx, wait bool, timeout time.D
 		r.path += "?wait=true&timeout=" + url.QueryEscape(timeout.String())
 		r.wait = timeout
 	}
-	var resp *response
-	for attempt := 0; ; attempt++ {
-		resp, err = c.do(ctx, r)
-		var api *APIError
-		if err == nil || !errors.As(err, &api) {
-			break
+	resp, err := c.do(ctx, r)
+	var api *APIError
+	if err != nil && !errors.Is(err, ErrBusy) && errors.As(err, &api) {
+		// Sent again (after a failover, or by a retrying caller), the
+		// transaction may already be committed: its nonce is then refused.
+		if res, rerr := c.TxResult(ctx, id); rerr == nil {
+			return &SubmitResult{ID: id, Result: res}, nil
 		}
-		if api.Code != gateway.CodeBusy {
-			// Sent again (after a failover, or by a retrying caller), the
-			// transaction may already be committed: its nonce is then refused.
-			if res, rerr := c.TxResult(ctx, id); rerr == nil {
-				return &SubmitResult{ID: id, Result: res}, nil
-			}
-			return nil, dropped(err)
-		}
-		if attempt >= c.retries {
-			return nil, &BusyError{RetryAfter: max(api.RetryAfter, time.Second), Last: err}
-		}
-		select {
-		case <-time.After(max(api.RetryAfter, 200*time.Millisecond)):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return nil, dropped(err)
 	}
 	if err != nil {
 		return nil, err

@@ -35,9 +35,36 @@ type response struct {
 	chain    string // the chain the node names (gateway.ChainIDHeader)
 }
 
+// maxBusyWait caps the Retry-After a client honours between busy rounds.
+const maxBusyWait = 30 * time.Second
+
 // do sends r to the endpoints in turn, starting with the current one, and
-// returns the first answer that is not a connection failure or a busy answer.
+// returns the first answer that is not a connection failure or a busy answer
+// (503 busy or overloaded, 429 rate_limited). When every endpoint is busy it
+// waits for the Retry-After of the last (at least 200 ms, at most 30 s) and
+// tries them all again, up to WithBusyRetries times, then returns a
+// *BusyError. Busy answers are refusals before any work, so sending the
+// request again is always safe.
 func (c *Client) do(ctx context.Context, r request) (*response, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := c.round(ctx, r)
+		var api *APIError
+		if err == nil || !errors.Is(err, ErrBusy) || !errors.As(err, &api) {
+			return resp, err
+		}
+		if attempt >= c.retries {
+			return nil, &BusyError{RetryAfter: max(api.RetryAfter, time.Second), Last: err}
+		}
+		select {
+		case <-time.After(min(max(api.RetryAfter, 200*time.Millisecond), maxBusyWait)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// round sends r to each endpoint at most once, as do says.
+func (c *Client) round(ctx context.Context, r request) (*response, error) {
 	c.mu.Lock()
 	start := c.current
 	c.mu.Unlock()
@@ -58,7 +85,7 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 		}
 		var api *APIError
 		if errors.As(err, &api) {
-			if api.Code == gateway.CodeBusy {
+			if errors.Is(api, ErrBusy) {
 				busy = api
 				errs = append(errs, fmt.Errorf("%s: %w", ep, err))
 				continue
@@ -122,12 +149,8 @@ func (c *Client) once(ctx context.Context, ep string, r request) (*response, err
 		} else {
 			api.Code, api.Message = strconv.Itoa(res.StatusCode), fmt.Sprintf("%s answered %s", ep, res.Status)
 		}
-		if s := res.Header.Get("Retry-After"); s != "" {
-			if n, err := strconv.Atoi(s); err == nil {
-				api.RetryAfter = time.Duration(n) * time.Second
-			}
-		}
-		if res.StatusCode >= 500 && api.Code != gateway.CodeBusy {
+		api.RetryAfter = retryAfter(res.Header.Get("Retry-After"), time.Now())
+		if res.StatusCode >= 500 && !errors.Is(api, ErrBusy) {
 			api.Message = fmt.Sprintf("%s: %s", ep, api.Message)
 		}
 		return nil, api
@@ -201,4 +224,19 @@ func decodeCBOR(r *response, v any) error {
 func IsConnError(err error) bool {
 	var ne net.Error
 	return errors.Is(err, ErrUnavailable) || errors.As(err, &ne)
+}
+
+// retryAfter reads a Retry-After header: delay seconds or an HTTP date
+// (RFC 9110 10.2.3); 0 when absent or unreadable.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

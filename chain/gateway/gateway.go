@@ -238,7 +238,8 @@ const (
 // Option configures a Server.
 type Option func(*Server)
 
-// WithMaxBody limits request bodies to n bytes (larger: 413). Default DefaultMaxBody.
+// WithMaxBody limits request bodies to n bytes (larger: 413), those of
+// POST /v1/txs to BatchBodyFactor x n. Default DefaultMaxBody.
 func WithMaxBody(n int64) Option { return func(s *Server) { s.maxBody = n } }
 
 // WithRegistry sets the Prometheus registry /metrics serves and the gateway's
@@ -282,6 +283,15 @@ type Server struct {
 	tls        *tls.Config
 	handler    http.Handler
 
+	bodyBudget  int64
+	smallLane   int64
+	bodyWait    time.Duration
+	maxInFlight int
+	rate        float64
+	burst       int
+	rateClients int
+	lim         limits
+
 	closeOnce sync.Once
 	closing   chan struct{} // closed when shutdown starts: ends streams and waits
 }
@@ -296,6 +306,10 @@ func New(b Backend, opts ...Option) *Server {
 		heartbeat:  DefaultHeartbeat,
 		maxLag:     DefaultMaxLag,
 		closing:    make(chan struct{}),
+
+		bodyBudget:  DefaultBodyBudget,
+		bodyWait:    DefaultBodyWait,
+		maxInFlight: DefaultMaxInFlight,
 	}
 	for _, o := range opts {
 		o(s)
@@ -312,6 +326,7 @@ func New(b Backend, opts ...Option) *Server {
 	if s.heartbeat <= 0 {
 		s.heartbeat = DefaultHeartbeat
 	}
+	s.initLimits()
 	s.handler = s.routes()
 	return s
 }

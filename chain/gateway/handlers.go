@@ -124,6 +124,8 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// The body is decoded: what the submission and its wait hold is t.
+	releaseBody(r)
 	var events <-chan Event
 	if wait {
 		// Subscribe before submitting, so the commit cannot slip by unseen.
@@ -174,7 +176,7 @@ func (s *Server) dropped(w http.ResponseWriter, st *TxStatus) {
 // It answers 200 with a result per transaction, or an error for a body that
 // is not such an array.
 func (s *Server) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, BatchBodyFactor*s.maxBody)
+	body, err := s.readBody(w, r, BatchBodyFactor*s.maxBody)
 	if err != nil {
 		s.fail(w, r, err)
 		return

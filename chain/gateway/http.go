@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"runtime/debug"
@@ -76,7 +75,9 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rw := &recorder{ResponseWriter: w}
 	rw.Header().Set(ChainIDHeader, rt.s.b.ChainID())
+	var hold *bodyHold
 	defer func() {
+		hold.release()
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p)
@@ -92,6 +93,26 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rt.s.metrics.observeHTTP(label, code, time.Since(start))
 	}()
+	if !exempt(route) {
+		if err := rt.s.lim.allow(r); err != nil {
+			rt.s.metrics.refused(refusedRate)
+			rt.s.fail(rw, r, err)
+			return
+		}
+		if route != "GET /v1/events" {
+			leave, err := rt.s.lim.enter()
+			if err != nil {
+				rt.s.metrics.refused(refusedInFlight)
+				rt.s.fail(rw, r, err)
+				return
+			}
+			defer leave()
+		}
+		if rt.s.lim.budget != nil && r.Body != nil && r.Body != http.NoBody {
+			hold = &bodyHold{s: rt.s}
+			r = r.WithContext(context.WithValue(r.Context(), holdKey{}, hold))
+		}
+	}
 	if route == "" {
 		// The mux answers 404 and 405 in plain text: keep its status and Allow
 		// header, answer in JSON. (Its redirects to clean paths pass through.)
@@ -213,6 +234,10 @@ func classify(err error) (int, string) {
 	switch {
 	case errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable, CodeBusy
+	case errors.Is(err, ErrOverloaded):
+		return http.StatusServiceUnavailable, CodeOverloaded
+	case errors.Is(err, ErrRateLimited):
+		return http.StatusTooManyRequests, CodeRateLimited
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, CodeNotFound
 	case errors.Is(err, ErrDropped):
@@ -240,8 +265,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := classify(err)
 	msg := err.Error()
 	switch status {
-	case http.StatusServiceUnavailable:
-		secs := int((s.retryAfter + time.Second - 1) / time.Second)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		wait := s.retryAfter
+		var le *limitError
+		if errors.As(err, &le) && le.retryAfter > 0 {
+			wait = le.retryAfter
+		}
+		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 	case http.StatusInternalServerError:
 		// err.Error(): an error value is a struct to slog's JSON and zap
@@ -259,25 +289,11 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// readBody reads a request body of at most limit bytes; a longer one is
-// ErrTooLarge's 413, a broken one a 400.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fmt.Errorf("request body exceeds %d bytes: %w", mbe.Limit, mbe)
-		}
-		return nil, invalid("read body: %v", err)
-	}
-	return body, nil
-}
-
 // readTx reads a POST /v1/tx body: canonical CBOR (application/cbor or
 // application/octet-stream) or JSON {"tx": "<base64 CBOR>"}. Other content types
 // are sniffed: a body starting with '{' is JSON.
 func (s *Server) readTx(w http.ResponseWriter, r *http.Request) (*tx.Tx, error) {
-	body, err := readBody(w, r, s.maxBody)
+	body, err := s.readBody(w, r, s.maxBody)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,12 @@ type Metrics struct {
 	HTTPRequests       *prometheus.CounterVec   // plug_http_requests_total{route,code}
 	HTTPRequestSeconds *prometheus.HistogramVec // plug_http_request_seconds{route}
 	EventStreams       prometheus.Gauge         // plug_gateway_event_streams
+	// Refused counts requests the gateway's limits refused, by reason:
+	// rate_limited (429), in_flight and body_budget (503 overloaded),
+	// too_large (413).
+	Refused *prometheus.CounterVec // plug_gateway_refused_total{reason}
+	// BodyBytes is the body budget reserved by requests being handled.
+	BodyBytes prometheus.Gauge // plug_gateway_body_bytes_in_flight
 }
 
 // NewMetrics creates the collectors and registers them, with the Go runtime and
@@ -74,6 +80,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		EventStreams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "plug_gateway_event_streams", Help: "Open /v1/events streams.",
 		}),
+		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plug_gateway_refused_total", Help: "Gateway requests refused by a limit, by reason (rate_limited, in_flight, body_budget, too_large).",
+		}, []string{"reason"}),
+		BodyBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "plug_gateway_body_bytes_in_flight", Help: "Bytes of request bodies reserved in the gateway's body budget.",
+		}),
 	}
 	if reg == nil {
 		return m
@@ -89,6 +101,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.HTTPRequests = register(reg, m.HTTPRequests)
 	m.HTTPRequestSeconds = register(reg, m.HTTPRequestSeconds)
 	m.EventStreams = register(reg, m.EventStreams)
+	m.Refused = register(reg, m.Refused)
+	m.BodyBytes = register(reg, m.BodyBytes)
 	register(reg, collectors.NewGoCollector())
 	register(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -157,5 +171,17 @@ func (m *Metrics) TxsFetched(n int) {
 func (m *Metrics) SetPeers(n int) {
 	if m != nil {
 		m.Peers.Set(float64(n))
+	}
+}
+
+func (m *Metrics) refused(reason string) {
+	if m != nil {
+		m.Refused.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) bodyBytes(delta float64) {
+	if m != nil {
+		m.BodyBytes.Add(delta)
 	}
 }

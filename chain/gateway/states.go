@@ -98,7 +98,7 @@ func (s *Server) handleStates(w http.ResponseWriter, r *http.Request) {
 
 // readStatesRequest reads and checks a POST /v1/states body.
 func (s *Server) readStatesRequest(w http.ResponseWriter, r *http.Request) (*StatesRequest, error) {
-	body, err := readBody(w, r, s.maxBody)
+	body, err := s.readBody(w, r, s.maxBody)
 	if err != nil {
 		return nil, err
 	}

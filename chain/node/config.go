@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/plugchain/plug/chain/config"
 	"github.com/plugchain/plug/chain/consensus"
 	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/transform"
 )
@@ -87,10 +89,57 @@ type P2PConfig struct {
 	PrivateNetworkKeyFile string `toml:"private_network_key_file"`
 }
 
-// HTTPConfig is the [http] section.
+// HTTPConfig is the [http] section: the gateway's address and its resource
+// limits (docs/gateway.md, "Limits"). Zero values mean the defaults.
 type HTTPConfig struct {
 	// Listen is the gateway's host:port (API and /metrics); "" disables it.
 	Listen string `toml:"listen"`
+	// MaxBodyBytes is the largest body of POST /v1/tx and /v1/states; POST
+	// /v1/txs takes gateway.BatchBodyFactor (8) times it. Larger: 413.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// BodyBudgetBytes bounds the bytes of request bodies held in memory at
+	// once across all connections (at least 8 x MaxBodyBytes).
+	BodyBudgetBytes int64 `toml:"body_budget_bytes"`
+	// BodyWait is how long a request waits for room in the budget before 503.
+	BodyWait config.Duration `toml:"body_wait"`
+	// MaxInFlight bounds the requests handled at once (/healthz, /metrics and
+	// event streams not counted); beyond it 503. Negative: no bound.
+	MaxInFlight int `toml:"max_in_flight"`
+	// RateLimit is the requests per second each client IP (IPv6: /64) may send
+	// on average, RateBurst how many at once; beyond 429. Negative: no limit.
+	RateLimit float64 `toml:"rate_limit"`
+	RateBurst int     `toml:"rate_burst"`
+}
+
+// Defaults of the [http] limits written by DefaultFileConfig.
+const (
+	DefaultHTTPMaxBody     = gateway.DefaultMaxBody
+	DefaultHTTPBodyBudget  = gateway.DefaultBodyBudget
+	DefaultHTTPBodyWait    = gateway.DefaultBodyWait
+	DefaultHTTPMaxInFlight = gateway.DefaultMaxInFlight
+	DefaultHTTPRateLimit   = 500
+	DefaultHTTPRateBurst   = 1000
+)
+
+// GatewayOptions are the gateway options of c's limits, defaults filled in.
+func (c HTTPConfig) GatewayOptions() []gateway.Option {
+	maxBody := cmp.Or(c.MaxBodyBytes, DefaultHTTPMaxBody)
+	budget := cmp.Or(c.BodyBudgetBytes, DefaultHTTPBodyBudget)
+	wait := cmp.Or(c.BodyWait.Duration, DefaultHTTPBodyWait)
+	inFlight := cmp.Or(c.MaxInFlight, DefaultHTTPMaxInFlight)
+	rps, burst := cmp.Or(c.RateLimit, DefaultHTTPRateLimit), c.RateBurst
+	if burst == 0 {
+		burst = DefaultHTTPRateBurst
+		if c.RateLimit > 0 {
+			burst = max(1, int(2*c.RateLimit))
+		}
+	}
+	return []gateway.Option{
+		gateway.WithMaxBody(maxBody),
+		gateway.WithBodyBudget(budget, wait),
+		gateway.WithMaxInFlight(inFlight), // negative: no bound
+		gateway.WithRateLimit(rps, burst), // negative: no limit
+	}
 }
 
 // ConsensusConfig is the [consensus] section; zero values mean the defaults.
@@ -128,8 +177,10 @@ func DefaultFileConfig(name, chainID string, validator bool) *FileConfig {
 	t := consensus.DefaultTimeouts()
 	return &FileConfig{
 		Name: name, ChainID: chainID, Validator: validator,
-		P2P:  P2PConfig{Listen: DefaultP2PListen},
-		HTTP: HTTPConfig{Listen: DefaultHTTPListen},
+		P2P: P2PConfig{Listen: DefaultP2PListen},
+		HTTP: HTTPConfig{Listen: DefaultHTTPListen, MaxBodyBytes: DefaultHTTPMaxBody, BodyBudgetBytes: DefaultHTTPBodyBudget,
+			BodyWait: config.Duration{Duration: DefaultHTTPBodyWait}, MaxInFlight: DefaultHTTPMaxInFlight,
+			RateLimit: DefaultHTTPRateLimit, RateBurst: DefaultHTTPRateBurst},
 		Consensus: ConsensusConfig{Stagger: ms(t.Stagger), Propose: ms(t.Propose), PreCommit: ms(t.PreCommit),
 			Commit: ms(t.Commit), Delta: ms(t.Delta), Rebroadcast: ms(t.Rebroadcast), NewHeight: ms(t.NewHeight),
 			Heartbeat: ms(t.Heartbeat), MaxBlockTxs: 10_000, MaxBlockBytes: 8 << 20},
@@ -311,6 +362,20 @@ func (f *FileConfig) check(path string) error {
 			return cfgErr(path, "http.listen", "%q: bad port %q", f.HTTP.Listen, port)
 		}
 	}
+	hc := f.HTTP
+	switch {
+	case hc.MaxBodyBytes < 0:
+		return cfgErr(path, "http.max_body_bytes", "must not be negative (0 means the default, %d)", DefaultHTTPMaxBody)
+	case hc.BodyBudgetBytes < 0:
+		return cfgErr(path, "http.body_budget_bytes", "must not be negative (0 means the default, %d)", DefaultHTTPBodyBudget)
+	case hc.BodyBudgetBytes > 0 && hc.BodyBudgetBytes < gateway.BatchBodyFactor*cmp.Or(hc.MaxBodyBytes, DefaultHTTPMaxBody):
+		return cfgErr(path, "http.body_budget_bytes", "%d is less than one largest batch body (%d x max_body_bytes = %d): raise it or lower max_body_bytes",
+			hc.BodyBudgetBytes, gateway.BatchBodyFactor, gateway.BatchBodyFactor*cmp.Or(hc.MaxBodyBytes, DefaultHTTPMaxBody))
+	case hc.BodyWait.Duration < 0:
+		return cfgErr(path, "http.body_wait", "negative duration %s", hc.BodyWait)
+	case hc.RateBurst < 0:
+		return cfgErr(path, "http.rate_burst", "must not be negative (0 means the default)")
+	}
 	c := f.Consensus
 	for name, d := range map[string]config.Duration{"stagger": c.Stagger, "propose": c.Propose, "precommit": c.PreCommit,
 		"commit": c.Commit, "delta": c.Delta, "rebroadcast": c.Rebroadcast, "new_height": c.NewHeight, "heartbeat": c.Heartbeat} {
@@ -393,6 +458,19 @@ private_network_key_file = {{q .P2P.PrivateNetworkKeyFile}}
 # Gateway (JSON API, /healthz, /metrics) host:port; "" disables it.
 # Keep it on 127.0.0.1 or behind a TLS proxy unless the network is trusted.
 listen = {{q .HTTP.Listen}}
+# Limits (docs/gateway.md, "Limits"); 0 means the default. /healthz and /metrics are exempt.
+# Largest body of POST /v1/tx and /v1/states, in bytes; POST /v1/txs takes 8 times it (larger: 413).
+max_body_bytes = {{.HTTP.MaxBodyBytes}}
+# Bytes of request bodies held in memory at once across all connections (at least 8 x
+# max_body_bytes); a request that finds no room within body_wait gets 503 overloaded.
+body_budget_bytes = {{.HTTP.BodyBudgetBytes}}
+body_wait = {{q .HTTP.BodyWait.String}}
+# Requests handled at once (event streams not counted); beyond: 503 overloaded. -1: no bound.
+max_in_flight = {{.HTTP.MaxInFlight}}
+# Requests per second per client IP (IPv6: per /64) and burst; beyond: 429 rate_limited.
+# Behind a proxy all clients share the proxy's limit. -1: no limit.
+rate_limit = {{.HTTP.RateLimit}}
+rate_burst = {{.HTTP.RateBurst}}
 
 [consensus]
 # Round timeouts; all nodes of a chain should use the same values.

@@ -89,6 +89,8 @@ func TestHomeErrors(t *testing.T) {
 		{"genesis", GenesisFile, `"power": 100`, `"power": "x"`, []string{GenesisFile + ":", "plug genesis validate"}},
 		{"long heartbeat", ConfigFile, `heartbeat = "1s"`, `heartbeat = "2m"`, []string{"consensus.heartbeat", "1m0s"}},
 		{"negative cache", ConfigFile, "state_cache_nodes = 0", "state_cache_nodes = -5", []string{"storage.state_cache_nodes", "negative"}},
+		{"small body budget", ConfigFile, "body_budget_bytes = 67108864", "body_budget_bytes = 1000", []string{"http.body_budget_bytes", "largest batch body"}},
+		{"negative body", ConfigFile, "max_body_bytes = 1048576", "max_body_bytes = -1", []string{"http.max_body_bytes", "negative"}},
 		{"key altered", NodeKeyFile, `"seed": "`, `"seed": "00`, []string{NodeKeyFile, "seed"}},
 	}
 	for _, c := range cases {
