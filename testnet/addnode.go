@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/plugchain/plug/chain/client"
@@ -123,11 +122,7 @@ func AddNode(ctx context.Context, dir, chainID, name string, opts Options) (*Add
 	if found := node.HomeExists(n.Home); len(found) > 0 {
 		return nil, fmt.Errorf("%s already holds %v: remove it or pick another name", n.Home, found)
 	}
-	f := node.DefaultFileConfig(name, c.ChainID, true) // votes once it holds power
-	f.P2P.Listen = "/ip4/127.0.0.1/tcp/" + strconv.Itoa(ports[1])
-	f.HTTP.Listen = strings.TrimPrefix(n.HTTP, "http://")
-	f.Log.Format = "plain"
-	f.Storage.StateCacheNodes = TestnetStateCache
+	f := nodeConfig(name, c.ChainID, true, ports[1], n.HTTP) // votes once it holds power
 	var peerNames []string
 	for _, p := range peers {
 		f.P2P.Peers = append(f.P2P.Peers, p.P2P)

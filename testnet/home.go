@@ -16,13 +16,7 @@ const TestnetStateCache = 400_000
 // (listening on 127.0.0.1, every other node of the chain as a peer, the
 // chain's full nodes allowed in), genesis.json and node_key.json.
 func writeHome(p *plannedNode, chain []*plannedNode, doc *genesis.Doc) error {
-	f := node.DefaultFileConfig(p.Name, doc.ChainID, p.Validator)
-	f.P2P.Listen = "/ip4/127.0.0.1/tcp/" + strconv.Itoa(p.p2pP)
-	f.HTTP.Listen = strings.TrimPrefix(p.HTTP, "http://")
-	f.Log.Format = "plain" // node.log is a file, not a terminal
-	// Every node of every chain shares this machine: a tenth of the default
-	// state cache keeps a 16-node testnet under load within a few GiB.
-	f.Storage.StateCacheNodes = TestnetStateCache
+	f := nodeConfig(p.Name, doc.ChainID, p.Validator, p.p2pP, p.HTTP)
 	for _, o := range chain {
 		if o == p {
 			continue
@@ -33,4 +27,19 @@ func writeHome(p *plannedNode, chain []*plannedNode, doc *genesis.Doc) error {
 		}
 	}
 	return node.WriteHome(p.Home, f, doc, p.key)
+}
+
+// nodeConfig is the config.toml of a testnet node listening on 127.0.0.1.
+func nodeConfig(name, chainID string, validator bool, p2pPort int, httpURL string) *node.FileConfig {
+	f := node.DefaultFileConfig(name, chainID, validator)
+	f.P2P.Listen = "/ip4/127.0.0.1/tcp/" + strconv.Itoa(p2pPort)
+	f.HTTP.Listen = strings.TrimPrefix(httpURL, "http://")
+	f.Log.Format = "plain" // node.log is a file, not a terminal
+	// Every node of every chain shares this machine: a tenth of the default
+	// state cache keeps a 16-node testnet under load within a few GiB.
+	f.Storage.StateCacheNodes = TestnetStateCache
+	// Every client of a testnet, relays and benchmarks included, comes from
+	// 127.0.0.1: a per-address rate limit would throttle them all as one.
+	f.HTTP.RateLimit = -1
+	return f
 }
