@@ -270,7 +270,13 @@ func (s *Store) SaveBlock(b *block.Block, cert *consensus.Certificate, receipts 
 			{bucketMeta, metaHeight, hk},
 		}
 		for _, p := range puts {
-			if err := tx.Bucket(p.bucket).Put(p.key, p.value); err != nil {
+			bk := tx.Bucket(p.bucket)
+			if !bytes.Equal(p.bucket, bucketHeights) {
+				// Keyed by height, appended in order: pack pages full instead
+				// of leaving every split page half empty.
+				bk.FillPercent = 1
+			}
+			if err := bk.Put(p.key, p.value); err != nil {
 				return err
 			}
 		}
