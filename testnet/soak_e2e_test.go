@@ -460,7 +460,40 @@ func (s *soak) checkTransfers(ctx context.Context) {
 			got := s.balance(ctx, c, chain, "USD", a)
 			if got != sum {
 				t.Errorf("%s: recipient %s holds %d, its committed transfers sent %d", chain, a.String()[:8], got, sum)
+				s.explainBalance(ctx, c, chain, a)
 			}
+		}
+	}
+}
+
+// explainBalance looks for the heights at which addr's balance did not move by
+// the committed transfers to it: a failing run then names the transactions and
+// blocks to look at.
+func (s *soak) explainBalance(ctx context.Context, c *client.Client, chain string, addr crypto.Address) {
+	byHeight := map[uint64]uint64{}
+	ids := map[uint64][]string{}
+	for _, in := range s.transfers {
+		if in.chain != chain || in.to != addr || in.outcome != "committed" {
+			continue
+		}
+		id, _ := in.tx.ID()
+		res, err := c.TxResult(ctx, id)
+		if err != nil {
+			s.t.Errorf("  transfer %s of %d answered committed, now: %v", id.Short(), in.amount, err)
+			continue
+		}
+		byHeight[res.Height] += in.amount
+		ids[res.Height] = append(ids[res.Height], id.Short())
+	}
+	for h, sum := range byHeight {
+		before, _, err1 := c.ProvenBalance(ctx, "USD", addr, h-1, true)
+		after, _, err2 := c.ProvenBalance(ctx, "USD", addr, h, true)
+		if err1 != nil || err2 != nil {
+			s.t.Errorf("  height %d: cannot read the balance around it: %v %v", h, err1, err2)
+			continue
+		}
+		if after-before != sum {
+			s.t.Errorf("  height %d: balance moved %d -> %d, the committed transfers %v there sent %d", h, before, after, ids[h], sum)
 		}
 	}
 }
