@@ -53,8 +53,8 @@ func nodeCheckCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
 		Usage: "check a stopped node's databases: bbolt's page checks, blocks, state root",
-		UsageText: "plug node check --home DIR [--output json]\n\n" +
-			"plug node check --home /srv/plug/val-1\n" +
+		UsageText: "plug node check [--home] DIR [--output json]\n\n" +
+			"plug node check /srv/plug/val-1\n" +
 			"plug node check --home ./val-1 --output json",
 		Description: "Reads HOME/state.db and HOME/chain.db read-only (stop the node first) and checks:\n" +
 			"  - each file's two meta pages and that the file is as long as they say;\n" +
@@ -72,14 +72,11 @@ func nodeCheckCommand() *cli.Command {
 }
 
 func nodeCheck(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: `plug node check` takes flags only", c.Args().First())
-	}
 	o, err := newOutput(c)
 	if err != nil {
 		return err
 	}
-	dir, err := homeDir(c)
+	dir, err := nodeHomeArg(c, "check")
 	if err != nil {
 		return err
 	}
@@ -343,7 +340,7 @@ func nodeResyncCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "resync",
 		Usage: "move a stopped node's databases aside so that its next start syncs from peers",
-		UsageText: "plug node resync --home DIR [--output json]\n\n" +
+		UsageText: "plug node resync [--home] DIR [--output json]\n\n" +
 			"plug node resync --home /srv/plug/val-1",
 		Description: "Moves HOME/state.db and HOME/chain.db into HOME/corrupt-<UTC time>/ and keeps\n" +
 			"config.toml, genesis.json and node_key.json. The next `plug node start` begins at\n" +
@@ -351,14 +348,11 @@ func nodeResyncCommand() *cli.Command {
 			"re-executing each. Refused while the node runs. The moved files stay until you delete\n" +
 			"them. For a validator, see docs/storage.md (its record of votes moves with chain.db).",
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return fmt.Errorf("unexpected argument %q: `plug node resync` takes flags only", c.Args().First())
-			}
 			o, err := newOutput(c)
 			if err != nil {
 				return err
 			}
-			dir, err := homeDir(c)
+			dir, err := nodeHomeArg(c, "resync")
 			if err != nil {
 				return err
 			}
@@ -400,4 +394,18 @@ func nodeResyncCommand() *cli.Command {
 			})
 		},
 	}
+}
+
+// nodeHomeArg is the node home of `plug node check|resync [HOME]`: the one
+// argument, or --home (PLUG_HOME, ~/.plug) without one.
+func nodeHomeArg(c *cli.Context, cmd string) (string, error) {
+	switch {
+	case c.NArg() > 1:
+		return "", fmt.Errorf("unexpected argument %q: `plug node %s` takes one node home", c.Args().Get(1), cmd)
+	case c.NArg() == 1 && flagString(c, "home") != "":
+		return "", fmt.Errorf("give the node home once: as the argument or as --home, not both")
+	case c.NArg() == 1:
+		return c.Args().First(), nil
+	}
+	return homeDir(c)
 }
