@@ -13,6 +13,7 @@ import (
 
 	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/node"
 	"github.com/plugchain/plug/chain/validator"
@@ -52,17 +53,7 @@ func TestEquivocatorJailed(t *testing.T) {
 	}
 	alpha, _ := m.Chain("alpha")
 	beta, _ := m.Chain("beta")
-	var home string
-	for _, n := range alpha.Nodes {
-		if n.Name == offender {
-			home = n.Home
-		}
-	}
-	key, err := node.ReadNodeKey(filepath.Join(home, node.NodeKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := key.Public().Address()
+	addr := nodeAddress(t, alpha, offender)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ca, err := client.New([]string{alpha.Nodes[0].HTTP})
@@ -141,17 +132,7 @@ func TestAbsentValidatorUnstaked(t *testing.T) {
 		t.Fatal(err)
 	}
 	const victim = "alpha-val-4"
-	var home string
-	for _, n := range m.Chains[0].Nodes {
-		if n.Name == victim {
-			home = n.Home
-		}
-	}
-	key, err := node.ReadNodeKey(filepath.Join(home, node.NodeKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := key.Public().Address()
+	addr := nodeAddress(t, &m.Chains[0], victim)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := client.New([]string{m.Chains[0].Nodes[0].HTTP})
@@ -189,6 +170,22 @@ func TestAbsentValidatorUnstaked(t *testing.T) {
 		g := height(t, ctx, c)
 		return g >= h+3, fmt.Sprintf("height %d, was %d", g, h)
 	})
+}
+
+// nodeAddress is the account address of node name's key.
+func nodeAddress(t *testing.T, c *testnet.Chain, name string) crypto.Address {
+	t.Helper()
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			key, err := node.ReadNodeKey(filepath.Join(n.Home, node.NodeKeyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return key.Public().Address()
+		}
+	}
+	t.Fatalf("chain %s has no node %s", c.ChainID, name)
+	return crypto.Address{}
 }
 
 func height(t *testing.T, ctx context.Context, c *client.Client) uint64 {

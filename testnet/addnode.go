@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/plugchain/plug/chain/client"
-	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/node"
 	"github.com/plugchain/plug/chain/validator"
@@ -101,15 +100,7 @@ func AddNode(ctx context.Context, dir, chainID, name string, opts Options) (*Add
 		return nil, err
 	}
 
-	info, err := kr.Add(name, crypto.Ed25519)
-	if err != nil {
-		return nil, err
-	}
-	key, err := kr.Get(name)
-	if err != nil {
-		return nil, err
-	}
-	id, err := node.PeerIDOf(info.PublicKey)
+	key, id, err := newNodeKey(kr, name)
 	if err != nil {
 		return nil, err
 	}
@@ -156,8 +147,8 @@ func AddNode(ctx context.Context, dir, chainID, name string, opts Options) (*Add
 		return nil, err
 	}
 	_, added, _ := m.Node(name)
-	return &AddedNode{ChainID: c.ChainID, Node: *added, PeerID: id.String(), Address: info.Address.String(),
-		PublicKey: fmt.Sprintf("%x", info.PublicKey.Key), Peers: peerNames}, nil
+	return &AddedNode{ChainID: c.ChainID, Node: *added, PeerID: id.String(), Address: key.Public().Address().String(),
+		PublicKey: fmt.Sprintf("%x", key.Public().Key), Peers: peerNames}, nil
 }
 
 // freeName returns CHAIN-node-N for the first N no node of m has.

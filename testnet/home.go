@@ -4,7 +4,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
+	"github.com/plugchain/plug/chain/keyring"
 	"github.com/plugchain/plug/chain/node"
 )
 
@@ -42,4 +46,20 @@ func nodeConfig(name, chainID string, validator bool, p2pPort int, httpURL strin
 	// 127.0.0.1: a per-address rate limit would throttle them all as one.
 	f.HTTP.RateLimit = -1
 	return f
+}
+
+// newNodeKey makes a node's key in the testnet keyring under the node's name,
+// so that the validator can sign stake and power transactions (plug tx stake
+// --from alpha-val-1), and returns it with its libp2p peer ID.
+func newNodeKey(kr *keyring.Keyring, name string) (crypto.PrivateKey, peer.ID, error) {
+	info, err := kr.Add(name, crypto.Ed25519)
+	if err != nil {
+		return nil, "", err
+	}
+	key, err := kr.Get(name)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := node.PeerIDOf(info.PublicKey)
+	return key, id, err
 }

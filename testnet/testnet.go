@@ -16,7 +16,6 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/keyring"
-	"github.com/plugchain/plug/chain/node"
 	"github.com/plugchain/plug/crosschain/shard"
 )
 
@@ -216,15 +215,7 @@ func create(topo *Topology, dir string) (*Manifest, error) {
 			name := nodeName(spec.ID, full, idx)
 			// Node keys live in the keyring too, so validators can sign
 			// stake and power transactions: plug tx stake --from alpha-val-1.
-			info, err := kr.Add(name, crypto.Ed25519)
-			if err != nil {
-				return nil, err
-			}
-			key, err := kr.Get(name)
-			if err != nil {
-				return nil, err
-			}
-			id, err := node.PeerIDOf(info.PublicKey)
+			key, id, err := newNodeKey(kr, name)
 			if err != nil {
 				return nil, err
 			}
