@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/gateway"
@@ -68,10 +69,13 @@ func clientAction(maxArgs int, fn func(e *env) error) cli.ActionFunc {
 
 // balanceOut is `plug query balance` in --output json.
 type balanceOut struct {
-	Account   string `json:"account"`
-	Address   string `json:"address"`
-	Asset     string `json:"asset"`
-	Balance   uint64 `json:"balance"`
+	Account string `json:"account"`
+	Address string `json:"address"`
+	Asset   string `json:"asset"`
+	Balance uint64 `json:"balance"`
+	// Display is the balance in whole units with the asset's name ("12.34 USD").
+	Display   string `json:"display"`
+	Decimals  uint8  `json:"decimals"`
 	Height    uint64 `json:"height"`
 	StateRoot string `json:"state_root"`
 	Proven    bool   `json:"proven"`
@@ -111,7 +115,8 @@ func queryBalanceCommand() *cli.Command {
 					return err
 				}
 			}
-			if err := checkAsset(e.ctx(), cl, a); err != nil {
+			def, err := assetDef(e.ctx(), cl, a)
+			if err != nil {
 				return err
 			}
 			v, res, err := cl.ProvenBalance(e.ctx(), a, addr, e.c.Uint64("height"), prove)
@@ -121,11 +126,12 @@ func queryBalanceCommand() *cli.Command {
 			if name == "" {
 				name = addr.String()
 			}
-			out := balanceOut{Account: name, Address: addr.String(), Asset: a, Balance: v, Height: res.Height,
+			out := balanceOut{Account: name, Address: addr.String(), Asset: a, Balance: v,
+				Display: asset.Display(v, def.Decimals, a), Decimals: def.Decimals, Height: res.Height,
 				StateRoot: res.StateRoot.String(), Proven: prove, Verified: res.Verified}
 			return e.out.Emit(out, func(w io.Writer) error {
 				return e.out.Fields([][2]string{{"account", name}, {"address", out.Address}, {"asset", a},
-					{"balance", strconv.FormatUint(v, 10)}, {"height", strconv.FormatUint(out.Height, 10)},
+					{"balance", withDisplay(v, out.Display)}, {"height", strconv.FormatUint(out.Height, 10)},
 					{"proof", proofText(prove, res.Verified)}})
 			})
 		}),
@@ -412,11 +418,6 @@ func queryStatusCommand() *cli.Command {
 // checkAsset refuses an asset the chain of cl does not define, before anything
 // is read as zero or signed.
 func checkAsset(ctx context.Context, cl *client.Client, name string) error {
-	if _, err := cl.Asset(ctx, name); err != nil {
-		if errors.Is(err, client.ErrUnknownAsset) {
-			return fmt.Errorf("%w: check --asset and --chain (a new asset is made with `plug tx create-asset`)", err)
-		}
-		return fmt.Errorf("reading asset %q: %w", name, err)
-	}
-	return nil
+	_, err := assetDef(ctx, cl, name)
+	return err
 }

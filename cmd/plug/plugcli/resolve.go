@@ -68,6 +68,10 @@ type env struct {
 	// shards is the client of the --network; client is then the --chain shard's
 	// (or the first shard's, for the commands that route by account).
 	shards *shard.Client
+	// shown is the amount a tx command moves, for its output (amount.go).
+	shown *shownAmount
+	// names maps the keyring's addresses to their names, read once (amount.go).
+	names map[crypto.Address]string
 }
 
 // routedCommands work on a whole --network without --chain.

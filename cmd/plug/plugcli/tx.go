@@ -68,17 +68,6 @@ func txFlags(extra ...cli.Flag) []cli.Flag {
 	return append(fl, clientFlags()...)
 }
 
-func amountFlag(usage string) cli.Flag {
-	return &cli.Uint64Flag{Name: "amount", Usage: usage}
-}
-
-func needAmount(c *cli.Context) (uint64, error) {
-	if !c.IsSet("amount") || c.Uint64("amount") == 0 {
-		return 0, errors.New("missing --amount: give a positive whole number of the asset's smallest unit")
-	}
-	return c.Uint64("amount"), nil
-}
-
 func needString(c *cli.Context, name, what string) (string, error) {
 	v := c.String(name)
 	if v == "" {
@@ -156,6 +145,7 @@ func txTransferCommand() *cli.Command {
 		Usage: "move an amount of an asset from the signer to an account (across shards with --network)",
 		UsageText: "plug tx transfer --from KEY --to ACCOUNT --asset NAME --amount N [--wait]\n\n" +
 			"plug tx transfer --node http://127.0.0.1:26657 --from alice --to bob --asset USD --amount 25 --wait\n" +
+			"plug tx transfer --testnet ./tn --from alice --to bob --asset USD --amount 12.50 --wait   # 12.50 USD = 1250 with 2 decimals\n" +
 			"plug tx transfer --testnet ./tn --from bob --to 3f2a…91c0 --asset USD --amount 5 --output json\n" +
 			"plug tx transfer --network /tmp/sh/network.toml --from alice --to bob --asset USD --amount 5 --wait   # across shards if need be",
 		Description: "With --network, the transfer goes to the payer's shard when both accounts live there, and\n" +
@@ -175,14 +165,11 @@ func txTransferCommand() *cli.Command {
 			if err != nil {
 				return nil, err
 			}
-			n, err := needAmount(e.c)
-			if err != nil {
-				return nil, err
-			}
 			if e.shards != nil && !e.c.IsSet("chain") {
-				return nil, routed{networkTransfer(e, s, to, a, n)}
+				return nil, routed{networkTransfer(e, s, to, a)}
 			}
-			if err := checkAsset(e.ctx(), e.client, a); err != nil {
+			n, err := e.assetAmount(e.client, a)
+			if err != nil {
 				return nil, err
 			}
 			return &asset.Transfer{Asset: a, From: s.key.Public().Address(), To: to, Amount: n}, nil

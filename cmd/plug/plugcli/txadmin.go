@@ -44,11 +44,8 @@ func txIssueCommand() *cli.Command {
 			if err != nil {
 				return nil, err
 			}
-			n, err := needAmount(e.c)
+			n, err := e.assetAmount(e.client, a)
 			if err != nil {
-				return nil, err
-			}
-			if err := checkAsset(e.ctx(), e.client, a); err != nil {
 				return nil, err
 			}
 			return &asset.Issue{Asset: a, To: to, Amount: n}, nil
@@ -68,11 +65,8 @@ func txBurnCommand() *cli.Command {
 			if err != nil {
 				return nil, err
 			}
-			n, err := needAmount(e.c)
+			n, err := e.assetAmount(e.client, a)
 			if err != nil {
-				return nil, err
-			}
-			if err := checkAsset(e.ctx(), e.client, a); err != nil {
 				return nil, err
 			}
 			return &asset.Burn{Asset: a, From: s.key.Public().Address(), Amount: n}, nil
@@ -206,11 +200,11 @@ func txStakeCommand(stake bool) *cli.Command {
 		Flags: txFlags(amountFlag("amount of power (= staking asset) to "+name),
 			&cli.StringFlag{Name: "asset", Usage: "staking asset (default: the chain's)"}),
 		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
-			n, err := needAmount(e.c)
+			a, err := e.stakingAsset()
 			if err != nil {
 				return nil, err
 			}
-			a, err := e.stakingAsset()
+			n, err := e.assetAmount(e.client, a)
 			if err != nil {
 				return nil, err
 			}
@@ -234,10 +228,10 @@ func txTransferPowerCommand() *cli.Command {
 			&cli.StringFlag{Name: "to", Usage: "receiving key: a name in the keyring"},
 			&cli.StringFlag{Name: "to-node-key", Usage: "receiving node: its home directory or node_key.json"},
 			&cli.StringFlag{Name: "to-pubkey", Usage: "receiving ed25519 public key, hex"},
-			amountFlag("amount of power to move"),
+			powerFlag("voting power to move (a whole number)"),
 		),
 		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
-			n, err := needAmount(e.c)
+			n, err := needPower(e.c)
 			if err != nil {
 				return nil, err
 			}
