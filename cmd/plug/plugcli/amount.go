@@ -29,6 +29,23 @@ func powerFlag(usage string) cli.Flag {
 	return &cli.StringFlag{Name: "amount", Usage: usage}
 }
 
+// maxSupplyFlag is --max-supply of a new asset: an amount of it.
+func maxSupplyFlag() cli.Flag {
+	return &cli.StringFlag{Name: "max-supply", Usage: "supply cap (0 or absent: none)" + amountUsage + " (its --decimals)"}
+}
+
+// maxSupply reads --max-supply of a new asset with decimals places.
+func maxSupply(c *cli.Context, decimals uint8) (uint64, error) {
+	if c.String("max-supply") == "" {
+		return 0, nil
+	}
+	n, err := asset.ParseAmount(c.String("max-supply"), decimals)
+	if err != nil {
+		return 0, fmt.Errorf("--max-supply: %w", err)
+	}
+	return n, nil
+}
+
 // shownAmount is an amount of an asset as the tx commands report it.
 type shownAmount struct {
 	Asset   string `json:"asset"`

@@ -84,7 +84,7 @@ func txCreateAssetCommand() *cli.Command {
 			&cli.StringFlag{Name: "asset", Usage: "asset name: 1-32 of A-Z a-z 0-9 . _ -"},
 			&cli.StringFlag{Name: "issuer", Usage: "role whose members may issue and burn the asset"},
 			&cli.UintFlag{Name: "decimals", Usage: "decimal places for display (0-18)"},
-			&cli.Uint64Flag{Name: "max-supply", Usage: "supply cap (0: none)"},
+			maxSupplyFlag(),
 		),
 		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
 			a, err := needString(e.c, "asset", "the new asset's name")
@@ -102,7 +102,11 @@ func txCreateAssetCommand() *cli.Command {
 			if d > 18 {
 				return nil, fmt.Errorf("--decimals %d: at most 18", d)
 			}
-			return &asset.Create{Asset: a, Definition: asset.Definition{Issuer: iss, Decimals: uint8(d), MaxSupply: e.c.Uint64("max-supply")}}, nil
+			limit, err := maxSupply(e.c, uint8(d))
+			if err != nil {
+				return nil, err
+			}
+			return &asset.Create{Asset: a, Definition: asset.Definition{Issuer: iss, Decimals: uint8(d), MaxSupply: limit}}, nil
 		}),
 	}
 }
