@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -129,11 +130,13 @@ func withDisplay(amount uint64, display string) string {
 func (e *env) named(addr crypto.Address) string {
 	if e.names == nil {
 		e.names = map[crypto.Address]string{}
+		if !e.keyringExists() {
+			return "" // opening would create it
+		}
 		if kr, err := e.keyring(); err == nil {
-			if infos, err := kr.List(); err == nil {
-				for _, in := range infos {
-					e.names[in.Address] = in.Name
-				}
+			infos, _ := kr.List() // the keys it could read
+			for _, in := range infos {
+				e.names[in.Address] = in.Name
 			}
 		}
 	}
@@ -151,3 +154,19 @@ func (e *env) label(addr crypto.Address) string {
 
 // shortAddr is an address's first 8 hex digits and an ellipsis.
 func shortAddr(addr crypto.Address) string { return addr.String()[:8] + "…" }
+
+// keyringExists reports whether e's keyring directory exists.
+func (e *env) keyringExists() bool {
+	if e.kr != nil {
+		return true
+	}
+	dir := e.testnetKeys
+	if dir == "" || e.c.IsSet("keyring-dir") {
+		var err error
+		if dir, err = keyringDir(e.c); err != nil {
+			return false
+		}
+	}
+	st, err := os.Stat(dir)
+	return err == nil && st.IsDir()
+}

@@ -189,7 +189,7 @@ func networkTransfer(e *env, s *signer, to crypto.Address, assetName string) err
 		Asset: assetName, Amount: amount, Display: e.shown.Display, Final: final, OK: ok}
 	err = e.out.Emit(out, func(io.Writer) error {
 		pairs := [][2]string{{"route", res.Route + " (" + res.FromShard + " -> " + res.ToShard + ")"},
-			{"amount", withDisplay(amount, out.Display)}}
+			{"from", e.label(s.key.Public().Address())}, {"to", e.label(to)}, {"amount", withDisplay(amount, out.Display)}}
 		if res.Route == shard.RouteIntra {
 			pairs = append(pairs, [2]string{"tx", res.TxID})
 			status := res.Code

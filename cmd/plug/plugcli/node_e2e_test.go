@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -170,8 +171,16 @@ func TestNodeE2E(t *testing.T) {
 	if st.ChainID != "e2e-1" || st.Height < bal.Height {
 		t.Fatalf("status: %+v", st)
 	}
-	run(nil, append([]string{"query", "tx", tx.ID}, node...)...)
-	run(nil, append([]string{"query", "block", "1"}, node...)...)
+	// Text outputs name the keyring's accounts next to their addresses.
+	if r := run(nil, append([]string{"query", "tx", tx.ID}, node...)...); !strings.Contains(r.stdout, "bob ("+bob.Address[:8]) {
+		t.Fatalf("query tx names no signer:\n%s", r.stdout)
+	}
+	if r := run(nil, append([]string{"query", "block", strconv.FormatUint(tx.Height, 10)}, node...)...); !strings.Contains(r.stdout, "bob ("+bob.Address[:8]) {
+		t.Fatalf("query block names no signer:\n%s", r.stdout)
+	}
+	if r := run(nil, append([]string{"tx", "pending"}, node...)...); !strings.Contains(r.stdout, "bob ("+bob.Address[:8]) && !strings.Contains(r.stdout, "no transactions") {
+		t.Fatalf("tx pending names no signer:\n%s", r.stdout)
+	}
 	fails(t, "wrong", env, append([]string{"query", "balance", "--account", "bob", "--asset", "USD", "--chain", "wrong", "--prove"}, node...)...)
 
 	// --testnet DIR: endpoints from DIR/testnet.json, keys from DIR/keys (test backend).

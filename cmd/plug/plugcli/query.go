@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -291,10 +292,18 @@ func queryBlockCommand() *cli.Command {
 					return err
 				}
 				fmt.Fprintf(w, "transactions: %d\n", len(br.TxIDs))
+				var rows [][]string
 				for i, id := range br.TxIDs {
-					fmt.Fprintf(w, "  %d  %s  %s\n", i, id, br.Block.Txs[i].Body.Type)
+					var signers []string
+					for _, s := range br.Block.Txs[i].Body.Signers {
+						signers = append(signers, e.label(s.Key.Address()))
+					}
+					rows = append(rows, []string{"  " + strconv.Itoa(i), id.String(), br.Block.Txs[i].Body.Type, strings.Join(signers, ", ")})
 				}
-				return nil
+				if len(rows) == 0 {
+					return nil
+				}
+				return e.out.Table([]string{"  #", "ID", "TYPE", "SIGNERS"}, rows)
 			})
 		}),
 	}
@@ -350,6 +359,7 @@ func queryTxCommand() *cli.Command {
 				}
 			}
 			out := txResultOut{ID: id.String()}
+			var signers []string // labels, for the text output
 			var pe *client.PendingError
 			var de *client.DroppedError
 			switch {
@@ -367,6 +377,9 @@ func queryTxCommand() *cli.Command {
 				out.Status, out.Height, out.Index, out.Code, out.Error, out.Skipped = r.Code.String(), r.Height, r.Index, &code, r.Error, r.Skipped
 				if r.Tx != nil {
 					out.Type, out.Memo = r.Tx.Body.Type, r.Tx.Body.Memo
+					for _, s := range r.Tx.Body.Signers {
+						signers = append(signers, e.label(s.Key.Address()))
+					}
 				}
 			}
 			return e.out.Emit(out, func(io.Writer) error {
@@ -377,6 +390,9 @@ func queryTxCommand() *cli.Command {
 				if out.Code != nil {
 					pairs = append(pairs, [2]string{"type", out.Type}, [2]string{"height", strconv.FormatUint(out.Height, 10)},
 						[2]string{"index", strconv.FormatUint(uint64(out.Index), 10)})
+					if len(signers) > 0 {
+						pairs = append(pairs, [2]string{"signers", strings.Join(signers, ", ")})
+					}
 				}
 				if out.Error != "" {
 					pairs = append(pairs, [2]string{"error", out.Error})
