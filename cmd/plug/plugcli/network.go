@@ -17,7 +17,7 @@ import (
 
 // networkCommand returns `plug network`: look at and grow a logical network file.
 func networkCommand() *cli.Command {
-	fileFlag := &cli.StringFlag{Name: "network", Usage: "the network file (e.g. DIR/network.toml of `plug testnet up --shards N`)", Required: true}
+	fileFlag := &cli.StringFlag{Name: "network", Usage: "the network file (e.g. DIR/network.toml of 'plug testnet up --shards N')", Required: true}
 	return &cli.Command{
 		Name:  "network",
 		Usage: "a logical network of shard chains: show it, place accounts, add a shard",
