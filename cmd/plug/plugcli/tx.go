@@ -32,6 +32,9 @@ func txCommand() *cli.Command {
 			"submits, and with --wait prints the committed result (id, height, code, error). The exit code is 1\n" +
 			"when the transaction failed or was dropped. Accounts (--to, --member) are keyring names or\n" +
 			"40-hex-digit addresses.\n\n" +
+			"Amounts (--amount of an asset): a plain integer is in the asset's smallest unit (1234 = 12.34 USD\n" +
+			"when USD has 2 decimals); a number with a point is in whole units (12.34), with at most the asset's\n" +
+			"decimals after the point. Results show both: 12.34 USD (1234).\n\n" +
 			"Each submitted transaction is kept in an outbox (DIR/outbox with --testnet, else HOME/outbox) until\n" +
 			"its fate is known: the next tx command on the chain sends again any that no node has any more (the\n" +
 			"same signed bytes: it cannot commit twice) and reports those dropped; `plug tx pending` shows them,\n" +

@@ -91,7 +91,7 @@ func (v versionInfo) fields() [][2]string {
 	commit := v.Commit
 	switch {
 	case commit == "":
-		commit = "unknown (built outside a git checkout, or with -buildvcs=false)"
+		commit = "unknown (built outside a git checkout, in a git worktree, by go run, or with -buildvcs=false)"
 	case v.Modified:
 		commit += " (modified: built with uncommitted changes)"
 	}
