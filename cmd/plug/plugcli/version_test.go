@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"debug/buildinfo"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -94,5 +97,51 @@ func TestVersionBinary(t *testing.T) {
 	}
 	if _, has := raw["modified"]; !has {
 		t.Fatalf("json lacks modified: %v", raw)
+	}
+}
+
+// TestVersionVCS builds plug with VCS stamping in a git checkout and checks
+// that plug version reports the checkout's HEAD. Go stamps nothing in a git
+// worktree (.git a file) or without git, so the test skips there.
+func TestVersionVCS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds plug again")
+	}
+	gitBin, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("no git")
+	}
+	root, err := exec.Command(gitBin, "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skip("not in a git checkout")
+	}
+	top := strings.TrimSpace(string(root))
+	if st, err := os.Stat(filepath.Join(top, ".git")); err != nil || !st.IsDir() {
+		t.Skip("a git worktree: go build stamps no VCS information there")
+	}
+	head, err := exec.Command(gitBin, "-C", top, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skip("no commit yet")
+	}
+	bin := filepath.Join(t.TempDir(), "plug")
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "github.com/plugchain/plug/cmd/plug")
+	build.Dir = top
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Skipf("go build -buildvcs=true: %v\n%s", err, out) // e.g. git refusing a checkout owned by another user
+	}
+	out, err := exec.Command(bin, "version", "--output", "json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v versionInfo
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Commit != strings.TrimSpace(string(head)) || v.CommitTime == "" || !strings.HasPrefix(v.Version, "v") { // a tag, or a pseudo-version naming the commit
+		t.Fatalf("plug version in a checkout at %s: %+v", head, v)
+	}
+	status, _ := exec.Command(gitBin, "-C", top, "status", "--porcelain", "--untracked-files=no").Output()
+	if dirty := len(bytes.TrimSpace(status)) > 0; v.Modified != dirty {
+		t.Fatalf("modified = %v, git status says dirty = %v", v.Modified, dirty)
 	}
 }
