@@ -45,7 +45,7 @@ func demoCommand() *cli.Command {
 			"log to their files in the testnet directory. The exit code is 1 if any step did not turn out as told.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "directory for the testnet: new or empty (default: a fresh temporary directory)"},
-			&cli.BoolFlag{Name: "keep", Usage: "leave the stopped testnet in the directory instead of deleting it (`plug testnet up --dir DIR` starts it again)"},
+			&cli.BoolFlag{Name: "keep", Usage: "leave the stopped testnet in the directory instead of deleting it ('plug testnet up --dir DIR' starts it again)"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "how long to wait for the chains to start, and for each trade to be final"},
 		},
 		Action: demoAction,

@@ -286,9 +286,9 @@ func TestCLIErrors(t *testing.T) {
 			t.Errorf("plug %v: no usage:\n%s", args, r.stdout)
 		}
 	}
-	var v map[string]string
+	var v map[string]any
 	ok(t, &v, env, "version", "-o", "json")
-	if v["version"] == "" {
+	if v["version"] == "" || v["version"] == nil {
 		t.Fatalf("version: %v", v)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/plugchain/plug/app"
+	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/node"
@@ -207,7 +209,7 @@ func genesisAddAccountCommand() *cli.Command {
 			genesisFileFlag(),
 			&cli.StringFlag{Name: "account", Usage: "key name (in the keyring) or address"},
 			&cli.StringFlag{Name: "asset", Usage: "asset name"},
-			&cli.Uint64Flag{Name: "amount", Usage: "balance to add"},
+			amountFlag("balance to add"),
 		}, keyringFlags()...),
 		Action: func(c *cli.Context) error {
 			return editGenesis(c, func(d *genesis.Doc) (string, error) {
@@ -219,11 +221,18 @@ func genesisAddAccountCommand() *cli.Command {
 				if name == "" {
 					return "", errors.New("missing --asset")
 				}
-				if c.Uint64("amount") == 0 {
+				if c.String("amount") == "" {
 					return "", errors.New("missing --amount: give a positive amount")
 				}
 				for i := range d.Assets {
 					if d.Assets[i].Name == name {
+						n, err := asset.ParseAmount(c.String("amount"), d.Assets[i].Decimals)
+						if err != nil {
+							return "", fmt.Errorf("--amount: %w", err)
+						}
+						if n == 0 {
+							return "", errors.New("--amount must be positive")
+						}
 						if d.Assets[i].Balances == nil {
 							d.Assets[i].Balances = map[string]uint64{}
 						}
@@ -232,8 +241,12 @@ func genesisAddAccountCommand() *cli.Command {
 								addr = k
 							}
 						}
-						d.Assets[i].Balances[addr] += c.Uint64("amount")
-						return fmt.Sprintf("%s now holds %d %s", addr, d.Assets[i].Balances[addr], name), nil
+						bal := d.Assets[i].Balances[addr]
+						if bal > math.MaxUint64-n {
+							return "", fmt.Errorf("--amount: %s would hold more than %d %s", addr, uint64(math.MaxUint64), name)
+						}
+						d.Assets[i].Balances[addr] = bal + n
+						return fmt.Sprintf("%s now holds %s", addr, withDisplay(bal+n, asset.Display(bal+n, d.Assets[i].Decimals, name))), nil
 					}
 				}
 				return "", fmt.Errorf("the genesis has no asset %q: add it first with `plug genesis add-asset --name %s --issuer ROLE`", name, name)
@@ -254,7 +267,7 @@ func genesisAddAssetCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Usage: "asset name: 1-32 of A-Z a-z 0-9 . _ -"},
 			&cli.StringFlag{Name: "issuer", Value: "admin", Usage: "role whose members may issue and burn it"},
 			&cli.UintFlag{Name: "decimals", Usage: "decimal places for display"},
-			&cli.Uint64Flag{Name: "max-supply", Usage: "supply cap (0: none)"},
+			maxSupplyFlag(),
 		}, keyringFlags()...),
 		Action: func(c *cli.Context) error {
 			return editGenesis(c, func(d *genesis.Doc) (string, error) {
@@ -270,8 +283,12 @@ func genesisAddAssetCommand() *cli.Command {
 				if c.Uint("decimals") > 255 {
 					return "", errors.New("--decimals: at most 255")
 				}
+				limit, err := maxSupply(c, uint8(c.Uint("decimals")))
+				if err != nil {
+					return "", err
+				}
 				d.Assets = append(d.Assets, genesis.Asset{Name: name, Issuer: c.String("issuer"),
-					Decimals: uint8(c.Uint("decimals")), MaxSupply: c.Uint64("max-supply")})
+					Decimals: uint8(c.Uint("decimals")), MaxSupply: limit})
 				return fmt.Sprintf("added asset %s (issuer role %s)", name, c.String("issuer")), nil
 			})
 		},

@@ -50,7 +50,7 @@ func genesisFromExportCommand() *cli.Command {
 			"file with the operators' new set, in the form of the genesis \"validators\" array:\n" +
 			"[{\"name\": \"val-1\", \"pub_key\": {\"scheme\": \"ed25519\", \"key\": \"HEX\"}, \"power\": 100}, ...].",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "export", Usage: "the state export (`plug node export`)"},
+			&cli.StringFlag{Name: "export", Usage: "the state export ('plug node export')"},
 			&cli.StringFlag{Name: "chain-id", Usage: "the new chain's id (must differ from the old one)"},
 			&cli.StringFlag{Name: "validators", Usage: "a JSON file with the new validator set (default: the exported one)"},
 			&cli.StringFlag{Name: "out", Value: node.GenesisFile, Usage: "the genesis file to write"},

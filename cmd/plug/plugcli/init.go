@@ -55,7 +55,7 @@ func initCommand() *cli.Command {
 			&cli.StringFlag{Name: "genesis", Usage: "copy this genesis file into HOME (joining an existing chain)"},
 			&cli.StringFlag{Name: "p2p-listen", Value: node.DefaultP2PListen, Usage: "libp2p listen multiaddr"},
 			&cli.StringFlag{Name: "http-listen", Value: node.DefaultHTTPListen, Usage: "gateway host:port (\"\" disables it)"},
-			&cli.StringSliceFlag{Name: "peer", Usage: "peer address (from `plug node id`) to keep connected; repeatable"},
+			&cli.StringSliceFlag{Name: "peer", Usage: "peer address (from 'plug node id') to keep connected; repeatable"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite config.toml and node_key.json of an existing home"},
 		}, keyringFlags()...),
 		Action: func(c *cli.Context) error {

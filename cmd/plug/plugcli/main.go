@@ -20,14 +20,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 )
-
-// version is set at build time with
-// -ldflags "-X github.com/plugchain/plug/cmd/plug/plugcli.version=...".
-var version = "dev"
 
 // groups returns the top-level commands, in help order.
 func groups() []*cli.Command {
@@ -45,6 +42,7 @@ func groups() []*cli.Command {
 		testnetCommand(),
 		relayCommand(),
 		versionCommand(),
+		completionCommand(),
 	}
 }
 
@@ -76,7 +74,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:    "plug",
 		Usage:   "permissioned chains that settle trades atomically across ledgers",
-		Version: version,
+		Version: buildVersion().Version,
 		Description: "Run `plug COMMAND --help` for a command's flags and examples.\n" +
 			"Every command prints a table for people by default and one JSON document with --output json.",
 		Flags:                globalFlags(),
@@ -145,6 +143,11 @@ func commandPath(c *cli.Context) string {
 func permuteArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
+	}
+	// Shell completion (plug completion) asks with this flag last, where
+	// urfave/cli looks for it: it stays last.
+	if n := len(args); args[n-1] == "--generate-bash-completion" {
+		return append(permuteArgs(app, slices.Clone(args[:n-1])), args[n-1])
 	}
 	cmds, flags := app.Commands, app.Flags
 	out := []string{args[0]}
@@ -227,22 +230,4 @@ func flagArgs(flags []cli.Flag, a string) int {
 		}
 	}
 	return 1
-}
-
-func versionCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "version",
-		Usage:     "print the version",
-		UsageText: "plug version\nplug version --output json",
-		Action: func(c *cli.Context) error {
-			o, err := newOutput(c)
-			if err != nil {
-				return err
-			}
-			return o.Emit(map[string]string{"version": version}, func(w io.Writer) error {
-				_, err := fmt.Fprintln(w, version)
-				return err
-			})
-		},
-	}
 }

@@ -18,6 +18,7 @@ func TestPermuteArgs(t *testing.T) {
 		{[]string{"plug", "keys", "bogus", "--x"}, []string{"plug", "keys", "bogus", "--x"}},
 		{[]string{"plug", "keys"}, []string{"plug", "keys"}},
 		{[]string{"plug"}, []string{"plug"}},
+		{[]string{"plug", "keys", "show", "alice", "--home", "/h", "--generate-bash-completion"}, []string{"plug", "keys", "show", "--home", "/h", "alice", "--generate-bash-completion"}},
 	}
 	for _, c := range cases {
 		if got := permuteArgs(app, c.in); !slices.Equal(got, c.want) {

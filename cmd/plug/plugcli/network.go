@@ -17,7 +17,7 @@ import (
 
 // networkCommand returns `plug network`: look at and grow a logical network file.
 func networkCommand() *cli.Command {
-	fileFlag := &cli.StringFlag{Name: "network", Usage: "the network file (e.g. DIR/network.toml of `plug testnet up --shards N`)", Required: true}
+	fileFlag := &cli.StringFlag{Name: "network", Usage: "the network file (e.g. DIR/network.toml of 'plug testnet up --shards N')", Required: true}
 	return &cli.Command{
 		Name:  "network",
 		Usage: "a logical network of shard chains: show it, place accounts, add a shard",
@@ -148,12 +148,14 @@ type networkTransferOut struct {
 	To     string `json:"to"`
 	Asset  string `json:"asset"`
 	Amount uint64 `json:"amount"`
-	Final  bool   `json:"final"`
-	OK     bool   `json:"ok"`
+	// Display is the amount in whole units with the asset's name ("12.34 USD").
+	Display string `json:"display"`
+	Final   bool   `json:"final"`
+	OK      bool   `json:"ok"`
 }
 
 // networkTransfer routes a transfer over e's network and prints where it went.
-func networkTransfer(e *env, s *signer, to crypto.Address, assetName string, amount uint64) error {
+func networkTransfer(e *env, s *signer, to crypto.Address, assetName string) error {
 	wait, timeout := e.c.Bool("wait"), e.c.Duration("timeout")
 	home, err := e.shards.Home(e.ctx(), s.key.Public().Address())
 	if err != nil {
@@ -163,7 +165,8 @@ func networkTransfer(e *env, s *signer, to crypto.Address, assetName string, amo
 	if err != nil {
 		return err
 	}
-	if err := checkAsset(e.ctx(), cl, assetName); err != nil {
+	amount, err := e.assetAmount(cl, assetName)
+	if err != nil {
 		return err
 	}
 	var res *shard.TransferResult
@@ -183,9 +186,10 @@ func networkTransfer(e *env, s *signer, to crypto.Address, assetName string, amo
 	}
 	final, ok := res.Done()
 	out := networkTransferOut{TransferResult: res, From: s.key.Public().Address().String(), To: to.String(),
-		Asset: assetName, Amount: amount, Final: final, OK: ok}
+		Asset: assetName, Amount: amount, Display: e.shown.Display, Final: final, OK: ok}
 	err = e.out.Emit(out, func(io.Writer) error {
-		pairs := [][2]string{{"route", res.Route + " (" + res.FromShard + " -> " + res.ToShard + ")"}}
+		pairs := [][2]string{{"route", res.Route + " (" + res.FromShard + " -> " + res.ToShard + ")"},
+			{"from", e.label(s.key.Public().Address())}, {"to", e.label(to)}, {"amount", withDisplay(amount, out.Display)}}
 		if res.Route == shard.RouteIntra {
 			pairs = append(pairs, [2]string{"tx", res.TxID})
 			status := res.Code
@@ -260,16 +264,18 @@ func queryBalancesCommand() *cli.Command {
 			if err != nil {
 				return proofHint(err)
 			}
-			return e.out.Emit(agg, func(w io.Writer) error {
+			display := displayer(e.ctx(), e.client, a)
+			out := aggregateOut{Aggregate: agg, Display: display(agg.Total)}
+			return e.out.Emit(out, func(w io.Writer) error {
 				var rows [][]string
 				for _, ab := range agg.Accounts {
-					rows = append(rows, []string{names[ab.Account], ab.Shard, strconv.FormatUint(ab.Amount, 10),
+					rows = append(rows, []string{names[ab.Account], ab.Shard, withDisplay(ab.Amount, display(ab.Amount)),
 						strconv.FormatUint(ab.Height, 10), strconv.FormatBool(ab.Verified)})
 				}
 				if err := e.out.Table([]string{"ACCOUNT", "SHARD", a, "HEIGHT", "VERIFIED"}, rows); err != nil {
 					return err
 				}
-				_, err := fmt.Fprintf(w, "total %d %s\n", agg.Total, a)
+				_, err := fmt.Fprintf(w, "total %s\n", withDisplay(agg.Total, out.Display))
 				return err
 			})
 		}),
@@ -290,19 +296,28 @@ func querySupplyCommand() *cli.Command {
 			if err != nil {
 				return proofHint(err)
 			}
-			return e.out.Emit(agg, func(w io.Writer) error {
+			display := displayer(e.ctx(), e.client, a)
+			out := aggregateOut{Aggregate: agg, Display: display(agg.Total)}
+			return e.out.Emit(out, func(w io.Writer) error {
 				var rows [][]string
 				for _, s := range agg.Shards {
-					rows = append(rows, []string{s.Shard, strconv.FormatUint(s.Amount, 10), strconv.FormatUint(s.Height, 10), strconv.FormatBool(s.Verified)})
+					rows = append(rows, []string{s.Shard, withDisplay(s.Amount, display(s.Amount)), strconv.FormatUint(s.Height, 10), strconv.FormatBool(s.Verified)})
 				}
 				if err := e.out.Table([]string{"SHARD", "SUPPLY", "HEIGHT", "VERIFIED"}, rows); err != nil {
 					return err
 				}
-				_, err := fmt.Fprintf(w, "total %d %s (value in flight between shards is in no shard's supply)\n", agg.Total, a)
+				_, err := fmt.Fprintf(w, "total %s (value in flight between shards is in no shard's supply)\n", withDisplay(agg.Total, out.Display))
 				return err
 			})
 		}),
 	}
+}
+
+// aggregateOut is `plug query balances|supply` in --output json: the total
+// also in whole units ("12.34 USD"; "" when the asset's decimals are unknown).
+type aggregateOut struct {
+	*shard.Aggregate
+	Display string `json:"display,omitempty"`
 }
 
 // aggregateFlags are the flags of a query over a whole network, then extra.

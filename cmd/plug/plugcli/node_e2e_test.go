@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -133,15 +134,34 @@ func TestNodeE2E(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &tx); err != nil || tx.Status != "failed" || tx.Height == 0 {
 		t.Fatalf("failed transfer result: %v %+v", err, tx)
 	}
+	// Amounts with a point are whole units of the asset (USD has 2 decimals).
+	var moved struct {
+		Status  string `json:"status"`
+		Amount  uint64 `json:"amount"`
+		Display string `json:"display"`
+	}
+	run(&moved, append([]string{"tx", "transfer", "--from", "bob", "--to", "admin", "--asset", "USD", "--amount", "1.5", "--wait", "-o", "json"}, node...)...)
+	if moved.Status != "ok" || moved.Amount != 150 || moved.Display != "1.50 USD" {
+		t.Fatalf("transfer of 1.5 USD: %+v", moved)
+	}
+	fails(t, "has 3 digits after the point; the asset has 2 decimals", env,
+		append(append([]string{"tx", "transfer", "--from", "bob", "--to", "admin", "--asset", "USD", "--amount", "1.234"}, node...), kb...)...)
+	if r := run(nil, append([]string{"tx", "transfer", "--from", "bob", "--to", "admin", "--asset", "USD", "--amount", "0.01", "--wait"}, node...)...); !strings.Contains(r.stdout, "0.01 USD (1)") {
+		t.Fatalf("transfer text shows no amount:\n%s", r.stdout)
+	}
 
 	var bal struct {
 		Balance  uint64 `json:"balance"`
+		Display  string `json:"display"`
 		Verified bool   `json:"verified"`
 		Height   uint64 `json:"height"`
 	}
 	run(&bal, append([]string{"query", "balance", "--account", "bob", "--asset", "USD", "--prove", "-o", "json"}, node...)...)
-	if bal.Balance != 750 || !bal.Verified {
+	if bal.Balance != 599 || bal.Display != "5.99 USD" || !bal.Verified {
 		t.Fatalf("bob's balance: %+v", bal)
+	}
+	if r := run(nil, append([]string{"query", "balance", "--account", "bob", "--asset", "USD"}, node...)...); !strings.Contains(r.stdout, "5.99 USD (599)") {
+		t.Fatalf("balance text:\n%s", r.stdout)
 	}
 	var st struct {
 		ChainID string `json:"chain_id"`
@@ -151,8 +171,16 @@ func TestNodeE2E(t *testing.T) {
 	if st.ChainID != "e2e-1" || st.Height < bal.Height {
 		t.Fatalf("status: %+v", st)
 	}
-	run(nil, append([]string{"query", "tx", tx.ID}, node...)...)
-	run(nil, append([]string{"query", "block", "1"}, node...)...)
+	// Text outputs name the keyring's accounts next to their addresses.
+	if r := run(nil, append([]string{"query", "tx", tx.ID}, node...)...); !strings.Contains(r.stdout, "bob ("+bob.Address[:8]) {
+		t.Fatalf("query tx names no signer:\n%s", r.stdout)
+	}
+	if r := run(nil, append([]string{"query", "block", strconv.FormatUint(tx.Height, 10)}, node...)...); !strings.Contains(r.stdout, "bob ("+bob.Address[:8]) {
+		t.Fatalf("query block names no signer:\n%s", r.stdout)
+	}
+	if r := run(nil, append([]string{"tx", "pending"}, node...)...); !strings.Contains(r.stdout, "bob ("+bob.Address[:8]) && !strings.Contains(r.stdout, "no transactions") {
+		t.Fatalf("tx pending names no signer:\n%s", r.stdout)
+	}
 	fails(t, "wrong", env, append([]string{"query", "balance", "--account", "bob", "--asset", "USD", "--chain", "wrong", "--prove"}, node...)...)
 
 	// --testnet DIR: endpoints from DIR/testnet.json, keys from DIR/keys (test backend).
@@ -176,7 +204,7 @@ func TestNodeE2E(t *testing.T) {
 		t.Fatalf("issue via --testnet: %+v", tx)
 	}
 	ok(t, &bal, noHome, "query", "balance", "--testnet", tn, "--chain", "e2e-1", "--account", "bob", "--asset", "USD", "--output", "json")
-	if bal.Balance != 1750 || bal.Verified {
+	if bal.Balance != 1599 || bal.Verified {
 		t.Fatalf("balance via --testnet: %+v", bal)
 	}
 	fails(t, "pick one with --chain", noHome, "query", "status", "--testnet", tn)

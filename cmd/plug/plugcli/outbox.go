@@ -19,7 +19,9 @@ type pendingOut struct {
 	ID     string `json:"id"`
 	Type   string `json:"type"`
 	Signer string `json:"signer"`
-	Nonce  uint64 `json:"nonce"`
+	// SignerName is the keyring's name for Signer, if it has one.
+	SignerName string `json:"signer_name,omitempty"`
+	Nonce      uint64 `json:"nonce"`
 	// Status is pending, ok, failed, rejected or dropped; Reason says why it
 	// was dropped or what it waits for.
 	Status string `json:"status"`
@@ -53,7 +55,8 @@ func txPendingCommand() *cli.Command {
 			out := make([]pendingOut, 0, len(ocs))
 			for _, oc := range ocs {
 				s := oc.Tx.Body.Signers[0]
-				p := pendingOut{ID: oc.ID.String(), Type: oc.Tx.Body.Type, Signer: s.Key.Address().String(), Nonce: s.Nonce}
+				p := pendingOut{ID: oc.ID.String(), Type: oc.Tx.Body.Type, Signer: s.Key.Address().String(),
+					SignerName: e.named(s.Key.Address()), Nonce: s.Nonce}
 				var pe *client.PendingError
 				var de *client.DroppedError
 				switch {
@@ -75,7 +78,11 @@ func txPendingCommand() *cli.Command {
 				}
 				var rows [][]string
 				for _, p := range out {
-					rows = append(rows, []string{p.ID[:12] + "…", p.Type, p.Signer[:8] + "…", strconv.FormatUint(p.Nonce, 10), p.Status, p.Reason})
+					signer := p.Signer[:8] + "…"
+					if p.SignerName != "" {
+						signer = p.SignerName + " (" + signer + ")"
+					}
+					rows = append(rows, []string{p.ID[:12] + "…", p.Type, signer, strconv.FormatUint(p.Nonce, 10), p.Status, p.Reason})
 				}
 				return e.out.Table([]string{"ID", "TYPE", "SIGNER", "NONCE", "STATUS", "REASON"}, rows)
 			})

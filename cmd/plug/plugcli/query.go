@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/block"
 	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/gateway"
@@ -68,10 +70,13 @@ func clientAction(maxArgs int, fn func(e *env) error) cli.ActionFunc {
 
 // balanceOut is `plug query balance` in --output json.
 type balanceOut struct {
-	Account   string `json:"account"`
-	Address   string `json:"address"`
-	Asset     string `json:"asset"`
-	Balance   uint64 `json:"balance"`
+	Account string `json:"account"`
+	Address string `json:"address"`
+	Asset   string `json:"asset"`
+	Balance uint64 `json:"balance"`
+	// Display is the balance in whole units with the asset's name ("12.34 USD").
+	Display   string `json:"display"`
+	Decimals  uint8  `json:"decimals"`
 	Height    uint64 `json:"height"`
 	StateRoot string `json:"state_root"`
 	Proven    bool   `json:"proven"`
@@ -111,7 +116,8 @@ func queryBalanceCommand() *cli.Command {
 					return err
 				}
 			}
-			if err := checkAsset(e.ctx(), cl, a); err != nil {
+			def, err := assetDef(e.ctx(), cl, a)
+			if err != nil {
 				return err
 			}
 			v, res, err := cl.ProvenBalance(e.ctx(), a, addr, e.c.Uint64("height"), prove)
@@ -121,11 +127,12 @@ func queryBalanceCommand() *cli.Command {
 			if name == "" {
 				name = addr.String()
 			}
-			out := balanceOut{Account: name, Address: addr.String(), Asset: a, Balance: v, Height: res.Height,
+			out := balanceOut{Account: name, Address: addr.String(), Asset: a, Balance: v,
+				Display: asset.Display(v, def.Decimals, a), Decimals: def.Decimals, Height: res.Height,
 				StateRoot: res.StateRoot.String(), Proven: prove, Verified: res.Verified}
 			return e.out.Emit(out, func(w io.Writer) error {
 				return e.out.Fields([][2]string{{"account", name}, {"address", out.Address}, {"asset", a},
-					{"balance", strconv.FormatUint(v, 10)}, {"height", strconv.FormatUint(out.Height, 10)},
+					{"balance", withDisplay(v, out.Display)}, {"height", strconv.FormatUint(out.Height, 10)},
 					{"proof", proofText(prove, res.Verified)}})
 			})
 		}),
@@ -285,10 +292,18 @@ func queryBlockCommand() *cli.Command {
 					return err
 				}
 				fmt.Fprintf(w, "transactions: %d\n", len(br.TxIDs))
+				var rows [][]string
 				for i, id := range br.TxIDs {
-					fmt.Fprintf(w, "  %d  %s  %s\n", i, id, br.Block.Txs[i].Body.Type)
+					var signers []string
+					for _, s := range br.Block.Txs[i].Body.Signers {
+						signers = append(signers, e.label(s.Key.Address()))
+					}
+					rows = append(rows, []string{"  " + strconv.Itoa(i), id.String(), br.Block.Txs[i].Body.Type, strings.Join(signers, ", ")})
 				}
-				return nil
+				if len(rows) == 0 {
+					return nil
+				}
+				return e.out.Table([]string{"  #", "ID", "TYPE", "SIGNERS"}, rows)
 			})
 		}),
 	}
@@ -344,6 +359,7 @@ func queryTxCommand() *cli.Command {
 				}
 			}
 			out := txResultOut{ID: id.String()}
+			var signers []string // labels, for the text output
 			var pe *client.PendingError
 			var de *client.DroppedError
 			switch {
@@ -361,6 +377,9 @@ func queryTxCommand() *cli.Command {
 				out.Status, out.Height, out.Index, out.Code, out.Error, out.Skipped = r.Code.String(), r.Height, r.Index, &code, r.Error, r.Skipped
 				if r.Tx != nil {
 					out.Type, out.Memo = r.Tx.Body.Type, r.Tx.Body.Memo
+					for _, s := range r.Tx.Body.Signers {
+						signers = append(signers, e.label(s.Key.Address()))
+					}
 				}
 			}
 			return e.out.Emit(out, func(io.Writer) error {
@@ -371,6 +390,9 @@ func queryTxCommand() *cli.Command {
 				if out.Code != nil {
 					pairs = append(pairs, [2]string{"type", out.Type}, [2]string{"height", strconv.FormatUint(out.Height, 10)},
 						[2]string{"index", strconv.FormatUint(uint64(out.Index), 10)})
+					if len(signers) > 0 {
+						pairs = append(pairs, [2]string{"signers", strings.Join(signers, ", ")})
+					}
 				}
 				if out.Error != "" {
 					pairs = append(pairs, [2]string{"error", out.Error})
@@ -412,11 +434,6 @@ func queryStatusCommand() *cli.Command {
 // checkAsset refuses an asset the chain of cl does not define, before anything
 // is read as zero or signed.
 func checkAsset(ctx context.Context, cl *client.Client, name string) error {
-	if _, err := cl.Asset(ctx, name); err != nil {
-		if errors.Is(err, client.ErrUnknownAsset) {
-			return fmt.Errorf("%w: check --asset and --chain (a new asset is made with `plug tx create-asset`)", err)
-		}
-		return fmt.Errorf("reading asset %q: %w", name, err)
-	}
-	return nil
+	_, err := assetDef(ctx, cl, name)
+	return err
 }

@@ -36,11 +36,11 @@ func clientFlags() []cli.Flag {
 		},
 		&cli.StringFlag{
 			Name:  "testnet",
-			Usage: "use the local testnet in this directory (`plug testnet up --dir DIR`): its nodes and its test keyring DIR/keys",
+			Usage: "use the local testnet in this directory ('plug testnet up --dir DIR'): its nodes and its test keyring DIR/keys",
 		},
 		&cli.StringFlag{
 			Name: "network",
-			Usage: "talk to the logical (sharded) network declared in this file (e.g. DIR/network.toml of `plug testnet up --shards N`): " +
+			Usage: "talk to the logical (sharded) network declared in this file (e.g. DIR/network.toml of 'plug testnet up --shards N'): " +
 				"tx transfer and query balance|supply route to the right shards; other commands need --chain SHARD",
 		},
 		&cli.StringFlag{
@@ -68,6 +68,10 @@ type env struct {
 	// shards is the client of the --network; client is then the --chain shard's
 	// (or the first shard's, for the commands that route by account).
 	shards *shard.Client
+	// shown is the amount a tx command moves, for its output (amount.go).
+	shown *shownAmount
+	// names maps the keyring's addresses to their names, read once (amount.go).
+	names map[crypto.Address]string
 }
 
 // routedCommands work on a whole --network without --chain.

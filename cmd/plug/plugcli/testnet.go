@@ -75,7 +75,7 @@ func testnetCommand() *cli.Command {
 			},
 			{
 				Name:  "down",
-				Usage: "stop every node (SIGTERM, SIGKILL after 10 s); the homes stay, `up` starts them again",
+				Usage: "stop every node (SIGTERM, SIGKILL after 10 s); the homes stay, 'up' starts them again",
 				UsageText: "plug testnet down --dir DIR\n\n" +
 					"Examples:\n" +
 					"  plug testnet down --dir /tmp/tn\n" +

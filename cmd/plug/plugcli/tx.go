@@ -32,6 +32,9 @@ func txCommand() *cli.Command {
 			"submits, and with --wait prints the committed result (id, height, code, error). The exit code is 1\n" +
 			"when the transaction failed or was dropped. Accounts (--to, --member) are keyring names or\n" +
 			"40-hex-digit addresses.\n\n" +
+			"Amounts (--amount of an asset): a plain integer is in the asset's smallest unit (1234 = 12.34 USD\n" +
+			"when USD has 2 decimals); a number with a point is in whole units (12.34), with at most the asset's\n" +
+			"decimals after the point. Results show both: 12.34 USD (1234).\n\n" +
 			"Each submitted transaction is kept in an outbox (DIR/outbox with --testnet, else HOME/outbox) until\n" +
 			"its fate is known: the next tx command on the chain sends again any that no node has any more (the\n" +
 			"same signed bytes: it cannot commit twice) and reports those dropped; `plug tx pending` shows them,\n" +
@@ -66,17 +69,6 @@ func txFlags(extra ...cli.Flag) []cli.Flag {
 		&cli.StringFlag{Name: "memo", Usage: "free text recorded with the transaction"},
 	)
 	return append(fl, clientFlags()...)
-}
-
-func amountFlag(usage string) cli.Flag {
-	return &cli.Uint64Flag{Name: "amount", Usage: usage}
-}
-
-func needAmount(c *cli.Context) (uint64, error) {
-	if !c.IsSet("amount") || c.Uint64("amount") == 0 {
-		return 0, errors.New("missing --amount: give a positive whole number of the asset's smallest unit")
-	}
-	return c.Uint64("amount"), nil
 }
 
 func needString(c *cli.Context, name, what string) (string, error) {
@@ -156,6 +148,7 @@ func txTransferCommand() *cli.Command {
 		Usage: "move an amount of an asset from the signer to an account (across shards with --network)",
 		UsageText: "plug tx transfer --from KEY --to ACCOUNT --asset NAME --amount N [--wait]\n\n" +
 			"plug tx transfer --node http://127.0.0.1:26657 --from alice --to bob --asset USD --amount 25 --wait\n" +
+			"plug tx transfer --testnet ./tn --from alice --to bob --asset USD --amount 12.50 --wait   # 12.50 USD = 1250 with 2 decimals\n" +
 			"plug tx transfer --testnet ./tn --from bob --to 3f2a…91c0 --asset USD --amount 5 --output json\n" +
 			"plug tx transfer --network /tmp/sh/network.toml --from alice --to bob --asset USD --amount 5 --wait   # across shards if need be",
 		Description: "With --network, the transfer goes to the payer's shard when both accounts live there, and\n" +
@@ -175,14 +168,11 @@ func txTransferCommand() *cli.Command {
 			if err != nil {
 				return nil, err
 			}
-			n, err := needAmount(e.c)
-			if err != nil {
-				return nil, err
-			}
 			if e.shards != nil && !e.c.IsSet("chain") {
-				return nil, routed{networkTransfer(e, s, to, a, n)}
+				return nil, routed{networkTransfer(e, s, to, a)}
 			}
-			if err := checkAsset(e.ctx(), e.client, a); err != nil {
+			n, err := e.assetAmount(e.client, a)
+			if err != nil {
 				return nil, err
 			}
 			return &asset.Transfer{Asset: a, From: s.key.Public().Address(), To: to, Amount: n}, nil

@@ -44,11 +44,8 @@ func txIssueCommand() *cli.Command {
 			if err != nil {
 				return nil, err
 			}
-			n, err := needAmount(e.c)
+			n, err := e.assetAmount(e.client, a)
 			if err != nil {
-				return nil, err
-			}
-			if err := checkAsset(e.ctx(), e.client, a); err != nil {
 				return nil, err
 			}
 			return &asset.Issue{Asset: a, To: to, Amount: n}, nil
@@ -68,11 +65,8 @@ func txBurnCommand() *cli.Command {
 			if err != nil {
 				return nil, err
 			}
-			n, err := needAmount(e.c)
+			n, err := e.assetAmount(e.client, a)
 			if err != nil {
-				return nil, err
-			}
-			if err := checkAsset(e.ctx(), e.client, a); err != nil {
 				return nil, err
 			}
 			return &asset.Burn{Asset: a, From: s.key.Public().Address(), Amount: n}, nil
@@ -90,7 +84,7 @@ func txCreateAssetCommand() *cli.Command {
 			&cli.StringFlag{Name: "asset", Usage: "asset name: 1-32 of A-Z a-z 0-9 . _ -"},
 			&cli.StringFlag{Name: "issuer", Usage: "role whose members may issue and burn the asset"},
 			&cli.UintFlag{Name: "decimals", Usage: "decimal places for display (0-18)"},
-			&cli.Uint64Flag{Name: "max-supply", Usage: "supply cap (0: none)"},
+			maxSupplyFlag(),
 		),
 		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
 			a, err := needString(e.c, "asset", "the new asset's name")
@@ -108,7 +102,11 @@ func txCreateAssetCommand() *cli.Command {
 			if d > 18 {
 				return nil, fmt.Errorf("--decimals %d: at most 18", d)
 			}
-			return &asset.Create{Asset: a, Definition: asset.Definition{Issuer: iss, Decimals: uint8(d), MaxSupply: e.c.Uint64("max-supply")}}, nil
+			limit, err := maxSupply(e.c, uint8(d))
+			if err != nil {
+				return nil, err
+			}
+			return &asset.Create{Asset: a, Definition: asset.Definition{Issuer: iss, Decimals: uint8(d), MaxSupply: limit}}, nil
 		}),
 	}
 }
@@ -206,11 +204,11 @@ func txStakeCommand(stake bool) *cli.Command {
 		Flags: txFlags(amountFlag("amount of power (= staking asset) to "+name),
 			&cli.StringFlag{Name: "asset", Usage: "staking asset (default: the chain's)"}),
 		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
-			n, err := needAmount(e.c)
+			a, err := e.stakingAsset()
 			if err != nil {
 				return nil, err
 			}
-			a, err := e.stakingAsset()
+			n, err := e.assetAmount(e.client, a)
 			if err != nil {
 				return nil, err
 			}
@@ -234,10 +232,10 @@ func txTransferPowerCommand() *cli.Command {
 			&cli.StringFlag{Name: "to", Usage: "receiving key: a name in the keyring"},
 			&cli.StringFlag{Name: "to-node-key", Usage: "receiving node: its home directory or node_key.json"},
 			&cli.StringFlag{Name: "to-pubkey", Usage: "receiving ed25519 public key, hex"},
-			amountFlag("amount of power to move"),
+			powerFlag("voting power to move (a whole number)"),
 		),
 		Action: txAction(func(e *env, s *signer) (transform.Transform, error) {
-			n, err := needAmount(e.c)
+			n, err := needPower(e.c)
 			if err != nil {
 				return nil, err
 			}

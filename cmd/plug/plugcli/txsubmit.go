@@ -45,6 +45,11 @@ type txOut struct {
 	// Skipped lists the parts of a batch that did not apply, and why.
 	Skipped []transform.Skip `json:"skipped,omitempty"`
 	Node    string           `json:"node"`
+	// Asset, Amount and Display are the amount a transfer, issue, burn, stake
+	// or unstake moves: in the smallest unit and in whole units ("12.34 USD").
+	Asset   string `json:"asset,omitempty"`
+	Amount  uint64 `json:"amount,omitempty"`
+	Display string `json:"display,omitempty"`
 }
 
 // nonceRetries is how many times a command signs a transaction again with the
@@ -139,6 +144,9 @@ func (e *env) submit(s *signer, tr transform.Transform, memo string) error {
 	}
 	out := txOut{ID: id.String(), ChainID: chainID, Type: t.Body.Type, Signer: pub.Address().String(),
 		Nonce: nonce, Status: "pending", Node: e.client.Endpoint()}
+	if e.shown != nil {
+		out.Asset, out.Amount, out.Display = e.shown.Asset, e.shown.Amount, e.shown.Display
+	}
 	if dropped != nil {
 		out.Status, out.Error = gateway.TxDropped, dropped.Status.Reason
 	} else if r := res.Result; r != nil {
@@ -147,7 +155,11 @@ func (e *env) submit(s *signer, tr transform.Transform, memo string) error {
 	}
 	err = e.out.Emit(out, func(w io.Writer) error {
 		pairs := [][2]string{{"id", out.ID}, {"type", out.Type}, {"signer", s.label + " (" + out.Signer + ")"},
-			{"nonce", strconv.FormatUint(nonce, 10)}, {"status", out.Status}}
+			{"nonce", strconv.FormatUint(nonce, 10)}}
+		if e.shown != nil {
+			pairs = append(pairs, [2]string{"amount", withDisplay(out.Amount, out.Display)})
+		}
+		pairs = append(pairs, [2]string{"status", out.Status})
 		switch {
 		case dropped != nil:
 			pairs = append(pairs, [2]string{"reason", out.Error})
