@@ -24,7 +24,7 @@ all: build
 
 build:
 	$(GO) mod download
-	$(GO) build -o bin/plug ./cmd/plug
+	$(GO) build -buildvcs=auto -o bin/plug ./cmd/plug
 
 # make demo: two local chains of 4 validators and a relay settle a DvP, a PvP and
 # a trade that aborts and is refunded, in a temporary directory removed after.
