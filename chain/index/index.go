@@ -502,6 +502,9 @@ func (x *Index) Dump(fn func(k, v []byte)) error {
 	})
 }
 
+// Sync flushes the file to disk (for an index opened WithNoSync).
+func (x *Index) Sync() error { return x.db.Sync() }
+
 // Size is the file's size in bytes as bbolt sees it.
 func (x *Index) Size() (int64, error) {
 	var n int64

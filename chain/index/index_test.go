@@ -228,7 +228,7 @@ func BenchmarkLookup(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(st.Size())/float64(blocks*perBlock), "index-bytes/tx")
+	perTx := float64(st.Size()) / float64(blocks*perBlock)
 	rng := rand.New(rand.NewPCG(3, 4))
 	b.Run("account", func(b *testing.B) {
 		found := 0
@@ -236,6 +236,7 @@ func BenchmarkLookup(b *testing.B) {
 			_ = x.Scan(Filter{Terms: []transform.Term{acct(rng.IntN(accounts))}}, func(Pos, int64) bool { found++; return true })
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+		b.ReportMetric(perTx, "index-bytes/tx")
 		b.ReportMetric(float64(found)/float64(b.N), "txs/lookup")
 	})
 	b.Run("account+asset-page100", func(b *testing.B) {
@@ -246,6 +247,7 @@ func BenchmarkLookup(b *testing.B) {
 			found += n
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+		b.ReportMetric(perTx, "index-bytes/tx")
 		b.ReportMetric(float64(found)/float64(b.N), "txs/lookup")
 	})
 	b.Run("type+heights-page100", func(b *testing.B) {
@@ -255,5 +257,6 @@ func BenchmarkLookup(b *testing.B) {
 			_ = x.Scan(Filter{Terms: []transform.Term{typ("asset/transfer")}, From: h, To: h + 10}, func(Pos, int64) bool { n++; return n < 100 })
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+		b.ReportMetric(perTx, "index-bytes/tx")
 	})
 }
