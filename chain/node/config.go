@@ -39,6 +39,7 @@ const (
 	NodeKeyFile = "node_key.json"
 	StateDB     = "state.db"
 	ChainDB     = "chain.db"
+	IndexDB     = "index.db"
 )
 
 // MaxHeartbeat bounds [consensus] heartbeat: an idle chain's block time, by which

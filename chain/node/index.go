@@ -19,7 +19,7 @@ import (
 )
 
 // IndexFile is the transaction index's file in a node home.
-const IndexFile = "index.db"
+const IndexFile = IndexDB
 
 // indexBatch is how many blocks a catch-up or a rebuild indexes per write.
 const indexBatch = 256

@@ -39,6 +39,7 @@ func queryCommand() *cli.Command {
 			queryBlockCommand(),
 			queryHeaderCommand(),
 			queryTxCommand(),
+			queryTxsCommand(),
 			queryStatusCommand(),
 		},
 	}
