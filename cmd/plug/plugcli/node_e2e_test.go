@@ -153,6 +153,8 @@ func TestNodeE2E(t *testing.T) {
 	}
 	run(nil, append([]string{"query", "tx", tx.ID}, node...)...)
 	run(nil, append([]string{"query", "block", "1"}, node...)...)
+	checkQueryTxs(t, env, node)
+	fails(t, "stop it first", env, "node", "reindex", "--home", home)
 	fails(t, "wrong", env, append([]string{"query", "balance", "--account", "bob", "--asset", "USD", "--chain", "wrong", "--prove"}, node...)...)
 
 	// --testnet DIR: endpoints from DIR/testnet.json, keys from DIR/keys (test backend).
@@ -200,6 +202,7 @@ func TestNodeE2E(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(home, "chain.db")); err != nil {
 		t.Fatal(err)
 	}
+	checkReindex(t, env, home)
 }
 
 func TestNodeCommandsHelp(t *testing.T) {
