@@ -10,20 +10,21 @@
 // it up from the block store on start, and `plug node reindex` rebuilds it from
 // scratch. A key is
 //
-//	kind 0x00 value 0x00 height (8 bytes BE) index (4 bytes BE)
+//	kind (1 byte) len(value) (1 byte) value height (8 bytes BE) index (4 bytes BE)
 //
-// with an empty value, so a range scan over "kind 0x00 value 0x00" returns a
-// term's transactions in height order; a query of several terms intersects
+// with an empty value (account and xtx values stored as the bytes of their
+// hex; see Prefix), so a range scan over the term's prefix returns its
+// transactions in height order; a query of several terms intersects
 // them by leapfrogging the cursors. See docs/storage.md.
 package index
 
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,9 +47,8 @@ var (
 
 const formatID = "plug-index/1"
 
-// MaxValue bounds a term's value in bytes; longer values (and values holding a
-// 0x00 byte, which would make keys ambiguous) are not indexed.
-const MaxValue = 256
+// MaxValue bounds a term's kind and value in bytes; longer ones are not indexed.
+const MaxValue = 255
 
 var (
 	bucketMeta   = []byte("meta")   // format, height, low
@@ -198,20 +198,51 @@ func u64(v uint64) []byte {
 	return b[:]
 }
 
-// Indexable reports whether t can be a key's term: a kind and a value of at
-// most MaxValue bytes, neither holding a 0x00 byte.
+// Indexable reports whether t can be a key's term: a kind of 1 to MaxValue
+// bytes and a value of at most MaxValue bytes.
 func Indexable(t transform.Term) bool {
-	return t.Kind != "" && len(t.Value) <= MaxValue && len(t.Kind) <= MaxValue &&
-		!strings.ContainsRune(t.Kind, 0) && !strings.ContainsRune(t.Value, 0)
+	return t.Kind != "" && len(t.Value) <= MaxValue && len(t.Kind) <= MaxValue
 }
 
-// Prefix is the key prefix of term t: kind 0x00 value 0x00.
+// Kind codes: the first byte of a key. Accounts and XTx IDs given in hex are
+// stored as their bytes (20 and 32), which halves their keys.
+const (
+	codeAccount = 1 // account, 20 bytes decoded from 40 hex digits
+	codeAsset   = 2 // asset name
+	codeType    = 3 // transform type
+	codeXTx     = 4 // XTx ID, 32 bytes decoded from 64 hex digits
+	codeOther   = 0xff
+)
+
+// Prefix is the key prefix of term t: its kind's code and the length of its
+// value, then the value (account and xtx hex decoded); another kind is
+// 0xff, its length and name, then the value's length and the value.
 func Prefix(t transform.Term) []byte {
-	k := make([]byte, 0, len(t.Kind)+len(t.Value)+2+12)
-	k = append(k, t.Kind...)
-	k = append(k, 0)
-	k = append(k, t.Value...)
-	return append(k, 0)
+	v := []byte(t.Value)
+	var k []byte
+	switch t.Kind {
+	case transform.TermAccount, transform.TermXTx:
+		code, n := byte(codeAccount), 20
+		if t.Kind == transform.TermXTx {
+			code, n = codeXTx, 32
+		}
+		if b, err := hex.DecodeString(t.Value); err == nil && len(b) == n {
+			k = append(k, code)
+			v = b
+		} else {
+			k = append(k, codeOther, byte(len(t.Kind)))
+			k = append(k, t.Kind...)
+		}
+	case transform.TermAsset:
+		k = append(k, codeAsset)
+	case transform.TermType:
+		k = append(k, codeType)
+	default:
+		k = append(k, codeOther, byte(len(t.Kind)))
+		k = append(k, t.Kind...)
+	}
+	k = append(k, byte(len(v)))
+	return append(k, v...)
 }
 
 // Key is the key of term t at position p.
@@ -341,7 +372,7 @@ type BlockInfo struct {
 func (x *Index) Scan(f Filter, fn func(p Pos, blockTime int64) bool) error {
 	for _, t := range f.Terms {
 		if !Indexable(t) {
-			return fmt.Errorf("term %s=%q cannot be indexed (empty kind, a 0x00 byte or over %d bytes)", t.Kind, t.Value, MaxValue)
+			return fmt.Errorf("term %s=%q cannot be indexed (empty kind, or over %d bytes)", t.Kind, t.Value, MaxValue)
 		}
 	}
 	err := x.db.View(func(btx *bolt.Tx) error {

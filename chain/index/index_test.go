@@ -87,8 +87,23 @@ func TestKeyOrder(t *testing.T) {
 	if bytes.HasPrefix(Key(asset("ab"), Pos{1, 0}), Prefix(asset("a"))) {
 		t.Fatal("prefix of asset a covers asset ab")
 	}
-	if Indexable(transform.Term{Kind: "account", Value: "a\x00b"}) || Indexable(transform.Term{Value: "x"}) {
+	if Indexable(transform.Term{Kind: "account", Value: string(make([]byte, 256))}) || Indexable(transform.Term{Value: "x"}) {
 		t.Fatal("unindexable term accepted")
+	}
+	// Hex accounts are stored as bytes, upper or lower case alike; other
+	// account values and other kinds keep their text and do not collide.
+	if len(Key(a, Pos{})) != 1+1+20+12 {
+		t.Fatalf("account key of %d bytes", len(Key(a, Pos{})))
+	}
+	up := transform.Term{Kind: transform.TermAccount, Value: "00000000000000000000000000000000000000AB"}
+	lo := transform.Term{Kind: transform.TermAccount, Value: "00000000000000000000000000000000000000ab"}
+	if !bytes.Equal(Prefix(up), Prefix(lo)) {
+		t.Fatal("hex case matters")
+	}
+	odd := transform.Term{Kind: transform.TermAccount, Value: "bob"}
+	other := transform.Term{Kind: "custom", Value: "bob"}
+	if bytes.Equal(Prefix(odd), Prefix(other)) || bytes.HasPrefix(Prefix(odd), Prefix(lo)) {
+		t.Fatal("prefixes collide")
 	}
 }
 
