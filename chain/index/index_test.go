@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/plugchain/plug/chain/transform"
 )
@@ -230,6 +231,7 @@ func BenchmarkLookup(b *testing.B) {
 	}
 	defer x.Close()
 	batch := []*Block{}
+	start := time.Now()
 	for h := uint64(1); h <= blocks; h++ {
 		batch = append(batch, synth(h, perBlock, accounts))
 		if len(batch) == 20 {
@@ -244,6 +246,7 @@ func BenchmarkLookup(b *testing.B) {
 		b.Fatal(err)
 	}
 	perTx := float64(st.Size()) / float64(blocks*perBlock)
+	buildRate := float64(blocks*perBlock) / time.Since(start).Seconds()
 	rng := rand.New(rand.NewPCG(3, 4))
 	b.Run("account", func(b *testing.B) {
 		found := 0
@@ -252,6 +255,7 @@ func BenchmarkLookup(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
 		b.ReportMetric(perTx, "index-bytes/tx")
+		b.ReportMetric(buildRate, "build-tx/s")
 		b.ReportMetric(float64(found)/float64(b.N), "txs/lookup")
 	})
 	b.Run("account+asset-page100", func(b *testing.B) {
