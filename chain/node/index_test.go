@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -191,6 +192,15 @@ func TestIndexQueries(t *testing.T) {
 		t.Errorf("index keeps heights %d-%d, want the last 2", x.Low(), x.Height())
 	}
 	x.Close()
+
+	// A node started without its index.db builds it again on start.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	tn.start(0)
+	if got := scanIDs(t, tn.nodes[0], TxFilter{Terms: []transform.Term{acctTerm(admin)}}); !slices.Equal(got, all) {
+		t.Fatalf("after a start without index.db: %d txs, want %d", len(got), len(all))
+	}
 }
 
 func cmpPos(h1 uint64, i1 uint32, h2 uint64, i2 uint32) int {
