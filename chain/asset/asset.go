@@ -355,3 +355,24 @@ func (t *Transfer) Apply(_ *transform.Context, st transform.State) error {
 	}
 	return Credit(st, t.Asset, t.To, t.Amount)
 }
+
+// IndexTerms implements transform.Indexed: the asset.
+func (t *Create) IndexTerms(*transform.Context) []transform.Term {
+	return []transform.Term{{Kind: transform.TermAsset, Value: t.Asset}}
+}
+
+// IndexTerms implements transform.Indexed: the asset and the account credited.
+func (t *Issue) IndexTerms(*transform.Context) []transform.Term {
+	return []transform.Term{{Kind: transform.TermAsset, Value: t.Asset}, transform.AccountTerm(t.To)}
+}
+
+// IndexTerms implements transform.Indexed: the asset and the account debited.
+func (t *Burn) IndexTerms(*transform.Context) []transform.Term {
+	return []transform.Term{{Kind: transform.TermAsset, Value: t.Asset}, transform.AccountTerm(t.From)}
+}
+
+// IndexTerms implements transform.Indexed: the asset and both accounts.
+func (t *Transfer) IndexTerms(*transform.Context) []transform.Term {
+	return []transform.Term{{Kind: transform.TermAsset, Value: t.Asset},
+		transform.AccountTerm(t.From), transform.AccountTerm(t.To)}
+}

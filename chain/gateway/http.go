@@ -46,6 +46,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/tx", s.handleSubmit)
 	mux.HandleFunc("POST /v1/txs", s.handleSubmitBatch)
 	mux.HandleFunc("GET /v1/tx/{id}", s.handleTx)
+	mux.HandleFunc("GET /v1/txs", s.handleTxs)
 	mux.HandleFunc("GET /v1/accounts/{address}/nonce", s.handleNonce)
 	mux.HandleFunc("GET /v1/state/{key...}", s.handleState)
 	mux.HandleFunc("POST /v1/states", s.handleStates)

@@ -39,6 +39,7 @@ const (
 	NodeKeyFile = "node_key.json"
 	StateDB     = "state.db"
 	ChainDB     = "chain.db"
+	IndexDB     = "index.db"
 )
 
 // MaxHeartbeat bounds [consensus] heartbeat: an idle chain's block time, by which
@@ -73,6 +74,10 @@ type StorageConfig struct {
 	// StateCacheNodes bounds the decoded state-tree nodes kept in memory (about
 	// 150-300 bytes each); 0 means state.DefaultNodeCache.
 	StateCacheNodes int `toml:"state_cache_nodes"`
+	// Index keeps the transaction index (index.db, GET /v1/txs); nil means on.
+	Index *bool `toml:"index"`
+	// IndexMaxHeights keeps only the last heights in the index; 0 keeps all.
+	IndexMaxHeights uint64 `toml:"index_max_heights"`
 }
 
 // P2PConfig is the [p2p] section.
@@ -273,6 +278,7 @@ func LoadHome(dir string, reg *transform.Registry, ms *transform.Models) (*Home,
 		Name: f.Name, Home: dir, Genesis: gen, ChainID: gen.ChainID, Key: key, Validator: f.Validator,
 		P2PListen: f.P2P.Listen, Peers: f.P2P.Peers, AllowPeers: f.P2P.AllowPeers, PrivateNetwork: psk,
 		MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes, StateCacheNodes: f.Storage.StateCacheNodes,
+		NoIndex: f.Storage.Index != nil && !*f.Storage.Index, IndexMaxHeights: f.Storage.IndexMaxHeights,
 		Registry: reg, Models: ms,
 	}
 	if c != (ConsensusConfig{MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes}) {
@@ -489,6 +495,11 @@ max_block_bytes = {{.Consensus.MaxBlockBytes}}
 [storage]
 # Decoded state-tree nodes kept in memory (each ~150-300 bytes); 0 means the default (4,000,000).
 state_cache_nodes = {{.Storage.StateCacheNodes}}
+# The transaction index (index.db; GET /v1/txs, plug query txs): about 170 bytes
+# per transaction on disk. index = false turns it off; index_max_heights = N keeps
+# only the last N heights (0 keeps all). plug node reindex rebuilds it.
+# index = true
+index_max_heights = {{.Storage.IndexMaxHeights}}
 
 [log]
 # debug, info, warn or error; ` + "`plug node start --log-level`" + ` overrides it.

@@ -27,6 +27,7 @@ import (
 	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/genesis"
+	"github.com/plugchain/plug/chain/index"
 	"github.com/plugchain/plug/chain/mempool"
 	"github.com/plugchain/plug/chain/p2p"
 	"github.com/plugchain/plug/chain/state"
@@ -68,6 +69,12 @@ type Config struct {
 	MaxBlockBytes int
 	// StateCacheNodes bounds the state tree's node cache; 0 means the default.
 	StateCacheNodes int
+	// NoIndex turns off the transaction index (index.db): GET /v1/txs then
+	// answers 404 and nothing is written besides the block store and state.
+	NoIndex bool
+	// IndexMaxHeights keeps only the last IndexMaxHeights heights in the
+	// transaction index (older ones are pruned as blocks commit); 0 keeps all.
+	IndexMaxHeights uint64
 	// Registry and Models are the chain's transforms and models; both are
 	// required. Every node of a chain must execute the same ones, or the nodes
 	// compute different states and the chain halts: the plug binary passes
@@ -100,6 +107,7 @@ type Node struct {
 	cfg     Config
 	state   *state.Store
 	store   *store.Store
+	index   *index.Index // nil: NoIndex
 	pool    *mempool.Pool
 	exec    *exec.Executor
 	models  *transform.Models
@@ -185,6 +193,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open block store: %w", err)
 	}
 	if err := n.recover(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := n.openIndex(); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -373,6 +385,9 @@ func (n *Node) Close() error {
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
+	}
+	if n.index != nil {
+		errs = append(errs, n.index.Close())
 	}
 	if n.state != nil {
 		errs = append(errs, n.state.Close())

@@ -34,7 +34,7 @@ func nodeCommand() *cli.Command {
 			"plug node check --home /srv/plug/val-1\n" +
 			"plug node resync --home /srv/plug/val-1",
 		Description: "A node home is made by `plug init`; see docs/operator.md.",
-		Subcommands: []*cli.Command{nodeStartCommand(), nodeIDCommand(), nodeCheckCommand(), nodeResyncCommand(), nodeExportCommand()},
+		Subcommands: []*cli.Command{nodeStartCommand(), nodeIDCommand(), nodeCheckCommand(), nodeResyncCommand(), nodeExportCommand(), nodeReindexCommand()},
 	}
 }
 

@@ -181,6 +181,8 @@ func TestNodeE2E(t *testing.T) {
 	if r := run(nil, append([]string{"tx", "pending"}, node...)...); !strings.Contains(r.stdout, "bob ("+bob.Address[:8]) && !strings.Contains(r.stdout, "no transactions") {
 		t.Fatalf("tx pending names no signer:\n%s", r.stdout)
 	}
+	checkQueryTxs(t, env, node)
+	fails(t, "stop it first", env, "node", "reindex", "--home", home)
 	fails(t, "wrong", env, append([]string{"query", "balance", "--account", "bob", "--asset", "USD", "--chain", "wrong", "--prove"}, node...)...)
 
 	// --testnet DIR: endpoints from DIR/testnet.json, keys from DIR/keys (test backend).
@@ -228,6 +230,7 @@ func TestNodeE2E(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(home, "chain.db")); err != nil {
 		t.Fatal(err)
 	}
+	checkReindex(t, env, home)
 }
 
 func TestNodeCommandsHelp(t *testing.T) {

@@ -41,6 +41,7 @@ func queryCommand() *cli.Command {
 			queryBlockCommand(),
 			queryHeaderCommand(),
 			queryTxCommand(),
+			queryTxsCommand(),
 			queryStatusCommand(),
 		},
 	}
