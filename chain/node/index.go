@@ -57,6 +57,34 @@ func (n *Node) openIndex() error {
 	return nil
 }
 
+// indexLater hands height h, just committed, to the indexer goroutine
+// (runIndexer) and returns at once: the index is derived data, and writing it
+// inside the commit would add its encoding and its fsync to every height. The
+// indexer coalesces the heights that arrive while it writes into one write.
+func (n *Node) indexLater(h uint64) {
+	if n.index == nil {
+		return
+	}
+	n.indexTarget.Store(h)
+	select {
+	case n.indexWake <- struct{}{}:
+	default:
+	}
+}
+
+// runIndexer indexes the committed blocks handed to indexLater until ctx ends.
+func (n *Node) runIndexer(ctx context.Context) {
+	defer close(n.indexDone)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.indexWake:
+		}
+		_ = n.indexTo(n.indexTarget.Load())
+	}
+}
+
 // indexTo indexes the stored blocks up to height h and prunes what
 // IndexMaxHeights no longer keeps. A failure is logged (the index is derived
 // data; it catches up at the next block or start) and returned.

@@ -120,7 +120,7 @@ func (n *Node) commit(ctx context.Context, d consensus.Decision) error {
 	if err := n.state.Commit(ex.out.Batch); err != nil {
 		return err
 	}
-	n.indexTo(ex.block.Header.Height)
+	n.indexLater(ex.block.Header.Height)
 	hdr := ex.block.Header
 	n.parent.reset(d.Cert, n.currentSet())
 	n.mu.Lock()

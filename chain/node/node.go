@@ -104,20 +104,25 @@ var (
 
 // Node is a running PLUG node.
 type Node struct {
-	cfg     Config
-	state   *state.Store
-	store   *store.Store
-	index   *index.Index // nil: NoIndex
-	pool    *mempool.Pool
-	exec    *exec.Executor
-	models  *transform.Models
-	host    *p2p.Host
-	txs     *p2p.Topic
-	cons    *p2p.Topic
-	blocks  *p2p.Topic
-	machine *consensus.Machine
-	app     *app
-	address crypto.Address
+	cfg   Config
+	state *state.Store
+	store *store.Store
+	index *index.Index // nil: NoIndex
+	// indexTarget is the highest committed height the indexer is to reach;
+	// indexWake pokes it; indexDone closes when it stops (see runIndexer).
+	indexTarget atomic.Uint64
+	indexWake   chan struct{}
+	indexDone   chan struct{}
+	pool        *mempool.Pool
+	exec        *exec.Executor
+	models      *transform.Models
+	host        *p2p.Host
+	txs         *p2p.Topic
+	cons        *p2p.Topic
+	blocks      *p2p.Topic
+	machine     *consensus.Machine
+	app         *app
+	address     crypto.Address
 	// configured are the peer IDs of allow_peers and peers: admitted whatever
 	// the validator set (members.go).
 	configured []peer.ID
@@ -357,6 +362,10 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.drainTxs(ctx)
 	go n.gossipTxs(ctx)
 	n.running = true
+	if n.index != nil {
+		n.indexWake, n.indexDone = make(chan struct{}, 1), make(chan struct{})
+		go n.runIndexer(ctx)
+	}
 	go n.loop(ctx, wal)
 	log.Infow("node started", "name", n.cfg.Name, "chain", n.cfg.ChainID, "height", n.height(), "validator", n.cfg.Validator, "addrs", n.host.Addrs())
 	return nil
@@ -377,6 +386,9 @@ func (n *Node) Close() error {
 		n.cancel()
 		if n.running {
 			<-n.done
+			if n.indexDone != nil {
+				<-n.indexDone
+			}
 		}
 	}
 	var errs []error
