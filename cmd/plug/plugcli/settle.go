@@ -189,7 +189,7 @@ func settleStatusCommand(group string) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show a crosschain transaction's state on each of its chains",
-		UsageText: "plug " + group + " status ID|--ref R --party P [--testnet DIR | --node CHAIN=URL ...] [--xtx FILE] [--prove] [--wait]\n\n" +
+		UsageText: "plug " + group + " status ID|--ref R --party P [--testnet DIR | --node CHAIN=URL ... | --network FILE] [--xtx FILE] [--prove] [--wait]\n\n" +
 			"plug " + group + " status 3f2a…91c0 --testnet ./tn                # the full id, from any machine\n" +
 			"plug " + group + " status 3f2a91c04b7e --testnet ./tn             # a prefix: found in this machine's trade store\n" +
 			"plug " + group + " status --ref T-42 --party alice --testnet ./tn --prove --output json",
@@ -204,6 +204,7 @@ func settleStatusCommand(group string) *cli.Command {
 			"the trade could be read, whatever its state (an aborted trade too); with --wait, 1 when it is not\n" +
 			"final in time.",
 		Flags: xchainFlags(
+			networkFlag(),
 			&cli.StringFlag{Name: "xtx", Usage: "JSON file of the crosschain transaction (an XTx, or a record of the store)"},
 			&cli.StringFlag{Name: "ref", Usage: "find the trade by its reference on the chains (with --party)"},
 			&cli.StringFlag{Name: "party", Usage: "whose reference --ref is: a paying party of the trade, as a keyring key or an address"},
@@ -212,7 +213,7 @@ func settleStatusCommand(group string) *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Value: 90 * time.Second, Usage: "how long --wait waits"},
 		),
 		Action: func(c *cli.Context) error {
-			x, err := newXEnv(c)
+			x, err := newLookupEnv(c)
 			if err != nil {
 				return err
 			}

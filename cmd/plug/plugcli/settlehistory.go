@@ -62,7 +62,7 @@ func settleHistoryCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "history",
 		Usage: "a party's trades known to this machine, verified on the chains (for reconciliation)",
-		UsageText: "plug settle history --party P [--since T] [--testnet DIR | --node CHAIN=URL ...] [--output text|json|csv]\n\n" +
+		UsageText: "plug settle history --party P [--since T] [--testnet DIR | --node CHAIN=URL ... | --network FILE] [--output text|json|csv]\n\n" +
 			"plug settle history --testnet ./tn --party alice --output csv > alice.csv\n" +
 			"plug settle history --testnet ./tn --party alice --since 24h --output json",
 		Description: "Lists the trades of the trade store (those `plug settle` submitted from this machine, see --store)\n" +
@@ -73,6 +73,7 @@ func settleHistoryCommand() *cli.Command {
 			"named on standard error and left out. Trades this machine never recorded cannot be listed: the\n" +
 			"chains are read by key, not searched (look one up with `plug settle status ID` or --ref).",
 		Flags: xchainFlags(
+			networkFlag(),
 			&cli.StringFlag{Name: "party", Usage: "the party: a keyring key or an address"},
 			&cli.StringFlag{Name: "since", Usage: "only trades recorded since T: an RFC 3339 time, a date (2026-12-01) or a duration back from now (24h)"},
 		),
@@ -93,7 +94,7 @@ func settleHistory(c *cli.Context) error {
 			}
 		}
 	}
-	x, err := newXEnv(c)
+	x, err := newLookupEnv(c)
 	if err != nil {
 		return err
 	}

@@ -11,9 +11,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/hash"
+	"github.com/plugchain/plug/crosschain/shard"
 	"github.com/plugchain/plug/settlement"
+	"github.com/plugchain/plug/testnet"
 )
 
 // How `plug settle status` and `plug xchain status` find a trade: by its
@@ -216,4 +219,61 @@ func (x *xenv) storeIDByPrefix(prefix string) (hash.Hash, error) {
 	sort.Strings(match)
 	return hash.Hash{}, fmt.Errorf("%d trades of the trade store start with %s (%s…, %s…): give more digits",
 		len(match), prefix, match[0][:16], match[1][:16])
+}
+
+// networkFlag lets the read-only trade commands name the chains by a
+// network file (the shards of a logical network), as single-chain commands do.
+func networkFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:  "network",
+		Usage: "read the shards of the logical network declared in this file (e.g. DIR/network.toml of `plug testnet up --shards N`; instead of --testnet or --node)",
+	}
+}
+
+// newLookupEnv is newXEnv for the commands that read trades: --network FILE
+// names the chains too.
+func newLookupEnv(c *cli.Context) (*xenv, error) {
+	f := c.String("network")
+	if f == "" {
+		return newXEnv(c)
+	}
+	if c.String("testnet") != "" || len(c.StringSlice("node")) > 0 {
+		return nil, errors.New("give --network, --testnet or --node, not several")
+	}
+	x, err := newXEnvFor(c, false)
+	if err != nil {
+		return nil, err
+	}
+	e := &env{c: c, out: x.out}
+	if err := e.useNetworkShards(f); err != nil {
+		return nil, err
+	}
+	for _, id := range e.shards.Network().ChainIDs() {
+		if x.clients[id], err = e.shards.Chain(id); err != nil {
+			return nil, err
+		}
+	}
+	x.testnetKeys = e.testnetKeys
+	x.store = e.tradeStore()
+	if s := c.String("store"); s != "" {
+		x.store = s
+	}
+	return x, nil
+}
+
+// useNetworkShards is useNetwork without picking one shard: it connects to
+// every shard of the network file.
+func (e *env) useNetworkShards(path string) error {
+	net, err := shard.Load(path)
+	if err != nil {
+		return fmt.Errorf("%w (see docs/sharding.md)", err)
+	}
+	if e.shards, err = shard.NewClient(net, shard.WithClientOptions(client.WithTimeout(e.c.Duration("request-timeout")))); err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(filepath.Join(dir, testnet.ManifestFile)); err == nil {
+		e.testnetKeys = filepath.Join(dir, testnet.KeyringDir)
+	}
+	return nil
 }
