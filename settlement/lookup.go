@@ -42,7 +42,9 @@ func ParseIDOrPrefix(s string) (full hash.Hash, prefix string, err error) {
 
 // LookupID returns the terms of trade id from the first chain named by order
 // (asked in that order, through chains by chain ID) that holds them at
-// crosschain.XTxKey, or an error wrapping ErrTradeNotFound. The terms must
+// crosschain.XTxKey, or an error wrapping ErrTradeNotFound. A chain that
+// cannot be read is passed over; when no other chain holds the terms, the
+// read errors are returned (not ErrTradeNotFound: the trade may be there). The terms must
 // hash to id, or LookupID fails: a node cannot substitute another trade.
 // With prove, every read (and every absence) is verified against a
 // certified header; RefTrade.Verified says the terms were.
@@ -51,11 +53,13 @@ func ParseIDOrPrefix(s string) (full hash.Hash, prefix string, err error) {
 // checked those when its prepare or decide ran (a leg prepared, a decision
 // to commit, imply that it verified every party's signature).
 func LookupID(ctx context.Context, chains map[string]Reader, order []string, id hash.Hash, prove bool) (*RefTrade, error) {
+	var errs []error
 	for _, chain := range order {
 		out := &RefTrade{ID: id, Chain: chain}
 		found, verified, err := readState(ctx, chains, chain, crosschain.XTxKey(id), prove, &out.XTx)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err) // another chain may hold the terms
+			continue
 		}
 		if !found {
 			continue
@@ -65,6 +69,9 @@ func LookupID(ctx context.Context, chains map[string]Reader, order []string, id 
 		}
 		out.Verified = verified
 		return out, nil
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return nil, fmt.Errorf("%w: trade %s on %v", ErrTradeNotFound, id.Short(), order)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/plugchain/plug/chain/client"
 	"github.com/plugchain/plug/crosschain"
 )
 
@@ -103,5 +104,26 @@ func TestQueryTimes(t *testing.T) {
 	}
 	if st.DecisionProof == nil || st.DecisionProof.Chain != "alpha" || st.DecisionProof.Key != crosschain.DecisionKey(id) {
 		t.Fatalf("decision proof %+v", st.DecisionProof)
+	}
+}
+
+// downChain is a chain that cannot be read.
+type downChain struct{}
+
+func (downChain) State(context.Context, uint64, string, bool) (*client.StateResult, error) {
+	return nil, errors.New("connection refused")
+}
+
+func TestLookupIDChainDown(t *testing.T) {
+	ctx := context.Background()
+	x, _ := DvP(alice, bob, LegSpec{"alpha", "BOND", 10}, LegSpec{"beta", "USD", 1000}).XTx("alpha", deadline)
+	beta := fakeChain{crosschain.XTxKey(x.ID()): x}
+	chains := map[string]Reader{"alpha": downChain{}, "beta": beta}
+	if got, err := LookupID(ctx, chains, []string{"alpha", "beta"}, x.ID(), false); err != nil || got.Chain != "beta" {
+		t.Fatalf("alpha down, beta holds it: %+v %v", got, err)
+	}
+	delete(beta, crosschain.XTxKey(x.ID()))
+	if _, err := LookupID(ctx, chains, []string{"alpha", "beta"}, x.ID(), false); err == nil || errors.Is(err, ErrTradeNotFound) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("alpha down, beta without it: %v, want alpha's error", err)
 	}
 }
