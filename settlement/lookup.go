@@ -82,18 +82,27 @@ func LookupID(ctx context.Context, chains map[string]Reader, order []string, id 
 // party and reference ever commits) or, when no coordinator was asked or
 // names one, the first found. Another chain may name another trade under the
 // reference (one whose prepare ran there first and aborted); others lists
-// the ids of such trades, so a caller can say so.
+// the ids of such trades, so a caller can say so. A chain that cannot be
+// read, or answers inconsistently, is passed over when another names the
+// trade.
 func FindRef(ctx context.Context, chains map[string]Reader, order []string, party crypto.Address, ref string, prove bool) (found *RefTrade, others []hash.Hash, err error) {
 	var all []*RefTrade
+	var errs []error
 	for _, chain := range order {
 		t, err := LookupRef(ctx, chains, []string{chain}, party, ref, prove)
-		if errors.Is(err, ErrRefNotFound) {
+		switch {
+		case errors.Is(err, ErrRefNotFound):
+			continue
+		case errors.Is(err, ErrInvalid):
+			return nil, nil, err
+		case err != nil:
+			errs = append(errs, err) // the others may still name the trade
 			continue
 		}
-		if err != nil {
-			return nil, nil, err
-		}
 		all = append(all, t)
+	}
+	if len(all) == 0 && len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
 	}
 	if len(all) == 0 {
 		return nil, nil, fmt.Errorf("%w: ref %q of %s on %v", ErrRefNotFound, ref, party, order)
