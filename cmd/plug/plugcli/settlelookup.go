@@ -226,7 +226,7 @@ func (x *xenv) storeIDByPrefix(prefix string) (hash.Hash, error) {
 func networkFlag() cli.Flag {
 	return &cli.StringFlag{
 		Name:  "network",
-		Usage: "read the shards of the logical network declared in this file (e.g. DIR/network.toml of `plug testnet up --shards N`; instead of --testnet or --node)",
+		Usage: "read the shards of the logical network declared in `FILE` (e.g. DIR/network.toml of plug testnet up --shards N; instead of --testnet or --node)",
 	}
 }
 
