@@ -45,6 +45,21 @@ type LegStatus struct {
 	Height uint64 `json:"height,omitempty"`
 	// Verified: the record (or its absence) was proven against a certified header.
 	Verified bool `json:"verified,omitempty"`
+	// Proof names the read the status comes from (chain, height, state root).
+	Proof *ProofRef `json:"proof,omitempty"`
+}
+
+// ProofRef names the state a record (or its absence) was read from: the
+// chain, the block height and that block's state root. With Verified, the
+// read was proven against the certified header of that height, so anyone can
+// check it again with the same chain, key and height (`plug query state KEY
+// --height H --prove`).
+type ProofRef struct {
+	Chain     string `json:"chain"`
+	Key       string `json:"key"`
+	Height    uint64 `json:"height"`
+	StateRoot string `json:"state_root"`
+	Verified  bool   `json:"verified"`
 }
 
 // Status is an XTx's lifecycle as read from its chains.
@@ -53,16 +68,27 @@ type Status struct {
 	State       State  `json:"status"`
 	Coordinator string `json:"coordinator"`
 	Deadline    int64  `json:"deadline"`
+	// DeadlineTime is Deadline in RFC 3339 (UTC), for people.
+	DeadlineTime string `json:"deadline_time"`
 	// Ref is the trade's reference, if it has one.
 	Ref string `json:"ref,omitempty"`
 	// Decided is whether the coordinator recorded its decision; DecisionHeight
 	// is its block.
 	Decided        bool   `json:"decided"`
 	DecisionHeight uint64 `json:"decision_height,omitempty"`
+	// DecidedAt is the deciding block's time (Unix ms), DecidedAtTime the same
+	// in RFC 3339 (UTC).
+	DecidedAt     int64  `json:"decided_at,omitempty"`
+	DecidedAtTime string `json:"decided_at_time,omitempty"`
+	// DecisionProof names the coordinator read of the decision (or of its
+	// absence).
+	DecisionProof *ProofRef `json:"decision_proof,omitempty"`
 	// Final: decided and every leg finished (committed or aborted).
 	Final bool        `json:"final"`
 	Legs  []LegStatus `json:"legs"`
-	// Reason says why the trade aborted (or why a leg was refused).
+	// Reason says why the trade aborted (or why a leg was refused), with
+	// times in RFC 3339 (crosschain.HumanReason); the chains' own records keep
+	// Unix milliseconds.
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -81,37 +107,43 @@ var ErrNoChain = errors.New("no connection to chain")
 func Query(ctx context.Context, x *crosschain.XTx, chains map[string]Reader, prove bool) (*Status, error) {
 	id := x.ID()
 	o := crosschain.NewObservation(id, crosschain.Signed{XTx: *x})
-	st := &Status{ID: id.String(), Coordinator: x.Coordinator, Deadline: x.Deadline, Ref: x.Ref}
-	read := func(rq crosschain.ReadRequest) (bool, error) {
+	st := &Status{ID: id.String(), Coordinator: x.Coordinator, Deadline: x.Deadline, DeadlineTime: crosschain.FormatMillis(x.Deadline), Ref: x.Ref}
+	read := func(rq crosschain.ReadRequest) (*ProofRef, error) {
 		r := chains[rq.Chain]
 		if r == nil {
-			return false, fmt.Errorf("%w %q: add it to the testnet or pass its node", ErrNoChain, rq.Chain)
+			return nil, fmt.Errorf("%w %q: add it to the testnet or pass its node", ErrNoChain, rq.Chain)
 		}
 		res, err := r.State(ctx, 0, rq.Key, prove)
 		if err != nil {
-			return false, fmt.Errorf("chain %s: reading %s: %w", rq.Chain, rq.Key, err)
+			return nil, fmt.Errorf("chain %s: reading %s: %w", rq.Chain, rq.Key, err)
 		}
 		if err := o.Fill(rq, res.Found, res.Value, res.Height, nil); err != nil {
-			return false, fmt.Errorf("chain %s: %w", rq.Chain, err)
+			return nil, fmt.Errorf("chain %s: %w", rq.Chain, err)
 		}
-		return res.Verified, nil
+		return &ProofRef{Chain: rq.Chain, Key: rq.Key, Height: res.Height, StateRoot: res.StateRoot.String(), Verified: res.Verified}, nil
 	}
-	if _, err := read(crosschain.ReadRequest{Kind: crosschain.ReadDecision, Leg: -1, Chain: x.Coordinator, Key: crosschain.DecisionKey(id)}); err != nil {
+	dp, err := read(crosschain.ReadRequest{Kind: crosschain.ReadDecision, Leg: -1, Chain: x.Coordinator, Key: crosschain.DecisionKey(id)})
+	if err != nil {
 		return nil, err
 	}
+	st.DecisionProof = dp
 	for i, l := range x.Legs {
-		verified, err := read(crosschain.ReadRequest{Kind: crosschain.ReadRecord, Leg: i, Chain: l.Chain, Key: crosschain.LegKey(id, i)})
+		lp, err := read(crosschain.ReadRequest{Kind: crosschain.ReadRecord, Leg: i, Chain: l.Chain, Key: crosschain.LegKey(id, i)})
 		if err != nil {
 			return nil, err
 		}
 		rec := o.Legs[i].Record
 		st.Legs = append(st.Legs, LegStatus{Leg: i, Chain: l.Chain, Asset: l.Asset, From: l.From, To: l.To, Amount: l.Amount,
-			Status: string(o.LegStatus(i)), Reason: rec.Record.Reason, Height: rec.Record.Height, Verified: verified})
+			Status: string(o.LegStatus(i)), Reason: crosschain.HumanReason(rec.Record.Reason), Height: rec.Record.Height, Verified: lp.Verified, Proof: lp})
 	}
 	p := crosschain.PlanOf(o)
-	st.State, st.Final, st.Reason = p.Status, p.Final, p.Reason
+	st.State, st.Final, st.Reason = p.Status, p.Final, crosschain.HumanReason(p.Reason)
 	if o.Decision.Found {
-		st.Decided, st.DecisionHeight = true, o.Decision.Decision.Height
+		d := o.Decision.Decision
+		st.Decided, st.DecisionHeight = true, d.Height
+		if d.Time > 0 {
+			st.DecidedAt, st.DecidedAtTime = d.Time, crosschain.FormatMillis(d.Time)
+		}
 	}
 	return st, nil
 }

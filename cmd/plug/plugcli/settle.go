@@ -22,11 +22,12 @@ func settleCommand() *cli.Command {
 			"plug settle pvp --testnet DIR --party1 KEY --party2 KEY --leg1 CHAIN:ASSET:AMOUNT --leg2 CHAIN:ASSET:AMOUNT [--wait]\n" +
 			"plug settle batch --testnet DIR --trade FROM:TO:CHAIN:ASSET:AMOUNT ... [--wait]\n" +
 			"plug settle instruct --as KEY ... --out A.json; plug settle match A.json B.json --testnet DIR --from KEY\n" +
-			"plug settle status ID --testnet DIR",
+			"plug settle status ID|--ref R --party P --testnet DIR\n" +
+			"plug settle history --party P --testnet DIR [--output csv|json]",
 		Description: "A trade is one crosschain transaction (docs/settlement.md): every party signs it, each leg is\n" +
 			"prepared (escrowed) on its chain, the coordinator chain decides, and each leg then completes or is\n" +
 			"refunded. Relays carry the proofs between chains: run `plug relay start` next to the chains.",
-		Subcommands: []*cli.Command{settleDvPCommand(), settlePvPCommand(), settleBatchCommand(), settleInstructCommand(), settleMatchCommand(), settleStatusCommand("settle")},
+		Subcommands: []*cli.Command{settleDvPCommand(), settlePvPCommand(), settleBatchCommand(), settleInstructCommand(), settleMatchCommand(), settleStatusCommand("settle"), settleHistoryCommand()},
 	}
 }
 
@@ -188,50 +189,48 @@ func settleStatusCommand(group string) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show a crosschain transaction's state on each of its chains",
-		UsageText: "plug " + group + " status ID [--testnet DIR | --node CHAIN=URL ...] [--xtx FILE] [--prove] [--wait]\n\n" +
-			"plug " + group + " status 3f2a…91c0 --testnet ./tn\n" +
-			"plug " + group + " status 3f2a…91c0 --testnet ./tn --prove --output json",
-		Description: "Reads xchain/leg/ID/N on each leg's chain and xchain/decision/ID on the coordinator. The trade is\n" +
-			"found in the store `plug settle` records it in (or given with --xtx, a JSON file of the transaction).\n" +
-			"Legs are pending, prepared, refused, committed or aborted; the trade pending, prepared, committed or\n" +
-			"aborted, and final once every leg has finished. --prove verifies every read against a certified header.",
+		UsageText: "plug " + group + " status ID|--ref R --party P [--testnet DIR | --node CHAIN=URL ... | --network FILE] [--xtx FILE] [--prove] [--wait]\n\n" +
+			"plug " + group + " status 3f2a…91c0 --testnet ./tn                # the full id, from any machine\n" +
+			"plug " + group + " status 3f2a91c04b7e --testnet ./tn             # a prefix: found in this machine's trade store\n" +
+			"plug " + group + " status --ref T-42 --party alice --testnet ./tn --prove --output json",
+		Description: "Finds the trade on the chains: with its full id (64 hex digits) the terms are read from\n" +
+			"xchain/xtx/ID on the first chain that holds them and must hash to the id; with --ref R --party P the\n" +
+			"chains' record of P's reference R names it. A prefix of the id (at least 8 hex digits, such as the 12\n" +
+			"the tools print) is looked up in the store `plug settle` records trades in: the chains cannot be\n" +
+			"searched by prefix. --xtx gives the transaction as a JSON file. Then it reads xchain/leg/ID/N on\n" +
+			"each leg's chain and xchain/decision/ID on the coordinator. Legs are pending, prepared, refused,\n" +
+			"committed or aborted; the trade pending, prepared, committed or aborted, and final once every leg\n" +
+			"has finished. --prove verifies every read against a certified header. The exit code is 0 whenever\n" +
+			"the trade could be read, whatever its state (an aborted trade too); with --wait, 1 when it is not\n" +
+			"final in time.",
 		Flags: xchainFlags(
+			networkFlag(),
 			&cli.StringFlag{Name: "xtx", Usage: "JSON file of the crosschain transaction (an XTx, or a record of the store)"},
+			&cli.StringFlag{Name: "ref", Usage: "find the trade by its reference on the chains (with --party)"},
+			&cli.StringFlag{Name: "party", Usage: "whose reference --ref is: a paying party of the trade, as a keyring key or an address"},
 			&cli.BoolFlag{Name: "prove", Usage: "verify each record (or its absence) with a Merkle proof against a certified header"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait until the transaction is final"},
 			&cli.DurationFlag{Name: "timeout", Value: 90 * time.Second, Usage: "how long --wait waits"},
 		),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return fmt.Errorf("give the transaction id: `plug %s status ID` (printed by `plug settle dvp`)", group)
-			}
-			id, err := settlement.ParseID(c.Args().First())
+			x, err := newLookupEnv(c)
 			if err != nil {
 				return err
 			}
-			x, err := newXEnv(c)
-			if err != nil {
-				return err
-			}
-			var rec *record
-			if f := c.String("xtx"); f != "" {
-				rec, err = readXTxFile(f, id)
-			} else {
-				rec, err = x.load(id)
-			}
+			f, err := x.findTrade(c, group)
 			if err != nil {
 				return err
 			}
 			var st *settlement.Status
 			if c.Bool("prove") {
-				st, err = settlement.Query(x.ctx(), &rec.XTx, x.readers(), true)
+				st, err = settlement.Query(x.ctx(), &f.rec.XTx, x.readers(), true)
 			} else {
-				st, err = x.waitFinal(&rec.XTx, c.Bool("wait"), c.Duration("timeout"))
+				st, err = x.waitFinal(&f.rec.XTx, c.Bool("wait"), c.Duration("timeout"))
 			}
 			if err != nil {
 				return err
 			}
-			return x.emitStatus(settleOut{Status: st, Kind: rec.Kind}, c.Bool("wait"), c.Duration("timeout"))
+			return x.emitStatus(settleOut{Status: st, Kind: f.rec.Kind, Found: f}, statusReport, c.Bool("wait"), c.Duration("timeout"))
 		},
 	}
 }

@@ -287,7 +287,7 @@ func TestSettleDvP(t *testing.T) {
 		{[]string{"settle", "dvp", "--testnet", s.dir, "--seller", "alice", "--buyer", "bob", "--delivery", "alpha:EUR", "--payment", "alpha:USD:1"}, "CHAIN:ASSET:AMOUNT"},
 		{[]string{"settle", "dvp", "--testnet", s.dir, "--seller", "alice", "--buyer", "carol", "--delivery", "alpha:EUR:1", "--payment", "alpha:USD:1"}, "--buyer carol"},
 		{[]string{"settle", "dvp", "--testnet", s.dir, "--seller", "alice", "--buyer", "bob", "--delivery", "gamma:EUR:1", "--payment", "alpha:USD:1"}, `chain "gamma"`},
-		{[]string{"settle", "status", strings.Repeat("ab", 32), "--testnet", s.dir}, "not recorded"},
+		{[]string{"settle", "status", strings.Repeat("ab", 32), "--testnet", s.dir}, "on none of the chains"},
 		{[]string{"settle", "dvp", "--seller", "alice"}, "--testnet"},
 		{[]string{"settle", "match", files["alice"], files["alice"], "--testnet", s.dir, "--from", "bob"}, "both instructions"},
 		{[]string{"settle", "batch", "--testnet", s.dir, "--trade", "alice:bob:alpha:USD:5", "--trade", "bob:alice:alpha:USD:5"}, "nothing to settle"},

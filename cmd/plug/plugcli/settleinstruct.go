@@ -214,7 +214,7 @@ func settleMatchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return x.emitStatus(settleOut{Status: st, Kind: kind, Prepares: prepares, Existing: prev != nil}, c.Bool("wait"), c.Duration("timeout"))
+			return x.emitStatus(settleOut{Status: st, Kind: kind, Prepares: prepares, Existing: prev != nil}, abortFails, c.Bool("wait"), c.Duration("timeout"))
 		},
 	}
 }

@@ -32,7 +32,18 @@ type settleOut struct {
 	// Existing: a trade under this reference was already on the chains; it
 	// was reported (and its missing prepares sent), not submitted again.
 	Existing bool `json:"existing,omitempty"`
+	// Found says where a status command found the trade.
+	Found *foundTrade `json:"found,omitempty"`
 }
+
+// Whether emitStatus treats an aborted trade as a failure of the command.
+const (
+	// abortFails: a command that settles a trade failed when it aborted.
+	abortFails = true
+	// statusReport: a command that reports a trade worked whatever the
+	// trade's state.
+	statusReport = false
+)
 
 // tradeAction builds, signs and submits a trade, then waits for it with --wait.
 func tradeAction(c *cli.Context, build func(*xenv) (settlement.Trade, []crypto.PrivateKey, error)) error {
@@ -84,7 +95,7 @@ func tradeAction(c *cli.Context, build func(*xenv) (settlement.Trade, []crypto.P
 	if err != nil {
 		return err
 	}
-	return x.emitStatus(settleOut{Status: st, Kind: trade.Kind, Prepares: prepares, Existing: existing}, c.Bool("wait"), c.Duration("timeout"))
+	return x.emitStatus(settleOut{Status: st, Kind: trade.Kind, Prepares: prepares, Existing: existing}, abortFails, c.Bool("wait"), c.Duration("timeout"))
 }
 
 // newRef returns a fresh trade reference.
@@ -262,13 +273,32 @@ func (x *xenv) waitFinal(xt *crosschain.XTx, wait bool, timeout time.Duration) (
 
 // emitStatus prints a trade's status; the error says when it aborted or, with
 // wait, is not final.
-func (x *xenv) emitStatus(o settleOut, wait bool, timeout time.Duration) error {
+func (x *xenv) emitStatus(o settleOut, abortIsError, wait bool, timeout time.Duration) error {
 	st := o.Status
 	err := x.out.Emit(o, func(w io.Writer) error {
 		pairs := [][2]string{{"id", st.ID}, {"status", string(st.State)}, {"final", strconv.FormatBool(st.Final)},
-			{"coordinator", st.Coordinator}, {"deadline", time.UnixMilli(st.Deadline).UTC().Format(time.RFC3339Nano)}}
+			{"coordinator", st.Coordinator}, {"deadline", crosschain.FormatMillis(st.Deadline)}}
 		if st.Ref != "" {
 			pairs = append(pairs, [2]string{"ref", st.Ref})
+		}
+		if st.Decided {
+			d := "height " + strconv.FormatUint(st.DecisionHeight, 10)
+			if st.DecidedAtTime != "" {
+				d += ", " + st.DecidedAtTime
+			}
+			pairs = append(pairs, [2]string{"decided", d})
+		}
+		if f := o.Found; f != nil {
+			src := f.Source
+			switch {
+			case f.Source == "chain" && f.Verified:
+				src = "chain " + f.FoundOn + " (terms proven)"
+			case f.Source == "chain":
+				src = "chain " + f.FoundOn
+			case f.Source == "store":
+				src = "this machine's trade store (on no chain yet)"
+			}
+			pairs = append(pairs, [2]string{"found on", src})
 		}
 		if o.Existing {
 			pairs = append(pairs, [2]string{"note", "already on the chains under this reference: reported, not submitted again"})
@@ -299,7 +329,7 @@ func (x *xenv) emitStatus(o settleOut, wait bool, timeout time.Duration) error {
 		return err
 	}
 	switch {
-	case st.State == settlement.Aborted:
+	case abortIsError && st.State == settlement.Aborted:
 		return reportedError{fmt.Errorf("trade %s aborted: %s", st.ID[:12], st.Reason)}
 	case wait && !st.Final:
 		return reportedError{fmt.Errorf("trade %s is not final after %s (status %s): relays carry the proofs between chains — "+

@@ -7,7 +7,7 @@ func xchainCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "xchain",
 		Usage:       "inspect crosschain transactions",
-		UsageText:   "plug xchain status ID --testnet DIR [--prove]",
+		UsageText:   "plug xchain status ID|--ref R --party P --testnet DIR [--prove]",
 		Subcommands: []*cli.Command{settleStatusCommand("xchain")},
 	}
 }

@@ -1,0 +1,225 @@
+package plugcli
+
+import (
+	"cmp"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/crosschain"
+	"github.com/plugchain/plug/settlement"
+)
+
+// `plug settle history`: a party's trades for reconciliation, each checked
+// on the chains with proofs. The trades listed are those of the local trade
+// store: the chains can be read by key, not searched, so a trade this machine
+// never saw cannot be listed from here (it can be looked up by id or
+// reference with `plug settle status`).
+
+// historyRow is one trade of `plug settle history`.
+type historyRow struct {
+	ID     string          `json:"id"`
+	Ref    string          `json:"ref,omitempty"`
+	Kind   settlement.Kind `json:"kind,omitempty"`
+	Status string          `json:"status"`
+	Final  bool            `json:"final"`
+	// Submitted is when this machine recorded the trade (Unix ms).
+	Submitted      int64                  `json:"submitted"`
+	SubmittedTime  string                 `json:"submitted_time"`
+	Coordinator    string                 `json:"coordinator"`
+	Deadline       int64                  `json:"deadline"`
+	DeadlineTime   string                 `json:"deadline_time"`
+	DecisionHeight uint64                 `json:"decision_height,omitempty"`
+	DecidedAt      int64                  `json:"decided_at,omitempty"`
+	DecidedAtTime  string                 `json:"decided_at_time,omitempty"`
+	Legs           []settlement.LegStatus `json:"legs"`
+	Reason         string                 `json:"reason,omitempty"`
+	// FoundOn is the chain whose xchain/xtx/ID gave the terms.
+	FoundOn string `json:"found_on"`
+	// Proof is the coordinator's read of the decision (or of its absence).
+	Proof *settlement.ProofRef `json:"proof,omitempty"`
+}
+
+// historyOut is `plug settle history --output json`.
+type historyOut struct {
+	Party  crypto.Address `json:"party"`
+	Since  string         `json:"since,omitempty"`
+	Trades []historyRow   `json:"trades"`
+	// NotOnChain lists the trades of the store that no chain holds (never
+	// prepared anywhere): unverifiable, so not rows.
+	NotOnChain []string `json:"not_on_chain,omitempty"`
+}
+
+func settleHistoryCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "history",
+		Usage: "a party's trades known to this machine, verified on the chains (for reconciliation)",
+		UsageText: "plug settle history --party P [--since T] [--testnet DIR | --node CHAIN=URL ... | --network FILE] [--output text|json|csv]\n\n" +
+			"plug settle history --testnet ./tn --party alice --output csv > alice.csv\n" +
+			"plug settle history --testnet ./tn --party alice --since 24h --output json",
+		Description: "Lists the trades of the trade store (those `plug settle` submitted from this machine, see --store)\n" +
+			"in which P pays or receives, each one read on the chains: its terms from xchain/xtx/ID (they must hash\n" +
+			"to the id), its legs and decision with Merkle proofs against certified headers. A row gives the\n" +
+			"status, the legs, the times (RFC 3339, UTC), the decision height and the proof: the coordinator, the\n" +
+			"height and the state root the decision was proven at. Trades of the store that no chain holds are\n" +
+			"named on standard error and left out. Trades this machine never recorded cannot be listed: the\n" +
+			"chains are read by key, not searched (look one up with `plug settle status ID` or --ref).",
+		Flags: xchainFlags(
+			networkFlag(),
+			&cli.StringFlag{Name: "party", Usage: "the party: a keyring key or an address"},
+			&cli.StringFlag{Name: "since", Usage: "only trades recorded since T: an RFC 3339 time, a date (2026-12-01) or a duration back from now (24h)"},
+		),
+		Action: settleHistory,
+	}
+}
+
+func settleHistory(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: give the party with --party", c.Args().First())
+	}
+	asCSV := false
+	for _, cc := range c.Lineage() {
+		if cc.App != nil && slices.Contains(cc.LocalFlagNames(), "output") && cc.String("output") == "csv" {
+			asCSV = true
+			if err := cc.Set("output", outputText); err != nil {
+				return err
+			}
+		}
+	}
+	x, err := newLookupEnv(c)
+	if err != nil {
+		return err
+	}
+	if c.String("party") == "" {
+		return errors.New("missing --party: whose trades to list (a keyring key or an address)")
+	}
+	party, err := x.partyAddress(c.String("party"))
+	if err != nil {
+		return err
+	}
+	var since time.Time
+	if s := c.String("since"); s != "" {
+		if since, err = parseSince(s, time.Now()); err != nil {
+			return err
+		}
+	}
+	recs, err := x.storeRecords()
+	if err != nil {
+		return err
+	}
+	out := historyOut{Party: party, Trades: []historyRow{}}
+	if !since.IsZero() {
+		out.Since = since.UTC().Format(time.RFC3339)
+	}
+	for _, r := range recs {
+		if !involves(&r.XTx, party) || r.Submitted.Before(since) {
+			continue
+		}
+		id := r.XTx.ID()
+		t, err := settlement.LookupID(x.ctx(), x.readers(), x.chainIDs(), id, true)
+		if errors.Is(err, settlement.ErrTradeNotFound) {
+			out.NotOnChain = append(out.NotOnChain, id.String())
+			x.out.Warn("trade %s of the store is on none of the chains %v: left out", id.String()[:12], x.chainIDs())
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("trade %s: %w", id.String()[:12], err)
+		}
+		st, err := settlement.Query(x.ctx(), &t.XTx, x.readers(), true)
+		if err != nil {
+			return fmt.Errorf("trade %s: %w", id.String()[:12], err)
+		}
+		out.Trades = append(out.Trades, historyRow{ID: st.ID, Ref: st.Ref, Kind: r.Kind, Status: string(st.State), Final: st.Final,
+			Submitted: r.Submitted.UnixMilli(), SubmittedTime: crosschain.FormatMillis(r.Submitted.UnixMilli()),
+			Coordinator: st.Coordinator, Deadline: st.Deadline, DeadlineTime: st.DeadlineTime,
+			DecisionHeight: st.DecisionHeight, DecidedAt: st.DecidedAt, DecidedAtTime: st.DecidedAtTime,
+			Legs: st.Legs, Reason: st.Reason, FoundOn: t.Chain, Proof: st.DecisionProof})
+	}
+	slices.SortStableFunc(out.Trades, func(a, b historyRow) int { return cmp.Compare(a.Submitted, b.Submitted) })
+	if asCSV {
+		return writeHistoryCSV(c.App.Writer, out.Trades)
+	}
+	return x.out.Emit(out, func(w io.Writer) error {
+		var rows [][]string
+		for _, t := range out.Trades {
+			p := ""
+			if t.Proof != nil {
+				p = t.Proof.Chain + "@" + strconv.FormatUint(t.Proof.Height, 10) + " " + t.Proof.StateRoot[:12] + "…"
+			}
+			rows = append(rows, []string{t.ID[:12], t.Ref, string(t.Status), t.SubmittedTime, t.DeadlineTime,
+				heightOrEmpty(t.DecisionHeight), legsSummary(t.Legs), p})
+		}
+		return x.out.Table([]string{"ID", "REF", "STATUS", "SUBMITTED", "DEADLINE", "DECIDED", "LEGS", "PROOF"}, rows)
+	})
+}
+
+// csvHeader is the header of `plug settle history --output csv`.
+var csvHeader = []string{"id", "ref", "kind", "status", "final", "submitted_time", "coordinator", "deadline_time",
+	"decision_height", "decided_at_time", "legs", "reason", "proof_chain", "proof_height", "proof_state_root", "proof_verified"}
+
+func writeHistoryCSV(w io.Writer, trades []historyRow) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(csvHeader); err != nil {
+		return err
+	}
+	for _, t := range trades {
+		var pc, ph, pr, pv string
+		if p := t.Proof; p != nil {
+			pc, ph, pr, pv = p.Chain, strconv.FormatUint(p.Height, 10), p.StateRoot, strconv.FormatBool(p.Verified)
+		}
+		var legs []string
+		for _, l := range t.Legs {
+			legs = append(legs, fmt.Sprintf("%d %s:%s:%d %s>%s %s", l.Leg, l.Chain, l.Asset, l.Amount, l.From, l.To, l.Status))
+		}
+		if err := cw.Write([]string{t.ID, t.Ref, string(t.Kind), t.Status, strconv.FormatBool(t.Final), t.SubmittedTime,
+			t.Coordinator, t.DeadlineTime, heightOrEmpty(t.DecisionHeight), t.DecidedAtTime, strings.Join(legs, "; "), t.Reason,
+			pc, ph, pr, pv}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func heightOrEmpty(h uint64) string {
+	if h == 0 {
+		return ""
+	}
+	return strconv.FormatUint(h, 10)
+}
+
+// legsSummary is "alpha:EUR:100 committed, beta:USD:110 committed".
+func legsSummary(legs []settlement.LegStatus) string {
+	var s []string
+	for _, l := range legs {
+		s = append(s, fmt.Sprintf("%s:%s:%d %s", l.Chain, l.Asset, l.Amount, l.Status))
+	}
+	return strings.Join(s, ", ")
+}
+
+// involves reports whether p pays or receives in a leg of x.
+func involves(x *crosschain.XTx, p crypto.Address) bool {
+	return slices.ContainsFunc(x.Legs, func(l crosschain.Leg) bool { return l.From == p || l.To == p })
+}
+
+// parseSince reads --since: an RFC 3339 time, a date, or a duration back from now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want an RFC 3339 time (2026-12-01T09:00:00Z), a date (2026-12-01) or a duration back from now (24h)", s)
+}

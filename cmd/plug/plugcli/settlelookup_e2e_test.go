@@ -1,0 +1,100 @@
+package plugcli
+
+import (
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plugchain/plug/settlement"
+	"github.com/plugchain/plug/testnet"
+)
+
+// TestTradesFromChainsE2E runs `plug testnet up --chains 2` (one validator
+// per chain and a relay, real processes) and settles a DvP with `plug settle
+// dvp`; then, with the submitter's trade store deleted, each plug run from a
+// fresh HOME finds the trade on the chains by its full id, by alice's
+// reference (with --testnet, and with --node only, as an operator without
+// the testnet directory would), and sees both legs committed. A trade aborted
+// at its deadline reports exit 0 with the deadline in RFC 3339, and
+// `plug settle history` lists it with its proof.
+func TestTradesFromChainsE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two chains and a relay; skipped with -short")
+	}
+	start := time.Now()
+	dir := filepath.Join(t.TempDir(), "tn")
+	var up testnet.Report
+	ok(t, &up, nil, "testnet", "up", "--dir", dir, "--chains", "2", "--validators", "1", "--detach", "-o", "json")
+	t.Cleanup(func() { plug(t, nil, "testnet", "down", "--dir", dir) })
+	if len(up.Chains) != 2 || len(up.Relays) != 1 {
+		t.Fatalf("up: want 2 chains and a relay, got %+v", up)
+	}
+	var nodes []string
+	for _, c := range up.Chains {
+		nodes = append(nodes, "--node", c.ChainID+"="+c.Nodes[0].HTTP)
+	}
+	dvp := func(extra ...string) []string {
+		return append([]string{"settle", "dvp", "--testnet", dir, "--seller", "alice", "--buyer", "bob",
+			"--coordinator", "alpha", "--wait", "--timeout", "40s", "-o", "json"}, extra...)
+	}
+	var done settleOut
+	ok(t, &done, nil, dvp("--delivery", "alpha:EUR:10", "--payment", "beta:USD:11", "--ref", "T-e2e-1")...)
+	if done.State != settlement.Committed || !done.Final {
+		t.Fatalf("dvp: %+v", done.Status)
+	}
+	alice := done.Legs[0].From.String()
+
+	// The submitter's trade store is gone; every run below has a fresh HOME.
+	if err := os.RemoveAll(filepath.Join(dir, "settlements")); err != nil {
+		t.Fatal(err)
+	}
+	committed := func(what string, o settleOut) {
+		t.Helper()
+		if o.ID != done.ID || o.State != settlement.Committed || !o.Final || len(o.Legs) != 2 || o.Found == nil || o.Found.Source != "chain" {
+			t.Fatalf("%s: %+v found %+v", what, o.Status, o.Found)
+		}
+		for _, l := range o.Legs {
+			if l.Status != "committed" {
+				t.Fatalf("%s: leg %d on %s is %s", what, l.Leg, l.Chain, l.Status)
+			}
+		}
+	}
+	var o settleOut
+	ok(t, &o, nil, "xchain", "status", done.ID, "--testnet", dir, "--output", "json")
+	committed("by id", o)
+	o = settleOut{}
+	ok(t, &o, nil, "xchain", "status", "--ref", "T-e2e-1", "--party", "alice", "--testnet", dir, "--prove", "--output", "json")
+	committed("by ref", o)
+	if !o.Found.Verified || !o.Legs[0].Verified || !o.Legs[1].Verified {
+		t.Fatalf("by ref with --prove: not proven: %+v", o.Status)
+	}
+	o = settleOut{}
+	ok(t, &o, nil, append([]string{"settle", "status", "--ref", "T-e2e-1", "--party", alice, "--output", "json"}, nodes...)...)
+	committed("by ref through --node", o)
+	fails(t, "full 64-digit id", nil, "xchain", "status", done.ID[:12], "--testnet", dir)
+
+	// A trade that aborts at its deadline: the settle command fails, the
+	// status query does not; the reason names the deadline in RFC 3339.
+	r := plug(t, nil, dvp("--delivery", "alpha:EUR:1", "--payment", "beta:USD:1", "--ref", "T-e2e-late", "--deadline", "1ms")...)
+	if r.code != 1 || !strings.Contains(r.stdout, `"aborted"`) {
+		t.Fatalf("late dvp: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var late settleOut
+	ok(t, &late, nil, "xchain", "status", "--ref", "T-e2e-late", "--party", "alice", "--testnet", dir, "--output", "json")
+	if late.State != settlement.Aborted || !late.Final || !rfc3339Deadline.MatchString(late.Reason) || late.DeadlineTime == "" {
+		t.Fatalf("aborted trade: %+v", late.Status)
+	}
+	ok(t, nil, nil, "settle", "status", late.ID[:12], "--testnet", dir) // its prefix, through the store
+
+	// History: the store knows the late trade only (the first one's record
+	// was deleted); its row is proven on the coordinator.
+	r = ok(t, nil, nil, "settle", "history", "--party", "alice", "--testnet", dir, "--output", "csv")
+	rows, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
+	if err != nil || len(rows) != 2 || rows[1][0] != late.ID || rows[1][3] != "aborted" || rows[1][12] != "alpha" || rows[1][15] != "true" {
+		t.Fatalf("history csv: %v\n%s", err, r.stdout)
+	}
+	t.Logf("%v", time.Since(start))
+}
