@@ -40,6 +40,7 @@ func queryCommand() *cli.Command {
 			queryHeaderCommand(),
 			queryTxCommand(),
 			queryStatusCommand(),
+			queryMapReduceCommand(),
 		},
 	}
 }
