@@ -291,7 +291,6 @@ func Run(ctx context.Context, script string, feed Feed, filter Filter, limits Li
 			return nil, &Error{Kind: KindRuntime, Message: "reduce is defined but is not a function"}
 		}
 	}
-	parse, _ := goja.AssertFunction(rt.Get("JSON").ToObject(rt).Get("parse"))
 	q.stringify, _ = goja.AssertFunction(rt.Get("JSON").ToObject(rt).Get("stringify"))
 	emit := rt.ToValue(q.emit)
 
@@ -300,11 +299,14 @@ func Run(ctx context.Context, script string, feed Feed, filter Filter, limits Li
 			return limitErr(LimitTxs, "the query would read more than %d transactions: narrow it with from/to, type, account or asset", limits.MaxTxs)
 		}
 		q.stats.TxsScanned++
-		tx, err := parse(goja.Undefined(), rt.ToValue(string(raw)))
-		if err != nil {
-			return err
+		// Decoded by encoding/json and presented lazily (txObject), not by
+		// JSON.parse: map pays only for the fields it reads, and goja's
+		// JSON.parse is about 3 times slower over the whole query.
+		var doc map[string]any
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return fmt.Errorf("the feed gave malformed JSON: %w", err)
 		}
-		_, err = mapFn(goja.Undefined(), tx, emit)
+		_, err := mapFn(goja.Undefined(), newTxObject(rt, doc), emit)
 		return err
 	})
 	if err == nil {

@@ -195,3 +195,24 @@ func TestCap(t *testing.T) {
 		t.Fatalf("%+v", l)
 	}
 }
+
+func TestTxIsAPlainObject(t *testing.T) {
+	res := mustRun(t, `function map(tx, emit) {
+  if (tx.height != 1) return;
+  emit("keys", Object.keys(tx).sort().join(","));
+  emit("signers", tx.tx.body.signers.map(s => s).length);
+  emit("json", JSON.stringify(tx.transform));
+  tx.extra = 1; emit("set", tx.extra);
+  emit("order", JSON.stringify({t: tx.transform, s: tx.tx.body}));
+  var ks = []; for (var k in tx.transform) ks.push(k); emit("forin", ks.join(","));
+  delete tx.transform.asset; emit("deleted", "asset" in tx.transform);
+}
+function reduce(k, v) { return v[0] }`)
+	got, _ := json.Marshal(res.Results)
+	want := `{"json":"{\"amount\":5,\"asset\":\"USD\",\"from\":\"a\",\"to\":\"b\"}","keys":"code,height,id,index,status,time,transform,tx","set":1,"signers":0}`
+	want = `{"deleted":false,"forin":"amount,asset,from,to",` + want[1:]
+	want = strings.Replace(want, `"set"`, `"order":"{\"t\":{\"amount\":5,\"asset\":\"USD\",\"from\":\"a\",\"to\":\"b\"},\"s\":{\"chain_id\":\"dev\",\"signers\":[],\"type\":\"asset/transfer\"}}","set"`, 1)
+	if string(got) != want {
+		t.Fatalf("results %s\nwant %s", got, want)
+	}
+}
