@@ -278,6 +278,9 @@ func Run(ctx context.Context, script string, feed Feed, filter Filter, limits Li
 	stop := context.AfterFunc(ctx, func() { rt.Interrupt(ctx.Err()) })
 	defer stop()
 
+	if _, err := rt.RunString(fmt.Sprintf(guards, limits.MaxOutputBytes)); err != nil {
+		return nil, err
+	}
 	if _, err := rt.RunProgram(prg); err != nil {
 		return nil, q.jsErr(err, ctx)
 	}
@@ -359,6 +362,20 @@ func Run(ctx context.Context, script string, feed Feed, filter Filter, limits Li
 	res.Stats = q.stats
 	return res, nil
 }
+
+// guards bound the builtins that allocate a string of any length in one Go
+// call, which Interrupt cannot stop (%d: the output bound).
+const guards = `(function () {
+  var max = %d;
+  ["repeat", "padStart", "padEnd"].forEach(function (name) {
+    var orig = String.prototype[name];
+    Object.defineProperty(String.prototype, name, {writable: true, configurable: true, value: function (n) {
+      var len = name === "repeat" ? this.length * n : n;
+      if (len > max) throw new RangeError("String.prototype." + name + ": a result of " + len + " characters is above the query's bound of " + max);
+      return orig.apply(this, arguments);
+    }});
+  });
+})();`
 
 type query struct {
 	rt        *goja.Runtime

@@ -159,6 +159,20 @@ func TestNoIO(t *testing.T) {
 	}
 }
 
+func TestBigStringsRefused(t *testing.T) {
+	for _, expr := range []string{`"x".repeat(1e9)`, `"x".padStart(1e9)`, `"x".padEnd(2e9, "y")`} {
+		_, err := run(t, `function map(tx, emit) { emit(1, `+expr+`) }`, mapreduce.Limits{})
+		qe := queryErr(t, err, mapreduce.KindRuntime)
+		if !strings.Contains(qe.Message, "above the query's bound") {
+			t.Fatalf("%s: %q", expr, qe.Message)
+		}
+	}
+	res := mustRun(t, `function map(tx, emit) { emit(1, "ab".repeat(3) + "x".padStart(3, "-")) } function reduce(k, v) { return v[0] }`)
+	if string(res.Results["1"]) != `"ababab--x"` {
+		t.Fatalf("%s", res.Results["1"])
+	}
+}
+
 func TestErrors(t *testing.T) {
 	_, err := run(t, "function map(tx, emit) {\n  emit(1,\n}", mapreduce.Limits{})
 	qe := queryErr(t, err, mapreduce.KindSyntax)
