@@ -29,10 +29,10 @@ func queryMapReduceCommand() *cli.Command {
 			&cli.StringFlag{Name: "account", Usage: "only transactions this account signed: key name or address"},
 			&cli.StringFlag{Name: "asset", Usage: "only transactions whose transform names this asset"},
 			&cli.StringFlag{Name: "type", Usage: "only transactions of this transform type, e.g. asset/transfer"},
-			&cli.Uint64Flag{Name: "from", Usage: "first height (default 1)"},
-			&cli.Uint64Flag{Name: "to", Usage: "last height (default: the latest)"},
-			&cli.DurationFlag{Name: "timeout", Usage: "the query's time budget (the node caps it; default 2s)"},
-			&cli.IntFlag{Name: "max-txs", Usage: "the most transactions the query may read (the node caps it)"},
+			&cli.Uint64Flag{Name: "from", Usage: "first height", DefaultText: "1"},
+			&cli.Uint64Flag{Name: "to", Usage: "last height", DefaultText: "the latest committed"},
+			&cli.DurationFlag{Name: "timeout", Usage: "the query's time budget (the node caps it at its [query] timeout)", DefaultText: "2s"},
+			&cli.IntFlag{Name: "max-txs", Usage: "the most transactions the query may read (the node caps it)", DefaultText: "1000000"},
 		}, clientFlags()...),
 		Action: clientAction(0, func(e *env) error {
 			file, err := needString(e.c, "file", "the query's JavaScript file")
