@@ -27,6 +27,7 @@ import (
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/genesis"
+	"github.com/plugchain/plug/chain/mapreduce"
 	"github.com/plugchain/plug/chain/transform"
 )
 
@@ -67,6 +68,23 @@ type FileConfig struct {
 	Consensus ConsensusConfig `toml:"consensus"`
 	Log       LogConfig       `toml:"log"`
 	Storage   StorageConfig   `toml:"storage"`
+	Query     QueryConfig     `toml:"query"`
+}
+
+// QueryConfig is the [query] section: the bounds of map-reduce queries (POST
+// /v1/query, docs/queries.md). A client's limits are lowered to these; zero
+// values mean the defaults.
+type QueryConfig struct {
+	// MaxConcurrent is how many queries run at once (DefaultMaxQueries); more
+	// are answered 503 busy.
+	MaxConcurrent int `toml:"max_concurrent"`
+	// Timeout is the longest a query may run (mapreduce.DefaultTimeout, 2s).
+	Timeout config.Duration `toml:"timeout"`
+	// MaxTxs, MaxEmits and MaxOutputBytes bound what one query reads, emits
+	// and answers.
+	MaxTxs         int `toml:"max_txs"`
+	MaxEmits       int `toml:"max_emits"`
+	MaxOutputBytes int `toml:"max_output_bytes"`
 }
 
 // StorageConfig is the [storage] section; zero values mean the defaults.
@@ -280,6 +298,9 @@ func LoadHome(dir string, reg *transform.Registry, ms *transform.Models) (*Home,
 		MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes, StateCacheNodes: f.Storage.StateCacheNodes,
 		NoIndex: f.Storage.Index != nil && !*f.Storage.Index, IndexMaxHeights: f.Storage.IndexMaxHeights,
 		Registry: reg, Models: ms,
+		MaxQueries: f.Query.MaxConcurrent,
+		QueryLimits: mapreduce.Limits{Timeout: f.Query.Timeout.Duration, MaxTxs: f.Query.MaxTxs,
+			MaxEmits: f.Query.MaxEmits, MaxOutputBytes: f.Query.MaxOutputBytes},
 	}
 	if c != (ConsensusConfig{MaxBlockTxs: c.MaxBlockTxs, MaxBlockBytes: c.MaxBlockBytes}) {
 		d := consensus.DefaultTimeouts()

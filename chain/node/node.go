@@ -28,6 +28,7 @@ import (
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/genesis"
 	"github.com/plugchain/plug/chain/index"
+	"github.com/plugchain/plug/chain/mapreduce"
 	"github.com/plugchain/plug/chain/mempool"
 	"github.com/plugchain/plug/chain/p2p"
 	"github.com/plugchain/plug/chain/state"
@@ -89,6 +90,10 @@ type Config struct {
 	Metrics *gateway.Metrics
 	// Version is reported in the status.
 	Version string
+	// MaxQueries bounds the map-reduce queries run at once (0: DefaultMaxQueries);
+	// QueryLimits caps each query's limits (zero fields: mapreduce's defaults).
+	MaxQueries  int
+	QueryLimits mapreduce.Limits
 	// TestEquivocate makes a validator sign a conflicting vote beside each of
 	// its votes, so that tests can see the chain punish it. Never in production.
 	TestEquivocate bool
@@ -146,6 +151,7 @@ type Node struct {
 	// proposal carrying a whole block is decoded once, not twice.
 	decoded  decodedCache
 	byHeight heightCache
+	queries  querySlots // running map-reduce queries (query.go)
 	hydrated hydratedCache
 	fetched  atomic.Uint64 // transactions fetched to rebuild compact blocks
 	budget   blockBudget

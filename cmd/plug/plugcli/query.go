@@ -43,6 +43,7 @@ func queryCommand() *cli.Command {
 			queryTxCommand(),
 			queryTxsCommand(),
 			queryStatusCommand(),
+			queryMapReduceCommand(),
 		},
 	}
 }
