@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/exec"
 	"github.com/plugchain/plug/chain/gateway"
 	"github.com/plugchain/plug/chain/mapreduce"
+	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/chain/tx"
 )
 
@@ -84,23 +86,47 @@ type QueryTx struct {
 	Transform json.RawMessage `json:"transform,omitempty"`
 }
 
-// blockFeed feeds a query from the block store, a block at a time. It reads
-// every block of the range: a secondary index (by type, account, asset) can
-// replace it behind mapreduce.Feed.
+// blockFeed feeds a query from the block store, a block at a time: every
+// block of the range. With a type, account or asset to filter by and a
+// transaction index (index.db), Scan reads the index instead and visits only
+// the transactions it names (a superset: the same checks then keep exactly
+// what the block scan keeps).
 type blockFeed struct{ n *Node }
 
 // Scan implements mapreduce.Feed.
 func (bf blockFeed) Scan(ctx context.Context, f mapreduce.Filter, fn func([]byte) error) error {
 	n := bf.n
-	var account crypto.Address
+	m := queryMatch{f: f}
 	if f.Account != "" {
 		a, err := crypto.ParseAddress(f.Account)
 		if err != nil {
 			return fmt.Errorf("%w: account %q: %v", gateway.ErrInvalid, f.Account, err)
 		}
-		account = a
+		m.account = a
 	}
-	for h := max(f.From, 1); h <= f.To; h++ {
+	from := max(f.From, 1)
+	// The index may lag the block store by the blocks its writer has not
+	// reached yet, and may have pruned old heights: those are scanned.
+	if terms := queryTerms(f, m.account); len(terms) > 0 && n.index != nil && n.index.Low() <= from && n.index.Height() >= from {
+		top := min(f.To, n.index.Height())
+		var ferr error
+		err := n.ScanTxs(ctx, TxFilter{Terms: terms, From: from, To: top}, func(hit TxHit) bool {
+			r := hit.Result
+			ferr = n.feedTx(m, r.Height, int(r.Index), r.Tx, exec.Receipt{Code: r.Code, Error: r.Error, Skipped: r.Skipped}, hit.BlockTime, fn)
+			return ferr == nil && ctx.Err() == nil
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		from = top + 1
+	}
+	for h := from; h <= f.To; h++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -115,47 +141,75 @@ func (bf blockFeed) Scan(ctx context.Context, f mapreduce.Filter, fn func([]byte
 		if err != nil {
 			return n.notFound("receipts of block", h, err)
 		}
-		when := time.UnixMilli(b.Header.Time).UTC().Format(time.RFC3339Nano)
+		if len(rs) != len(b.Txs) {
+			return fmt.Errorf("block %d has %d receipts for %d transactions", h, len(rs), len(b.Txs))
+		}
 		for i, t := range b.Txs {
-			if f.Type != "" && t.Body.Type != f.Type {
-				continue
-			}
-			if f.Account != "" && !signedBy(t.Body.Signers, account) {
-				continue
-			}
-			if i >= len(rs) {
-				return fmt.Errorf("block %d has %d receipts for %d transactions", h, len(rs), len(b.Txs))
-			}
-			id, err := t.ID()
-			if err != nil {
-				return err
-			}
-			qt := QueryTx{TxResponse: gateway.TxResponse{TxResult: &gateway.TxResult{ID: id, Height: h, Index: uint32(i),
-				Code: rs[i].Code, Error: rs[i].Error, Tx: t, Skipped: rs[i].Skipped}, Status: rs[i].Code.String()},
-				Time: b.Header.Time, TimeRFC3339: when}
-			if tr, err := n.cfg.Registry.Decode(t.Body.Type, t.Body.Payload); err == nil {
-				if qt.Transform, err = json.Marshal(tr); err != nil {
-					qt.Transform = nil
-				}
-			}
-			if f.Asset != "" {
-				var a struct {
-					Asset string `json:"asset"`
-				}
-				if qt.Transform == nil || json.Unmarshal(qt.Transform, &a) != nil || a.Asset != f.Asset {
-					continue
-				}
-			}
-			raw, err := json.Marshal(qt)
-			if err != nil {
-				return err
-			}
-			if err := fn(raw); err != nil {
+			if err := n.feedTx(m, h, i, t, rs[i], b.Header.Time, fn); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// queryMatch is a query's filter, its account parsed.
+type queryMatch struct {
+	f       mapreduce.Filter
+	account crypto.Address
+}
+
+// queryTerms are the index terms of f: each transaction f keeps carries them
+// (its type, its signer, the asset its transform names).
+func queryTerms(f mapreduce.Filter, account crypto.Address) []transform.Term {
+	var terms []transform.Term
+	if f.Type != "" {
+		terms = append(terms, transform.Term{Kind: transform.TermType, Value: f.Type})
+	}
+	if f.Account != "" {
+		terms = append(terms, transform.AccountTerm(account))
+	}
+	if f.Asset != "" {
+		terms = append(terms, transform.Term{Kind: transform.TermAsset, Value: f.Asset})
+	}
+	return terms
+}
+
+// feedTx hands t, the i-th transaction of block h, to fn as a query sees it
+// (QueryTx's JSON) when m keeps it.
+func (n *Node) feedTx(m queryMatch, h uint64, i int, t *tx.Tx, rc exec.Receipt, blockTime int64, fn func([]byte) error) error {
+	f := m.f
+	if f.Type != "" && t.Body.Type != f.Type {
+		return nil
+	}
+	if f.Account != "" && !signedBy(t.Body.Signers, m.account) {
+		return nil
+	}
+	id, err := t.ID()
+	if err != nil {
+		return err
+	}
+	qt := QueryTx{TxResponse: gateway.TxResponse{TxResult: &gateway.TxResult{ID: id, Height: h, Index: uint32(i),
+		Code: rc.Code, Error: rc.Error, Tx: t, Skipped: rc.Skipped}, Status: rc.Code.String()},
+		Time: blockTime, TimeRFC3339: time.UnixMilli(blockTime).UTC().Format(time.RFC3339Nano)}
+	if tr, err := n.cfg.Registry.Decode(t.Body.Type, t.Body.Payload); err == nil {
+		if qt.Transform, err = json.Marshal(tr); err != nil {
+			qt.Transform = nil
+		}
+	}
+	if f.Asset != "" {
+		var a struct {
+			Asset string `json:"asset"`
+		}
+		if qt.Transform == nil || json.Unmarshal(qt.Transform, &a) != nil || a.Asset != f.Asset {
+			return nil
+		}
+	}
+	raw, err := json.Marshal(qt)
+	if err != nil {
+		return err
+	}
+	return fn(raw)
 }
 
 func signedBy(signers []tx.Signer, a crypto.Address) bool {
