@@ -46,3 +46,31 @@ func (t *Batch) IndexTerms(ctx *transform.Context) []transform.Term {
 	}
 	return out
 }
+
+// StepXTxs returns the XTxs a crosschain step names: a prepare's, decide's or
+// finish's, each step's of a batch; nil for any other transform. A reader of
+// a chain's history (plug xchain list) finds a party's trades through it.
+func StepXTxs(tr transform.Transform) []*XTx {
+	switch t := tr.(type) {
+	case *Prepare:
+		return []*XTx{&t.Tx.XTx}
+	case *Decide:
+		return []*XTx{&t.XTx}
+	case *Finish:
+		return []*XTx{&t.XTx}
+	case *Batch:
+		var out []*XTx
+		for _, s := range t.Steps {
+			switch {
+			case s.Prepare != nil:
+				out = append(out, &s.Prepare.Tx.XTx)
+			case s.Decide != nil:
+				out = append(out, &s.Decide.XTx)
+			case s.Finish != nil:
+				out = append(out, &s.Finish.XTx)
+			}
+		}
+		return out
+	}
+	return nil
+}

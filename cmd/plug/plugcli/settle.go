@@ -191,13 +191,13 @@ func settleStatusCommand(group string) *cli.Command {
 		Usage: "show a crosschain transaction's state on each of its chains",
 		UsageText: "plug " + group + " status ID|--ref R --party P [--testnet DIR | --node CHAIN=URL ... | --network FILE] [--xtx FILE] [--prove] [--wait]\n\n" +
 			"plug " + group + " status 3f2a…91c0 --testnet ./tn                # the full id, from any machine\n" +
-			"plug " + group + " status 3f2a91c04b7e --testnet ./tn             # a prefix: found in this machine's trade store\n" +
+			"plug " + group + " status 3f2a91c04b7e --testnet ./tn             # a prefix: the trade store, else the chains' indexes\n" +
 			"plug " + group + " status --ref T-42 --party alice --testnet ./tn --prove --output json",
 		Description: "Finds the trade on the chains: with its full id (64 hex digits) the terms are read from\n" +
 			"xchain/xtx/ID on the first chain that holds them and must hash to the id; with --ref R --party P the\n" +
 			"chains' record of P's reference R names it. A prefix of the id (at least 8 hex digits, such as the 12\n" +
-			"the tools print) is looked up in the store `plug settle` records trades in: the chains cannot be\n" +
-			"searched by prefix. --xtx gives the transaction as a JSON file. Then it reads xchain/leg/ID/N on\n" +
+			"the tools print) is looked up in the store `plug settle` records trades in, else in the chains'\n" +
+			"transaction indexes (their crosschain steps). --xtx gives the transaction as a JSON file. Then it reads xchain/leg/ID/N on\n" +
 			"each leg's chain and xchain/decision/ID on the coordinator. Legs are pending, prepared, refused,\n" +
 			"committed or aborted; the trade pending, prepared, committed or aborted, and final once every leg\n" +
 			"has finished. --prove verifies every read against a certified header. The exit code is 0 whenever\n" +

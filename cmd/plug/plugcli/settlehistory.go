@@ -14,15 +14,14 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/plugchain/plug/chain/crypto"
+	"github.com/plugchain/plug/chain/transform"
 	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/settlement"
 )
 
 // `plug settle history`: a party's trades for reconciliation, each checked
-// on the chains with proofs. The trades listed are those of the local trade
-// store: the chains can be read by key, not searched, so a trade this machine
-// never saw cannot be listed from here (it can be looked up by id or
-// reference with `plug settle status`).
+// on the chains with proofs: those of the local trade store, and those the
+// chains' transaction indexes name (searchTrades).
 
 // historyRow is one trade of `plug settle history`.
 type historyRow struct {
@@ -42,7 +41,8 @@ type historyRow struct {
 	DecidedAtTime  string                 `json:"decided_at_time,omitempty"`
 	Legs           []settlement.LegStatus `json:"legs"`
 	Reason         string                 `json:"reason,omitempty"`
-	// FoundOn is the chain whose xchain/xtx/ID gave the terms.
+	// FoundOn is the chain whose xchain/xtx/ID gave the terms, or "index"
+	// for a trade found through the chains' transaction indexes.
 	FoundOn string `json:"found_on"`
 	// Proof is the coordinator's read of the decision (or of its absence).
 	Proof *settlement.ProofRef `json:"proof,omitempty"`
@@ -61,21 +61,21 @@ type historyOut struct {
 func settleHistoryCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "history",
-		Usage: "a party's trades known to this machine, verified on the chains (for reconciliation)",
+		Usage: "a party's trades, from this machine's store and the chains' indexes, verified on the chains (for reconciliation)",
 		UsageText: "plug settle history --party P [--since T] [--testnet DIR | --node CHAIN=URL ... | --network FILE] [--output text|json|csv]\n\n" +
 			"plug settle history --testnet ./tn --party alice --output csv > alice.csv\n" +
 			"plug settle history --testnet ./tn --party alice --since 24h --output json",
-		Description: "Lists the trades of the trade store (those `plug settle` submitted from this machine, see --store)\n" +
-			"in which P pays or receives, each one read on the chains: its terms from xchain/xtx/ID (they must hash\n" +
-			"to the id), its legs and decision with Merkle proofs against certified headers. A row gives the\n" +
-			"status, the legs, the times (RFC 3339, UTC), the decision height and the proof: the coordinator, the\n" +
-			"height and the state root the decision was proven at. Trades of the store that no chain holds are\n" +
-			"named on standard error and left out. Trades this machine never recorded cannot be listed: the\n" +
-			"chains are read by key, not searched (look one up with `plug settle status ID` or --ref).",
+		Description: "Lists the trades in which P pays or receives: those of the trade store (what `plug settle`\n" +
+			"submitted from this machine, see --store) and those the chains' transaction indexes name (the steps\n" +
+			"of P's legs, as `plug xchain list` finds them). Each is read on the chains: its terms from\n" +
+			"xchain/xtx/ID (they must hash to the id), its legs and decision with Merkle proofs against certified\n" +
+			"headers. A row gives the status, the legs, the times (RFC 3339, UTC), the decision height and the\n" +
+			"proof: the coordinator, the height and the state root the decision was proven at. Trades of the store\n" +
+			"that no chain holds are named on standard error and left out.",
 		Flags: xchainFlags(
 			networkFlag(),
 			&cli.StringFlag{Name: "party", Usage: "the party: a keyring key or an address"},
-			&cli.StringFlag{Name: "since", Usage: "only trades recorded since T: an RFC 3339 time, a date (2026-12-01) or a duration back from now (24h)"},
+			&cli.StringFlag{Name: "since", Usage: "only trades recorded (or, found on the chains, with a step) since T: an RFC 3339 time, a date (2026-12-01) or a duration back from now (24h)"},
 		),
 		Action: settleHistory,
 	}
@@ -143,7 +143,37 @@ func settleHistory(c *cli.Context) error {
 			DecisionHeight: st.DecisionHeight, DecidedAt: st.DecidedAt, DecidedAtTime: st.DecidedAtTime,
 			Legs: st.Legs, Reason: st.Reason, FoundOn: t.Chain, Proof: st.DecisionProof})
 	}
-	slices.SortStableFunc(out.Trades, func(a, b historyRow) int { return cmp.Compare(a.Submitted, b.Submitted) })
+	// The trades this machine never recorded, from the chains' indexes.
+	seen := map[string]bool{}
+	for _, t := range out.Trades {
+		seen[t.ID] = true
+	}
+	for _, id := range out.NotOnChain {
+		seen[id] = true
+	}
+	found, _, err := x.searchTrades(chainSearch{terms: []transform.Term{transform.AccountTerm(party)}, since: since, maxScan: defaultMaxScan,
+		keep: func(xt *crosschain.XTx) bool { return involves(xt, party) }})
+	if err != nil {
+		return fmt.Errorf("search the chains for %s's trades: %w", party, err)
+	}
+	for id, xt := range found {
+		if seen[id.String()] {
+			continue
+		}
+		st, err := settlement.Query(x.ctx(), xt, x.readers(), true)
+		if err != nil {
+			return fmt.Errorf("trade %s: %w", id.String()[:12], err)
+		}
+		out.Trades = append(out.Trades, historyRow{ID: st.ID, Ref: st.Ref, Status: string(st.State), Final: st.Final,
+			Coordinator: st.Coordinator, Deadline: st.Deadline, DeadlineTime: st.DeadlineTime,
+			DecisionHeight: st.DecisionHeight, DecidedAt: st.DecidedAt, DecidedAtTime: st.DecidedAtTime,
+			Legs: st.Legs, Reason: st.Reason, FoundOn: "index", Proof: st.DecisionProof})
+	}
+	// By submission on this machine, then by deadline (trades found on the
+	// chains only have no submission time).
+	slices.SortStableFunc(out.Trades, func(a, b historyRow) int {
+		return cmp.Or(cmp.Compare(a.Submitted, b.Submitted), cmp.Compare(a.Deadline, b.Deadline), strings.Compare(a.ID, b.ID))
+	})
 	if asCSV {
 		return writeHistoryCSV(c.App.Writer, out.Trades)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -56,7 +57,7 @@ func (x *xenv) findTrade(c *cli.Context, group string) (*foundTrade, error) {
 		return nil, err
 	}
 	if prefix != "" {
-		if id, err = x.storeIDByPrefix(prefix); err != nil {
+		if id, err = x.idByPrefix(prefix); err != nil {
 			return nil, err
 		}
 	}
@@ -193,15 +194,24 @@ func (x *xenv) storeRecords() ([]record, error) {
 	return out, nil
 }
 
-// storeIDByPrefix resolves an id prefix through the trade store: the chains
-// cannot be searched by prefix (the gateway reads keys, it does not list
-// them).
-func (x *xenv) storeIDByPrefix(prefix string) (hash.Hash, error) {
+// idByPrefix resolves an id prefix: through the trade store when it knows
+// the trade, else through the chains' transaction indexes (searchPrefix).
+func (x *xenv) idByPrefix(prefix string) (hash.Hash, error) {
+	id, n, err := x.storeIDByPrefix(prefix)
+	if n == 0 {
+		return x.searchPrefix(prefix, time.Time{})
+	}
+	return id, err
+}
+
+// storeIDByPrefix resolves an id prefix through the trade store; n is how
+// many of its trades start with it.
+func (x *xenv) storeIDByPrefix(prefix string) (id hash.Hash, n int, err error) {
 	var match []string
 	if x.store != "" {
 		files, err := filepath.Glob(filepath.Join(x.store, prefix+"*.json"))
 		if err != nil {
-			return hash.Hash{}, err
+			return hash.Hash{}, 0, err
 		}
 		for _, f := range files {
 			if name := strings.TrimSuffix(filepath.Base(f), ".json"); len(name) == 2*hash.Size {
@@ -211,13 +221,13 @@ func (x *xenv) storeIDByPrefix(prefix string) (hash.Hash, error) {
 	}
 	switch len(match) {
 	case 1:
-		return settlement.ParseID(match[0])
+		id, err := settlement.ParseID(match[0])
+		return id, 1, err
 	case 0:
-		return hash.Hash{}, fmt.Errorf("no trade %s… in the trade store %s, and the chains can only be asked for a full id: "+
-			"give the full 64-digit id, or --ref R --party P", prefix, x.storeName())
+		return hash.Hash{}, 0, fmt.Errorf("no trade %s… in the trade store %s", prefix, x.storeName())
 	}
 	sort.Strings(match)
-	return hash.Hash{}, fmt.Errorf("%d trades of the trade store start with %s (%s…, %s…): give more digits",
+	return hash.Hash{}, len(match), fmt.Errorf("%d trades of the trade store start with %s (%s…, %s…): give more digits",
 		len(match), prefix, match[0][:16], match[1][:16])
 }
 

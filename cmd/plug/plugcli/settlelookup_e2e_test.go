@@ -74,7 +74,12 @@ func TestTradesFromChainsE2E(t *testing.T) {
 	o = settleOut{}
 	ok(t, &o, nil, append([]string{"settle", "status", "--ref", "T-e2e-1", "--party", alice, "--output", "json"}, nodes...)...)
 	committed("by ref through --node", o)
-	fails(t, "full 64-digit id", nil, "xchain", "status", done.ID[:12], "--testnet", dir)
+	// The short id the tools print, from a machine that never saw the trade:
+	// the chains' transaction indexes are searched.
+	o = settleOut{}
+	ok(t, &o, nil, "xchain", "status", done.ID[:12], "--testnet", dir, "--output", "json")
+	committed("by short id", o)
+	fails(t, "no trade with an id starting", nil, "xchain", "status", "00000000", "--testnet", dir)
 
 	// A trade that aborts at its deadline: the settle command fails, the
 	// status query does not; the reason names the deadline in RFC 3339.
@@ -89,12 +94,49 @@ func TestTradesFromChainsE2E(t *testing.T) {
 	}
 	ok(t, nil, nil, "settle", "status", late.ID[:12], "--testnet", dir) // its prefix, through the store
 
+	// The party's trades from the chains: both, newest deadline first (the
+	// late one's deadline passed at once); by state; a page of one and the
+	// next.
+	var list listOut
+	ok(t, &list, nil, "xchain", "list", "--party", "alice", "--testnet", dir, "--output", "json")
+	if len(list.Trades) != 2 || list.Trades[0].ID != done.ID || list.Trades[1].ID != late.ID || list.Trades[0].Status != settlement.Committed ||
+		list.Trades[1].Status != settlement.Aborted || len(list.Trades[0].Legs) != 2 || list.Next != "" {
+		t.Fatalf("list: %+v", list)
+	}
+	list = listOut{}
+	ok(t, &list, nil, append([]string{"xchain", "list", "--party", alice, "--state", "committed", "--output", "json"}, nodes...)...)
+	if len(list.Trades) != 1 || list.Trades[0].ID != done.ID {
+		t.Fatalf("list --state committed: %+v", list)
+	}
+	list = listOut{}
+	ok(t, &list, nil, "xchain", "list", "--party", "alice", "--limit", "1", "--testnet", dir, "--output", "json")
+	if len(list.Trades) != 1 || list.Trades[0].ID != done.ID || list.Next != done.ID {
+		t.Fatalf("list page 1: %+v", list)
+	}
+	next := list.Next
+	list = listOut{}
+	ok(t, &list, nil, "xchain", "list", "--party", "alice", "--limit", "1", "--after", next, "--testnet", dir, "--output", "json")
+	if len(list.Trades) != 1 || list.Trades[0].ID != late.ID || list.Next != "" {
+		t.Fatalf("list page 2: %+v", list)
+	}
+	list = listOut{}
+	ok(t, &list, nil, "xchain", "list", "--party", "bob", "--asset", "GBP", "--testnet", dir, "--output", "json")
+	if len(list.Trades) != 0 {
+		t.Fatalf("list of another asset: %+v", list)
+	}
+
 	// History: the store knows the late trade only (the first one's record
-	// was deleted); its row is proven on the coordinator.
+	// was deleted), the chains' indexes both; each row is proven on the
+	// coordinator.
 	r = ok(t, nil, nil, "settle", "history", "--party", "alice", "--testnet", dir, "--output", "csv")
 	rows, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
-	if err != nil || len(rows) != 2 || rows[1][0] != late.ID || rows[1][3] != "aborted" || rows[1][12] != "alpha" || rows[1][15] != "true" {
+	if err != nil || len(rows) != 3 {
 		t.Fatalf("history csv: %v\n%s", err, r.stdout)
+	}
+	byID := map[string][]string{rows[1][0]: rows[1], rows[2][0]: rows[2]}
+	if l, d := byID[late.ID], byID[done.ID]; l == nil || d == nil || l[3] != "aborted" || d[3] != "committed" ||
+		l[12] != "alpha" || l[15] != "true" || d[15] != "true" {
+		t.Fatalf("history csv:\n%s", r.stdout)
 	}
 	t.Logf("%v", time.Since(start))
 }

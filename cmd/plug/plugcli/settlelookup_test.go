@@ -37,11 +37,11 @@ func TestStoreIDByPrefix(t *testing.T) {
 		}
 		ids = append(ids, xt.ID().String())
 	}
-	got, err := x.storeIDByPrefix(ids[3][:12])
+	got, _, err := x.storeIDByPrefix(ids[3][:12])
 	if err != nil || got.String() != ids[3] {
 		t.Fatalf("12-digit prefix: %v %v", got, err)
 	}
-	if _, err := x.storeIDByPrefix("00000000"[:8]); err == nil || !strings.Contains(err.Error(), "full 64-digit id, or --ref R --party P") {
+	if _, n, err := x.storeIDByPrefix("00000000"[:8]); err == nil || n != 0 || !strings.Contains(err.Error(), "no trade 00000000") {
 		// (a miss, unless one of 40 ids starts with 8 zeros)
 		t.Fatalf("unknown prefix: %v", err)
 	}
@@ -54,7 +54,7 @@ func TestStoreIDByPrefix(t *testing.T) {
 	}
 	for c, n := range first {
 		if n > 1 {
-			if _, err := x.storeIDByPrefix(string(c)); err == nil || !strings.Contains(err.Error(), "give more digits") {
+			if _, _, err := x.storeIDByPrefix(string(c)); err == nil || !strings.Contains(err.Error(), "give more digits") {
 				t.Fatalf("ambiguous prefix %c: %v", c, err)
 			}
 			break
@@ -100,7 +100,7 @@ func TestStatusArgs(t *testing.T) {
 		{[]string{"xchain", "status", "abc1234", "--node", "alpha=http://127.0.0.1:1"}, "64 hex digits"},
 		{[]string{"settle", "status", id, "--ref", "T-1", "--node", "alpha=http://127.0.0.1:1"}, "not both"},
 		{[]string{"settle", "status", "--party", "alice", "--node", "alpha=http://127.0.0.1:1"}, "give --ref too"},
-		{[]string{"settle", "status", "abcdef123456", "--node", "alpha=http://127.0.0.1:1", "--store", t.TempDir()}, "full 64-digit id"},
+		{[]string{"settle", "status", "abcdef123456", "--node", "alpha=http://127.0.0.1:1", "--store", t.TempDir()}, "no node reachable"}, // not in the store: the chains are searched
 		{[]string{"settle", "status", "--ref", "T-1", "--node", "alpha=http://127.0.0.1:1", "--store", t.TempDir()}, "give --party"},
 		{[]string{"settle", "history", "--node", "alpha=http://127.0.0.1:1"}, "missing --party"},
 		{[]string{"settle", "history", "--party", strings.Repeat("0a", 20), "--since", "soon", "--node", "alpha=http://127.0.0.1:1"}, "--since"},
