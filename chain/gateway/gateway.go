@@ -272,6 +272,7 @@ func WithTLS(cfg *tls.Config) Option { return func(s *Server) { s.tls = cfg } }
 // Server serves the gateway of one node.
 type Server struct {
 	b          Backend
+	extra      []Route // the application's (WithRoutes)
 	maxBody    int64
 	maxWait    time.Duration
 	retryAfter time.Duration

@@ -56,6 +56,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("GET /v1/events", s.handleEvents)
 	mux.HandleFunc("POST /v1/query", s.handleQuery)
+	for _, rt := range s.extra {
+		mux.HandleFunc(rt.Pattern, s.handleRoute(rt))
+	}
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(s.reg,
 		promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))

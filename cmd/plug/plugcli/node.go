@@ -152,7 +152,7 @@ func runNode(c *cli.Context, o *output, h *node.Home) error {
 	if ln != nil {
 		url := localURL(ln.Addr().String())
 		out.HTTP, out.Metrics = url, url+"/metrics"
-		opts := append(h.File.HTTP.GatewayOptions(), gateway.WithRegistry(reg), gateway.WithMetrics(metrics))
+		opts := append(h.File.HTTP.GatewayOptions(), gateway.WithRegistry(reg), gateway.WithMetrics(metrics), gateway.WithRoutes(app.Routes()...))
 		gw := gateway.New(n, opts...)
 		go func() { gwDone <- gw.Serve(ctx, ln) }()
 	} else {

@@ -1,13 +1,20 @@
 package plugcli
 
 import (
+	"context"
 	"encoding/csv"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/plugchain/plug/app"
+	"github.com/plugchain/plug/chain/client"
+	"github.com/plugchain/plug/chain/encoding"
+	"github.com/plugchain/plug/crosschain"
 	"github.com/plugchain/plug/settlement"
 	"github.com/plugchain/plug/testnet"
 )
@@ -74,6 +81,10 @@ func TestTradesFromChainsE2E(t *testing.T) {
 	o = settleOut{}
 	ok(t, &o, nil, append([]string{"settle", "status", "--ref", "T-e2e-1", "--party", alice, "--output", "json"}, nodes...)...)
 	committed("by ref through --node", o)
+	// GET /v1/xtx/{id} on the coordinator: the terms, its leg and the
+	// decision, each proven against the state root of one height.
+	checkXTxView(t, up.Chains[0].Nodes[0].HTTP, done.ID)
+
 	// The short id the tools print, from a machine that never saw the trade:
 	// the chains' transaction indexes are searched.
 	o = settleOut{}
@@ -139,4 +150,52 @@ func TestTradesFromChainsE2E(t *testing.T) {
 		t.Fatalf("history csv:\n%s", r.stdout)
 	}
 	t.Logf("%v", time.Since(start))
+}
+
+// checkXTxView reads GET /v1/xtx/{id} from the coordinator's node at base and
+// verifies each record's proof against the root it names, and that root
+// against the node's certified header of that height.
+func checkXTxView(t *testing.T, base, id string) {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/xtx/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v app.XTxView
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&v) != nil {
+		t.Fatalf("GET /v1/xtx/%s: %s", id, resp.Status)
+	}
+	if v.ID.String() != id || v.Terms.ID().String() != id || len(v.Legs) != 1 || v.Decision == nil || !v.Decision.Found || !v.Decision.Decision.Commit {
+		t.Fatalf("xtx view: %+v", v)
+	}
+	if err := v.TermsProof.VerifyMembership(v.StateRoot, crosschain.XTxKey(v.ID), encoding.MustMarshal(&v.Terms)); err != nil {
+		t.Fatalf("terms proof: %v", err)
+	}
+	l := v.Legs[0]
+	if !l.Found || l.Record.Status != crosschain.Committed {
+		t.Fatalf("leg: %+v", l)
+	}
+	if err := l.Proof.VerifyMembership(v.StateRoot, crosschain.LegKey(v.ID, l.Leg), encoding.MustMarshal(l.Record)); err != nil {
+		t.Fatalf("leg proof: %v", err)
+	}
+	if err := v.Decision.Proof.VerifyMembership(v.StateRoot, crosschain.DecisionKey(v.ID), encoding.MustMarshal(v.Decision.Decision)); err != nil {
+		t.Fatalf("decision proof: %v", err)
+	}
+	c, err := client.New([]string{base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := c.Header(context.Background(), v.Height)
+	if err != nil || h.Header.StateRoot != v.StateRoot {
+		t.Fatalf("header %d: %v (state root %v, the view's %s)", v.Height, err, h, v.StateRoot)
+	}
+	resp2, err := http.Get(base + "/v1/xtx/" + strings.Repeat("ab", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown xtx: %s", resp2.Status)
+	}
 }
