@@ -40,7 +40,10 @@ type historyRow struct {
 	DecidedAt      int64                  `json:"decided_at,omitempty"`
 	DecidedAtTime  string                 `json:"decided_at_time,omitempty"`
 	Legs           []settlement.LegStatus `json:"legs"`
-	Reason         string                 `json:"reason,omitempty"`
+	// LegAmounts are the legs' amounts in whole units of their assets
+	// ("0.10 EUR"), in leg order; empty where a chain cannot tell the decimals.
+	LegAmounts []string `json:"leg_amounts"`
+	Reason     string   `json:"reason,omitempty"`
 	// FoundOn is the chain whose xchain/xtx/ID gave the terms, or "index"
 	// for a trade found through the chains' transaction indexes.
 	FoundOn string `json:"found_on"`
@@ -169,6 +172,10 @@ func settleHistory(c *cli.Context) error {
 			DecisionHeight: st.DecisionHeight, DecidedAt: st.DecidedAt, DecidedAtTime: st.DecidedAtTime,
 			Legs: st.Legs, Reason: st.Reason, FoundOn: "index", Proof: st.DecisionProof})
 	}
+	amounts := x.legAmounts()
+	for i := range out.Trades {
+		out.Trades[i].LegAmounts = amounts(out.Trades[i].Legs)
+	}
 	// By submission on this machine, then by deadline (trades found on the
 	// chains only have no submission time).
 	slices.SortStableFunc(out.Trades, func(a, b historyRow) int {
@@ -193,7 +200,7 @@ func settleHistory(c *cli.Context) error {
 
 // csvHeader is the header of `plug settle history --output csv`.
 var csvHeader = []string{"id", "ref", "kind", "status", "final", "submitted_time", "coordinator", "deadline_time",
-	"decision_height", "decided_at_time", "legs", "reason", "proof_chain", "proof_height", "proof_state_root", "proof_verified"}
+	"decision_height", "decided_at_time", "legs", "reason", "proof_chain", "proof_height", "proof_state_root", "proof_verified", "leg_amounts"}
 
 func writeHistoryCSV(w io.Writer, trades []historyRow) error {
 	cw := csv.NewWriter(w)
@@ -211,7 +218,7 @@ func writeHistoryCSV(w io.Writer, trades []historyRow) error {
 		}
 		if err := cw.Write([]string{t.ID, t.Ref, string(t.Kind), t.Status, strconv.FormatBool(t.Final), t.SubmittedTime,
 			t.Coordinator, t.DeadlineTime, heightOrEmpty(t.DecisionHeight), t.DecidedAtTime, strings.Join(legs, "; "), t.Reason,
-			pc, ph, pr, pv}); err != nil {
+			pc, ph, pr, pv, strings.Join(t.LegAmounts, "; ")}); err != nil {
 			return err
 		}
 	}
@@ -252,4 +259,26 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("--since %q: want an RFC 3339 time (2026-12-01T09:00:00Z), a date (2026-12-01) or a duration back from now (24h)", s)
+}
+
+// legAmounts returns a function writing legs' amounts in whole units of their
+// assets, each asset's decimals read once from its chain.
+func (x *xenv) legAmounts() func([]settlement.LegStatus) []string {
+	shown := map[string]func(uint64) string{}
+	return func(legs []settlement.LegStatus) []string {
+		out := make([]string, len(legs))
+		for i, l := range legs {
+			k := l.Chain + "/" + l.Asset
+			f := shown[k]
+			if f == nil {
+				f = func(uint64) string { return "" }
+				if c := x.clients[l.Chain]; c != nil {
+					f = displayer(x.ctx(), c, l.Asset)
+				}
+				shown[k] = f
+			}
+			out[i] = f(l.Amount)
+		}
+		return out
+	}
 }

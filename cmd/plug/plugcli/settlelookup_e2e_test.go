@@ -146,7 +146,7 @@ func TestTradesFromChainsE2E(t *testing.T) {
 	}
 	byID := map[string][]string{rows[1][0]: rows[1], rows[2][0]: rows[2]}
 	if l, d := byID[late.ID], byID[done.ID]; l == nil || d == nil || l[3] != "aborted" || d[3] != "committed" ||
-		l[12] != "alpha" || l[15] != "true" || d[15] != "true" {
+		l[12] != "alpha" || l[15] != "true" || d[15] != "true" || d[16] != "0.10 EUR; 0.11 USD" {
 		t.Fatalf("history csv:\n%s", r.stdout)
 	}
 	t.Logf("%v", time.Since(start))

@@ -140,7 +140,9 @@ type listRow struct {
 	DecidedAt    int64                  `json:"decided_at,omitempty"`
 	DecidedTime  string                 `json:"decided_at_time,omitempty"`
 	Legs         []settlement.LegStatus `json:"legs"`
-	Reason       string                 `json:"reason,omitempty"`
+	// LegAmounts are the legs' amounts in whole units ("0.10 EUR").
+	LegAmounts []string `json:"leg_amounts"`
+	Reason     string   `json:"reason,omitempty"`
 }
 
 // listOut is `plug xchain list --output json`.
@@ -243,6 +245,7 @@ func xchainList(c *cli.Context) error {
 		xts = xts[i+1:]
 	}
 	out := listOut{Party: party, Trades: []listRow{}, Scanned: scanned}
+	amounts := x.legAmounts()
 	for i, xt := range xts {
 		if len(out.Trades) == limit {
 			out.Next = xts[i-1].ID().String()
@@ -257,7 +260,7 @@ func xchainList(c *cli.Context) error {
 		}
 		out.Trades = append(out.Trades, listRow{ID: st.ID, Ref: st.Ref, Status: st.State, Final: st.Final, Coordinator: st.Coordinator,
 			Deadline: st.Deadline, DeadlineTime: st.DeadlineTime, DecidedAt: st.DecidedAt, DecidedTime: st.DecidedAtTime,
-			Legs: st.Legs, Reason: st.Reason})
+			Legs: st.Legs, LegAmounts: amounts(st.Legs), Reason: st.Reason})
 	}
 	return x.out.Emit(out, func(w io.Writer) error {
 		var rows [][]string
