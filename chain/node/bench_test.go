@@ -117,7 +117,7 @@ func chainThroughput(b *testing.B, rate, batch int) {
 	for i := range nodes {
 		nd, err := New(Config{Name: fmt.Sprintf("v%d", i), Home: filepath.Join(dir, fmt.Sprint(i)), Genesis: gen, Key: vkeys[i],
 			Validator: true, P2PListen: "/ip4/127.0.0.1/tcp/0", Peers: slices.Clone(peers), MaxBlockTxs: *benchBlockTxs,
-			Registry: builtin.Registry(), Models: builtin.Models()})
+			NoIndex: *benchNoIndex, Registry: builtin.Registry(), Models: builtin.Models()})
 		if i == 0 {
 			nd.cfg.OnCommit = onCommit
 		}
@@ -278,3 +278,5 @@ func batchVerifyRate() float64 {
 }
 
 var benchBlockTxs = flag.Int("chain.blocktxs", 0, "BenchmarkChainThroughput: MaxBlockTxs of the validators (0: the default)")
+
+var benchNoIndex = flag.Bool("chain.noindex", false, "BenchmarkChainThroughput: validators keep no transaction index (index.db)")

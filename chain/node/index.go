@@ -24,6 +24,10 @@ const IndexFile = IndexDB
 // indexBatch is how many blocks a catch-up or a rebuild indexes per write.
 const indexBatch = 256
 
+// indexGather is how long the index writer lets committed heights gather
+// before it writes them.
+const indexGather = 500 * time.Millisecond
+
 // openIndex opens index.db and catches it up with the block store (after a
 // crash between the block's commit and its indexing, or a start with the
 // index turned off). An index ahead of the block store (chain.db was resynced
@@ -80,6 +84,13 @@ func (n *Node) runIndexer(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-n.indexWake:
+		}
+		// Let a few heights gather: one write of several blocks costs less
+		// than one per block, and under load the cores go to consensus first.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(indexGather):
 		}
 		_ = n.indexTo(n.indexTarget.Load())
 	}

@@ -76,6 +76,7 @@ func TestIndexQueries(t *testing.T) {
 		}
 	}
 	tn.waitTx(0, all[len(all)-1], 10*time.Second)
+	waitIndexed(t, n, n.height(), 10*time.Second)
 	// Positions give the expected order.
 	pos := func(ids []hash.Hash) []hash.Hash {
 		out := slices.Clone(ids)
@@ -216,4 +217,17 @@ func cmpPos(h1 uint64, i1 uint32, h2 uint64, i2 uint32) int {
 		return 1
 	}
 	return 0
+}
+
+// waitIndexed waits until n's index writer, which runs behind the commits,
+// has indexed height h.
+func waitIndexed(t *testing.T, n *Node, h uint64, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for n.index.Height() < h {
+		if time.Now().After(deadline) {
+			t.Fatalf("index at height %d after %s, want %d", n.index.Height(), d, h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
