@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/plugchain/plug/chain/block"
@@ -234,30 +236,94 @@ func (n *Node) ScanTxs(ctx context.Context, f TxFilter, fn func(TxHit) bool) err
 		filter.After = &index.Pos{Height: f.After.Height, Index: f.After.Index}
 	}
 	var (
-		cur    *blockView
-		errOut error
+		cur     *blockView
+		errOut  error
+		stopped bool
 	)
-	err := n.index.Scan(filter, func(p index.Pos, t int64) bool {
-		if ctx.Err() != nil {
-			errOut = ctx.Err()
-			return false
-		}
-		if cur == nil || cur.height != p.Height {
-			if cur, errOut = n.viewBlock(p.Height); errOut != nil {
+	// The index writer runs behind the commits: what it has not reached yet
+	// is read from the block store below, so a query sees every committed block.
+	indexed := n.index.Height()
+	scanTo := filter.To
+	filter.To = min(filter.To, indexed)
+	if filter.To >= max(filter.From, 1) {
+		err := n.index.Scan(filter, func(p index.Pos, t int64) bool {
+			if ctx.Err() != nil {
+				errOut = ctx.Err()
 				return false
 			}
-		}
-		hit, err := cur.hit(int(p.Index), t, f.Prove)
+			if cur == nil || cur.height != p.Height {
+				if cur, errOut = n.viewBlock(p.Height); errOut != nil {
+					return false
+				}
+			}
+			hit, err := cur.hit(int(p.Index), t, f.Prove)
+			if err != nil {
+				errOut = err
+				return false
+			}
+			if !fn(hit) {
+				stopped = true
+				return false
+			}
+			return true
+		})
 		if err != nil {
-			errOut = err
+			return err
+		}
+	}
+	if errOut != nil || stopped {
+		return errOut
+	}
+	return n.scanUnindexed(ctx, f, max(indexed+1, f.From, 1), scanTo, fn)
+}
+
+// scanUnindexed is ScanTxs over the committed blocks from..to that the index
+// writer has not reached: each transaction's terms worked out as the writer
+// will (indexOf), matched against f.
+func (n *Node) scanUnindexed(ctx context.Context, f TxFilter, from, to uint64, fn func(TxHit) bool) error {
+	for h := from; h <= to; h++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		v, err := n.viewBlock(h)
+		if err != nil {
+			return err
+		}
+		t := v.b.Header.Time
+		if (f.FromTime != 0 && t < f.FromTime) || (f.ToTime != 0 && t > f.ToTime) {
+			continue
+		}
+		terms := indexOf(n.cfg.Registry, n.cfg.ChainID, v.b).Txs
+		for i := range v.b.Txs {
+			if f.After != nil && (h < f.After.Height || h == f.After.Height && uint32(i) <= f.After.Index) {
+				continue
+			}
+			if !hasTerms(terms[i], f.Terms) {
+				continue
+			}
+			hit, err := v.hit(i, t, f.Prove)
+			if err != nil {
+				return err
+			}
+			if !fn(hit) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// hasTerms reports whether a transaction with terms have carries every term
+// of want (hex values compare without case, as the index stores them).
+func hasTerms(have, want []transform.Term) bool {
+	for _, w := range want {
+		if !slices.ContainsFunc(have, func(h transform.Term) bool {
+			return h.Kind == w.Kind && (h.Value == w.Value || (w.Kind == transform.TermAccount || w.Kind == transform.TermXTx) && strings.EqualFold(h.Value, w.Value))
+		}) {
 			return false
 		}
-		return fn(hit)
-	})
-	if err != nil {
-		return err
 	}
-	return errOut
+	return true
 }
 
 // blockView is a block read once for the hits of a scan in it.
@@ -315,7 +381,9 @@ func (n *Node) QueryTxs(ctx context.Context, q gateway.TxQuery) (*gateway.TxPage
 	if limit <= 0 || limit > gateway.MaxTxsLimit {
 		limit = gateway.DefaultTxsLimit
 	}
-	page := &gateway.TxPage{Txs: []gateway.TxItem{}, IndexedFrom: n.index.Low(), IndexedTo: min(n.index.Height(), n.height())}
+	// Blocks the index writer has not reached are searched in the block store
+	// (ScanTxs): the page covers every committed height from IndexedFrom.
+	page := &gateway.TxPage{Txs: []gateway.TxItem{}, IndexedFrom: n.index.Low(), IndexedTo: n.height()}
 	more := false
 	err := n.ScanTxs(ctx, q, func(h TxHit) bool {
 		if len(page.Txs) == limit {

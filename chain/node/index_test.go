@@ -29,6 +29,25 @@ func scanIDs(t *testing.T, n *Node, f TxFilter) []hash.Hash {
 	return out
 }
 
+// tailIDs is scanIDs through the block store alone, as ScanTxs reads the
+// heights the index writer has not reached.
+func tailIDs(t *testing.T, n *Node, f TxFilter) []hash.Hash {
+	t.Helper()
+	var out []hash.Hash
+	to := n.height()
+	if f.To != 0 {
+		to = min(to, f.To)
+	}
+	err := n.scanUnindexed(context.Background(), f, max(f.From, 1), to, func(h TxHit) bool {
+		out = append(out, h.Result.ID)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func acctTerm(a crypto.Address) transform.Term { return transform.AccountTerm(a) }
 
 func dumpIndex(t *testing.T, path string) []byte {
@@ -92,6 +111,9 @@ func TestIndexQueries(t *testing.T) {
 		t.Helper()
 		if got := scanIDs(t, n, f); !slices.Equal(got, want) {
 			t.Errorf("%s: got %d txs %v, want %d %v", name, len(got), got, len(want), want)
+		}
+		if got := tailIDs(t, n, f); !slices.Equal(got, want) {
+			t.Errorf("%s, read from the block store: got %d txs %v, want %d %v", name, len(got), got, len(want), want)
 		}
 	}
 	check("account bob", TxFilter{Terms: []transform.Term{acctTerm(bob)}}, toBob)
