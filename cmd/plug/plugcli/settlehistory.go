@@ -101,18 +101,9 @@ func settleHistory(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.String("party") == "" {
-		return errors.New("missing --party: whose trades to list (a keyring key or an address)")
-	}
-	party, err := x.partyAddress(c.String("party"))
+	party, since, err := x.partySince(c)
 	if err != nil {
 		return err
-	}
-	var since time.Time
-	if s := c.String("since"); s != "" {
-		if since, err = parseSince(s, time.Now()); err != nil {
-			return err
-		}
 	}
 	recs, err := x.storeRecords()
 	if err != nil {
@@ -245,6 +236,25 @@ func legsSummary(legs []settlement.LegStatus) string {
 // involves reports whether p pays or receives in a leg of x.
 func involves(x *crosschain.XTx, p crypto.Address) bool {
 	return slices.ContainsFunc(x.Legs, func(l crosschain.Leg) bool { return l.From == p || l.To == p })
+}
+
+// partySince reads --party (required) and --since (zero when absent) of the
+// commands that list a party's trades.
+func (x *xenv) partySince(c *cli.Context) (crypto.Address, time.Time, error) {
+	if c.String("party") == "" {
+		return crypto.Address{}, time.Time{}, errors.New("missing --party: whose trades to list (a keyring key or an address)")
+	}
+	party, err := x.partyAddress(c.String("party"))
+	if err != nil {
+		return crypto.Address{}, time.Time{}, err
+	}
+	var since time.Time
+	if s := c.String("since"); s != "" {
+		if since, err = parseSince(s, time.Now()); err != nil {
+			return crypto.Address{}, time.Time{}, err
+		}
+	}
+	return party, since, nil
 }
 
 // parseSince reads --since: an RFC 3339 time, a date, or a duration back from now.

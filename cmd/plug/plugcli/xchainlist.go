@@ -191,10 +191,7 @@ func xchainList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.String("party") == "" {
-		return errors.New("missing --party: whose trades to list (a keyring key or an address)")
-	}
-	party, err := x.partyAddress(c.String("party"))
+	party, since, err := x.partySince(c)
 	if err != nil {
 		return err
 	}
@@ -203,12 +200,6 @@ func xchainList(c *cli.Context) error {
 	case "", crosschain.Pending, crosschain.Prepared, crosschain.Committed, crosschain.Aborted:
 	default:
 		return fmt.Errorf("--state %q: want pending, prepared, committed or aborted", state)
-	}
-	var since time.Time
-	if s := c.String("since"); s != "" {
-		if since, err = parseSince(s, time.Now()); err != nil {
-			return err
-		}
 	}
 	limit := c.Int("limit")
 	if limit <= 0 {
