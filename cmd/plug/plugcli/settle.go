@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/plugchain/plug/chain/asset"
 	"github.com/plugchain/plug/chain/crypto"
 	"github.com/plugchain/plug/settlement"
 )
@@ -137,10 +139,10 @@ func twoSided(c *cli.Context, x *xenv, a, b, la, lb string) (ka, kb crypto.Priva
 	if kb, _, err = x.partyKey(b, c.String(b)); err != nil {
 		return
 	}
-	if legA, err = legFlag(c, la); err != nil {
+	if legA, err = legFlag(c, la, x.legSpec); err != nil {
 		return
 	}
-	legB, err = legFlag(c, lb)
+	legB, err = legFlag(c, lb, x.legSpec)
 	return
 }
 
@@ -161,7 +163,7 @@ func multiLegTrade(x *xenv, legs []string) (settlement.Trade, []crypto.PrivateKe
 		if err != nil {
 			return t, nil, err
 		}
-		spec, err := settlement.ParseLeg(parts[2])
+		spec, err := x.legSpec(parts[2])
 		if err != nil {
 			return t, nil, fmt.Errorf("--leg %q: %w", v, err)
 		}
@@ -173,16 +175,42 @@ func multiLegTrade(x *xenv, legs []string) (settlement.Trade, []crypto.PrivateKe
 	return t, keys, nil
 }
 
-func legFlag(c *cli.Context, name string) (settlement.LegSpec, error) {
+// legFlag reads flag name, a CHAIN:ASSET:AMOUNT leg, with parse.
+func legFlag(c *cli.Context, name string, parse func(string) (settlement.LegSpec, error)) (settlement.LegSpec, error) {
 	v := c.String(name)
 	if v == "" {
 		return settlement.LegSpec{}, fmt.Errorf("missing --%s: give CHAIN:ASSET:AMOUNT, e.g. alpha:USD:100", name)
 	}
-	s, err := settlement.ParseLeg(v)
+	s, err := parse(v)
 	if err != nil {
 		return s, fmt.Errorf("--%s: %w", name, err)
 	}
 	return s, nil
+}
+
+// legSpec parses a CHAIN:ASSET:AMOUNT leg as settlement.ParseLeg does, but
+// an amount with a point is in whole units of the asset (the rule of every
+// --amount), its decimals read from the leg's chain.
+func (x *xenv) legSpec(v string) (settlement.LegSpec, error) {
+	parts := strings.Split(v, ":")
+	if len(parts) == 3 && strings.Contains(parts[2], ".") {
+		chain, name := strings.TrimSpace(parts[0]), strings.TrimSpace(parts[1])
+		c := x.clients[chain]
+		if c == nil {
+			return settlement.LegSpec{}, fmt.Errorf("%w: leg %q: chain %q is not among %v", settlement.ErrInvalid, v, chain, x.chainIDs())
+		}
+		d, err := assetDef(x.ctx(), c, name)
+		if err != nil {
+			return settlement.LegSpec{}, fmt.Errorf("leg %q: %w", v, err)
+		}
+		n, err := asset.ParseAmount(strings.TrimSpace(parts[2]), d.Decimals)
+		if err != nil {
+			return settlement.LegSpec{}, fmt.Errorf("%w: leg %q: %v", settlement.ErrInvalid, v, err)
+		}
+		parts[2] = strconv.FormatUint(n, 10)
+		v = strings.Join(parts, ":")
+	}
+	return settlement.ParseLeg(v)
 }
 
 func settleStatusCommand(group string) *cli.Command {

@@ -93,11 +93,11 @@ func settleInstructCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				d, err := legFlag(c, "delivery")
+				d, err := legFlag(c, "delivery", settlement.ParseLeg)
 				if err != nil {
 					return err
 				}
-				p, err := legFlag(c, "payment")
+				p, err := legFlag(c, "payment", settlement.ParseLeg)
 				if err != nil {
 					return err
 				}

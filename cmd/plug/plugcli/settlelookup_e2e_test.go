@@ -47,8 +47,11 @@ func TestTradesFromChainsE2E(t *testing.T) {
 		return append([]string{"settle", "dvp", "--testnet", dir, "--seller", "alice", "--buyer", "bob",
 			"--coordinator", "alpha", "--wait", "--timeout", "40s", "-o", "json"}, extra...)
 	}
+	// A leg's amount with a point is in whole units: too many digits for
+	// EUR's 2 decimals is refused before anything is signed.
+	fails(t, "3 digits after the point; the asset has 2 decimals", nil, dvp("--delivery", "alpha:EUR:0.105", "--payment", "beta:USD:11", "--ref", "T-e2e-0")...)
 	var done settleOut
-	ok(t, &done, nil, dvp("--delivery", "alpha:EUR:10", "--payment", "beta:USD:11", "--ref", "T-e2e-1")...)
+	ok(t, &done, nil, dvp("--delivery", "alpha:EUR:0.10", "--payment", "beta:USD:11", "--ref", "T-e2e-1")...)
 	if done.State != settlement.Committed || !done.Final {
 		t.Fatalf("dvp: %+v", done.Status)
 	}
